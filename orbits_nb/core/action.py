@@ -1,0 +1,139 @@
+"""Actions: one unit of durable work, with retry, timeout and watcher polling."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orbits_nb.core.serde import check_json, masked
+
+if TYPE_CHECKING:
+    from orbits_nb.core.ports import Executor
+
+
+class _InProgress:
+    """Returned by ``main()``/``watch()`` to say: not done yet, poll ``watch()``."""
+
+    _instance: ClassVar[_InProgress | None] = None
+
+    def __new__(cls) -> _InProgress:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "IN_PROGRESS"
+
+    def __reduce__(self) -> str:
+        return "IN_PROGRESS"
+
+
+IN_PROGRESS = _InProgress()
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retry policy of an action class.
+
+    ``attempts`` counts the first try; the n-th retry waits
+    ``min(delay * backoff ** (n - 1), max_delay)`` seconds. Only exceptions that are
+    instances of ``on`` are retried.
+
+    >>> Retry(attempts=3, delay=1.0, backoff=2.0).delay_for(2)
+    2.0
+    """
+
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 300.0
+    on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"Retry(attempts={self.attempts}) must allow at least 1 attempt")
+        if self.delay < 0 or self.backoff < 1 or self.max_delay < 0:
+            raise ValueError("Retry needs delay >= 0, backoff >= 1 and max_delay >= 0")
+
+    def delay_for(self, retry_number: int) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1-based)."""
+        return float(min(self.delay * self.backoff ** (retry_number - 1), self.max_delay))
+
+    def retries(self, error: BaseException) -> bool:
+        return isinstance(error, self.on)
+
+
+class Action:
+    """One unit of work. Subclass it and implement ``main()`` (and ``watch()``).
+
+    Constructor keyword arguments are the persisted arguments (``self.args``); they
+    must be JSON-serializable. ``main()`` returns a JSON-serializable result, or
+    :data:`IN_PROGRESS`, after which ``watch()`` is polled every ``poll_interval``
+    seconds until it returns a result or raises. ``self.bag`` is a persisted dict for
+    scratch state between ``main`` and ``watch``. Both may be plain functions (run in a
+    worker thread) or ``async def``.
+
+    >>> class Greet(Action):
+    ...     def main(self):
+    ...         return f"hello {self.args['who']}"
+    >>> Greet(who="acme").args
+    {'who': 'acme'}
+    """
+
+    retry: ClassVar[Retry] = Retry()
+    #: Seconds the whole step (main, retries and watching) may take; None for no limit.
+    timeout: ClassVar[float | None] = None
+    #: Seconds between two ``watch()`` calls.
+    poll_interval: ClassVar[float] = 5.0
+
+    args: dict[str, Any]
+    bag: dict[str, Any]
+    executor: Executor | None
+    #: Set by the engine while the action runs.
+    run_id: str
+    step: str
+    attempt: int
+    env: dict[str, str]
+
+    def __init__(self, **args: Any) -> None:
+        name = type(self).__name__
+        self.args = {
+            key: check_json(value, f"argument {key!r} of {name}")
+            for key, value in args.items()
+        }
+        self.bag = {}
+        self.executor = None
+        self.run_id = ""
+        self.step = ""
+        self.attempt = 0
+        self.env = {}
+
+    def main(self) -> Any:
+        """Do the work; return a result or :data:`IN_PROGRESS`."""
+        raise NotImplementedError(f"{type(self).__name__} must define main()")
+
+    def watch(self) -> Any:
+        """Poll work started by ``main()``; return a result, IN_PROGRESS, or raise."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.main() returned IN_PROGRESS but the class defines "
+            "no watch() to poll"
+        )
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger whose records are captured in the step's logs."""
+        return logging.getLogger(f"orbits_nb.action.{type(self).__name__}")
+
+    @classmethod
+    def type_name(cls) -> str:
+        """``module:QualName``, the importable name recorded in the store."""
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+    def describe(self) -> str:
+        """``Name(arg=value, ...)`` with secrets masked."""
+        shown = ", ".join(f"{k}={v!r}" for k, v in masked(self.args).items())
+        return f"{type(self).__name__}({shown})"
+
+    def __repr__(self) -> str:
+        return self.describe()

@@ -1,0 +1,120 @@
+"""One exception hierarchy, rooted in :class:`OrbitsError`.
+
+Every error carries structured fields (run id, step, cause) and a message that tells
+the user what to do next. All of them pickle cleanly so they can travel back from a
+subprocess executor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrbitsError(Exception):
+    """Base class of every error raised by orbits_nb."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.fields))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[OrbitsError], message: str, fields: dict[str, Any]) -> OrbitsError:
+    err = cls.__new__(cls)
+    OrbitsError.__init__(err, message, **fields)
+    return err
+
+
+class InvalidArgument(OrbitsError, TypeError):
+    """An action argument, result or bag value is not JSON-serializable."""
+
+
+class StepFailed(OrbitsError):
+    """A workflow step failed after its retries; raised inside ``define()``.
+
+    Fields: ``run_id``, ``step`` (the step key), ``cause`` (a :class:`RemoteError`
+    or the original exception), ``attempts``.
+    """
+
+    run_id: str
+    step: str
+    cause: BaseException | None
+    attempts: int
+
+    def __init__(
+        self, run_id: str, step: str, cause: BaseException | None, attempts: int
+    ) -> None:
+        kind = type(cause).__name__ if cause is not None else "error"
+        if isinstance(cause, RemoteError):
+            kind = cause.type_name
+        super().__init__(
+            f"step {step!r} of run {run_id!r} failed after {attempts} attempt(s): "
+            f"{kind}: {cause}",
+            run_id=run_id,
+            step=step,
+            cause=cause,
+            attempts=attempts,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (StepFailed, (self.run_id, self.step, self.cause, self.attempts))
+
+
+class StepTimeout(OrbitsError):
+    """An action ran (or watched) longer than its class-level ``timeout``."""
+
+
+class NondeterminismError(OrbitsError):
+    """The workflow code no longer matches the recorded history of the run."""
+
+
+class DuplicateStep(OrbitsError):
+    """A step key was requested twice while the first call is still in flight."""
+
+
+class ActionNotFound(OrbitsError):
+    """A recorded action or workflow class cannot be imported when resuming."""
+
+
+class RunNotFound(OrbitsError):
+    """No run with the given id exists in the store."""
+
+
+class RunOwned(OrbitsError):
+    """Another live process owns the run (see the ``owner`` field)."""
+
+
+class RunCancelled(OrbitsError):
+    """The run was cancelled."""
+
+
+class StoreError(OrbitsError):
+    """The state file is unusable: corrupted, foreign, newer schema, or busy."""
+
+
+class StoreBusy(StoreError):
+    """The state file stayed locked by another process for too long."""
+
+
+class RemoteError(OrbitsError):
+    """An exception from another process that could not be sent back as itself.
+
+    Keeps the original type name, message and formatted traceback.
+    """
+
+    type_name: str
+    traceback: str
+
+    def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
+        super().__init__(message, type_name=type_name, traceback=traceback)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RemoteError, (self.type_name, self.message, self.traceback))

@@ -1,0 +1,80 @@
+"""Workflows: actions whose ``define()`` calls durable ``do(name, action)`` steps."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol
+
+from orbits_nb.core.action import Action
+from orbits_nb.core.errors import OrbitsError
+
+if TYPE_CHECKING:
+    from orbits_nb.core.ports import Executor
+    from orbits_nb.engine.engine import Engine
+    from orbits_nb.engine.run import Run
+
+
+class StepRunner(Protocol):
+    """What ``Workflow.do`` delegates to while a run executes (the engine side)."""
+
+    workflow: Workflow
+
+    async def do(self, name: str, action: Action, executor: Executor | None) -> Any: ...
+
+
+#: The run a ``define()`` coroutine belongs to; tasks made by ``asyncio.gather`` copy it.
+current_runner: ContextVar[StepRunner | None] = ContextVar("orbits_nb_runner", default=None)
+
+
+class Workflow(Action):
+    """An action made of durable steps.
+
+    Implement ``async def define(self)`` and call ``await self.do(name, action)``;
+    each step's result is recorded, so executing the run again replays completed
+    steps from the store instead of running them. Run parallel steps with
+    ``asyncio.gather``; a failed step raises :class:`~orbits_nb.StepFailed`.
+
+    >>> class Hello(Workflow):
+    ...     async def define(self):
+    ...         return await self.do("greet", Greet(who=self.args["who"]))
+    >>> run = Hello(who="acme").start()      # doctest: +SKIP
+    >>> run.wait()                           # doctest: +SKIP
+    'hello acme'
+    """
+
+    async def define(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define `async def define(self)`")
+
+    async def do(self, name: str, action: Action, *, executor: Executor | None = None) -> Any:
+        """Run ``action`` as the durable step ``name`` and return its result."""
+        runner = current_runner.get()
+        if runner is None or runner.workflow is not self:
+            raise OrbitsError(
+                f"{type(self).__name__}.do({name!r}) was called outside its own define(); "
+                "start the workflow with .start() and call do() from define()"
+            )
+        return await runner.do(name, action, executor)
+
+    def main(self) -> Any:
+        raise OrbitsError(
+            f"{type(self).__name__} is a workflow: start it with .start(), or use it as a "
+            "step with `await self.do(name, workflow)`"
+        )
+
+    def start(self, *, run_id: str | None = None, fresh: bool = False,
+              engine: Engine | None = None) -> Run:
+        """Start (or resume) this workflow's run in the background; return its handle.
+
+        The default run id derives from the class and its arguments, so starting the
+        same workflow again resumes the same run. ``run_id`` names a run explicitly;
+        ``fresh=True`` starts a new one.
+        """
+        # Imported here: the core must not depend on the engine at import time.
+        from orbits_nb.engine.engine import default_engine
+
+        return (engine or default_engine()).start(self, run_id=run_id, fresh=fresh)
+
+    def run(self, *, run_id: str | None = None, fresh: bool = False,
+            engine: Engine | None = None, timeout: float | None = None) -> Any:
+        """Start the run and wait for its result (for scripts)."""
+        return self.start(run_id=run_id, fresh=fresh, engine=engine).wait(timeout)

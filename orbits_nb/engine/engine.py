@@ -1,0 +1,228 @@
+"""The engine: joins a store, executors and an event loop of its own.
+
+Runs execute on the engine's loop, in a background thread, so a notebook cell can
+start a run and return at once, ``await run`` works in any asyncio code, and
+``run.wait()`` blocks safely in scripts and under papermill (no nested loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from orbits_nb.core.errors import NondeterminismError, RunNotFound
+from orbits_nb.core.ports import Executor
+from orbits_nb.core.serde import MASK, Secret, digest
+from orbits_nb.core.state import RunState, fold
+from orbits_nb.core.workflow import Workflow
+from orbits_nb.engine import capture
+from orbits_nb.engine.run import Run
+from orbits_nb.engine.runner import RunExecution
+from orbits_nb.engine.writer import Writer
+from orbits_nb.executors.local import LocalExecutor
+from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store.location import default_state_path
+
+HEARTBEAT_SECONDS = 15.0
+
+
+def run_id_for(workflow: Workflow, fresh: bool = False) -> str:
+    """The default run id: the class name and a hash of the class and its arguments."""
+    base = f"{type(workflow).__name__}-" + digest(
+        {"workflow": workflow.type_name(), "args": workflow.args}, 10)
+    return f"{base}-{uuid.uuid4().hex[:8]}" if fresh else base
+
+
+class Engine:
+    """Executes workflows durably against one store.
+
+    >>> engine = Engine(":memory:")                       # doctest: +SKIP
+    >>> engine.start(Hello(who="acme")).wait()            # doctest: +SKIP
+    """
+
+    def __init__(self, store: DuckDBStore | str | Path | None = None, *,
+                 executor: Executor | None = None, max_threads: int = 64) -> None:
+        if store is None:
+            store = default_state_path()
+        self.store = store if isinstance(store, DuckDBStore) else DuckDBStore(store)
+        self.executor: Executor = executor or LocalExecutor()
+        self.owner = Owner(token=uuid.uuid4().hex)
+        self.max_threads = max_threads
+        self._secrets: set[str] = set()
+        self.writer = Writer(self.store, redact=self._redact)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self.active: dict[str, Run] = {}
+        self._listeners: list[Callable[[RunExecution], None]] = []
+        self.meta: dict[str, Any] = {}
+
+    # -- loop ---------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                capture.install()
+                loop = asyncio.new_event_loop()
+                loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+                    self.max_threads, thread_name_prefix="orbits-nb-step"))
+                ready = threading.Event()
+                self._thread = threading.Thread(target=self._serve, args=(loop, ready),
+                                                name="orbits-nb-engine", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+                loop.call_soon_threadsafe(lambda: loop.create_task(self._heartbeat()))
+                atexit.register(self.close)
+            return self._loop
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            ids = [run_id for run_id, run in list(self.active.items()) if not run.done]
+            if ids:
+                self.writer.defer(Batch(heartbeats=[(i, self.owner.token) for i in ids]))
+
+    def close(self) -> None:
+        """Cancel active runs, commit what is pending and release the state file."""
+        for run in list(self.active.values()):
+            if not run.done:
+                run.cancel()
+        for run in list(self.active.values()):
+            try:
+                run.wait(5)
+            except BaseException:  # the run records its own failure or cancellation
+                pass
+        self.writer.stop()
+        self.store.busy = False
+        self.store.close()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+    # -- runs -------------------------------------------------------------------------
+    def start(self, workflow: Workflow, *, run_id: str | None = None,
+              fresh: bool = False) -> Run:
+        """Start or resume ``workflow``; returns at once with the :class:`Run` handle."""
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"start() needs a Workflow, got {type(workflow).__name__}")
+        run_id = run_id or run_id_for(workflow, fresh)
+        with self._lock:
+            live = self.active.get(run_id)
+            if live is not None and not live.done:
+                if live.workflow is not None and type(live.workflow) is not type(workflow):
+                    raise NondeterminismError(
+                        f"run {run_id!r} is running {type(live.workflow).__name__} in this "
+                        f"process; cannot start {type(workflow).__name__} under that id",
+                        run_id=run_id)
+                return live
+            loop = self.loop
+            self.store.busy = True
+            try:
+                self.writer.flush()
+                self.store.acquire_lease(run_id, self.owner)
+                state = fold(run_id, self.store.load_run(run_id))
+            except BaseException:
+                self._idle_check()
+                raise
+            if state.workflow and state.workflow != workflow.type_name():
+                self.writer.defer(Batch(release_leases=[(run_id, self.owner.token)]))
+                self._idle_check()
+                raise NondeterminismError(
+                    f"run {run_id!r} was recorded for {state.workflow}, not "
+                    f"{workflow.type_name()}; use another run_id or start(fresh=True)",
+                    run_id=run_id, expected=state.workflow, actual=workflow.type_name())
+            execution = RunExecution(self, workflow, state)
+            future = asyncio.run_coroutine_threadsafe(self._execute(execution), loop)
+            run = Run(self, run_id, workflow=workflow, execution=execution, future=future)
+            self.active[run_id] = run
+        return run
+
+    async def _execute(self, execution: RunExecution) -> Any:
+        run_id = execution.run_id
+        try:
+            return await execution.execute()
+        finally:
+            await self.writer.commit(Batch(release_leases=[(run_id, self.owner.token)]))
+            with self._lock:
+                self._idle_check(exclude=run_id)
+
+    def _idle_check(self, exclude: str | None = None) -> None:
+        busy = any(not r.done for i, r in self.active.items() if i != exclude)
+        self.store.busy = busy
+
+    async def load_state(self, run_id: str) -> RunState:
+        loop = asyncio.get_running_loop()
+        events = await loop.run_in_executor(None, self.store.load_run, run_id)
+        return fold(run_id, events)
+
+    def get_run(self, run_id: str) -> Run:
+        """The handle of a run, live in this process or recorded in the store."""
+        live = self.active.get(run_id)
+        if live is not None:
+            return live
+        state = fold(run_id, self.store.load_run(run_id))
+        if not state.workflow:
+            raise RunNotFound(f"no run {run_id!r} in {self.store.path}; list runs with "
+                              "`orbits-nb runs`", run_id=run_id)
+        return Run(self, run_id)
+
+    # -- observers, secrets, metadata ---------------------------------------------------
+    def notify(self, execution: RunExecution) -> None:
+        for listener in list(self._listeners):
+            listener(execution)
+
+    def subscribe(self, listener: Callable[[RunExecution], None]) -> Callable[[], None]:
+        """Call ``listener`` (on the engine thread) after each state change."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def learn_secrets(self, secrets: Iterable[Secret]) -> None:
+        for secret in secrets:
+            try:
+                value = secret.reveal()
+            except Exception:  # revealed (and reported) by the action that uses it
+                continue
+            if len(value) >= 4:
+                self._secrets.add(value)
+
+    def _redact(self, text: str) -> str:
+        for value in self._secrets:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def run_meta(self) -> dict[str, Any]:
+        """Context recorded with each new run (e.g. the notebook that started it)."""
+        meta = dict(self.meta)
+        notebook = os.environ.get("ORBITS_NB_NOTEBOOK")
+        if notebook:
+            meta.setdefault("notebook", notebook)
+        return meta
+
+
+_engines: dict[Path, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine of this process for the default state file (created on first use)."""
+    path = default_state_path()
+    with _engines_lock:
+        engine = _engines.get(path)
+        if engine is None:
+            engine = _engines[path] = Engine(path)
+        return engine

@@ -1,0 +1,170 @@
+"""The :class:`Run` handle: status, result, steps, logs, wait/await, cancel, reset."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.errors import ActionNotFound, OrbitsError, RemoteError
+from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold, short_error
+from orbits_nb.engine.table import Table
+from orbits_nb.store.duckdb_store import Batch
+
+if TYPE_CHECKING:
+    from orbits_nb.core.workflow import Workflow
+    from orbits_nb.engine.engine import Engine
+    from orbits_nb.engine.runner import RunExecution
+
+STEP_COLUMNS = ["step", "status", "attempts", "action", "started_at", "duration_s",
+                "result", "error"]
+
+
+class Run:
+    """A handle on one run, live in this process or recorded in the store."""
+
+    def __init__(self, engine: Engine, run_id: str, *, workflow: Workflow | None = None,
+                 execution: RunExecution | None = None,
+                 future: concurrent.futures.Future[Any] | None = None) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.workflow = workflow
+        self.execution = execution
+        self._future = future
+
+    # -- state ------------------------------------------------------------------------
+    def state(self) -> RunState:
+        """The run's current state (live in memory, else read from the store)."""
+        if self.execution is not None:
+            return self.execution.state
+        return fold(self.run_id, self.engine.store.load_run(self.run_id))
+
+    @property
+    def done(self) -> bool:
+        if self._future is not None:
+            return self._future.done()
+        return self.state().status in RUN_TERMINAL
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``running``, ``succeeded``, ``failed`` or ``cancelled``."""
+        return self.state().status
+
+    @property
+    def result(self) -> Any:
+        return self.state().result
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The error of a failed run: ``type``, ``message``, ``traceback``."""
+        return self.state().error
+
+    def steps(self) -> Table:
+        """A table of the run's steps in order: status, attempts, timings, result/error."""
+        now = time.time()
+        rows = []
+        for step in self.state().ordered_steps():
+            end = step.finished_at or now
+            rows.append({
+                "step": step.key, "status": step.status, "attempts": step.attempts,
+                "action": step.action.rsplit(":", 1)[-1],
+                "started_at": time.strftime("%H:%M:%S", time.localtime(step.started_at))
+                if step.started_at else None,
+                "duration_s": round(end - step.started_at, 4) if step.started_at else None,
+                "result": step.result, "error": short_error(step.error) or None,
+            })
+        return Table(STEP_COLUMNS, rows)
+
+    def logs(self, step: str | None = None) -> str:
+        """Captured print and logging output, of one step or of the whole run."""
+        self.engine.writer.flush()
+        lines = self.engine.store.logs(self.run_id, step)
+        if step is None:
+            return "\n".join(f"[{s}] {message}" for _, s, _, _, message in lines)
+        return "\n".join(message for *_, message in lines)
+
+    # -- waiting --------------------------------------------------------------------
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the run ends; return its result or raise its error."""
+        if self._future is not None:
+            return self._future.result(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state.status in RUN_TERMINAL:
+                return self._outcome(state)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.run_id!r} still {state.status}")
+            time.sleep(0.2)
+
+    def _outcome(self, state: RunState) -> Any:
+        if state.status == "succeeded":
+            return state.result
+        error = state.error or {}
+        raise RemoteError(str(error.get("type", "Error")), str(error.get("message", "")),
+                          str(error.get("traceback", "")))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._future is None:
+            return asyncio.get_running_loop().run_in_executor(None, self.wait).__await__()
+        return asyncio.wrap_future(self._future).__await__()
+
+    # -- control --------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the run: in-flight steps are cancelled and recorded as such."""
+        if self._future is not None and not self._future.done():
+            self.engine.loop.call_soon_threadsafe(self._future.cancel)
+
+    def reset(self, step: str) -> None:
+        """Discard ``step`` and every step that started after it in this run.
+
+        The next start re-executes from ``step``. The run must not be executing.
+        """
+        if not self.done:
+            raise OrbitsError(f"run {self.run_id!r} is executing; cancel it or wait "
+                              "before reset()", run_id=self.run_id)
+        self.engine.writer.flush()
+        state = fold(self.run_id, self.engine.store.load_run(self.run_id))
+        target = state.steps.get(step)
+        if target is None:
+            known = ", ".join(s.key for s in state.ordered_steps()) or "none"
+            raise OrbitsError(f"run {self.run_id!r} has no step {step!r} (steps: {known})",
+                              run_id=self.run_id, step=step)
+        dropped = [s for s in state.steps.values() if s.pos >= target.pos]
+        events = [Event(self.run_id, "run.reset", data={"steps": [s.key for s in dropped],
+                                                       "from": step})]
+        for s in dropped:
+            if s.child_run_id:
+                child = fold(s.child_run_id, self.engine.store.load_run(s.child_run_id))
+                events.append(Event(s.child_run_id, "run.reset",
+                                    data={"steps": list(child.steps), "from": step}))
+        self.engine.writer.submit(Batch(events=events)).result()
+
+    def retry(self) -> Run:
+        """Execute the run again: completed steps replay, failed ones run again."""
+        workflow = self.workflow or self._load_workflow()
+        return self.engine.start(workflow, run_id=self.run_id)
+
+    def _load_workflow(self) -> Workflow:
+        from orbits_nb.engine.resume import load_workflow
+
+        state = self.state()
+        try:
+            return load_workflow(state.workflow, state.args)
+        except ActionNotFound:
+            raise
+        except Exception as err:
+            raise ActionNotFound(f"cannot rebuild {state.workflow} for run "
+                                 f"{self.run_id!r}: {err}", run_id=self.run_id) from err
+
+    # -- display --------------------------------------------------------------------
+    def __repr__(self) -> str:
+        state = self.state()
+        steps = state.ordered_steps()
+        ok = sum(s.status == "succeeded" for s in steps)
+        head = (f"Run {self.run_id} [{state.status}] {ok}/{len(steps)} steps succeeded")
+        if state.error:
+            head += f"\n  error: {short_error(state.error)}"
+        return head + ("\n" + self.steps().text() if steps else "")

@@ -1,0 +1,284 @@
+"""One execution of a run: durable ``do()`` with replay, retries, watchers, timeouts.
+
+Step keys are the step name plus its occurrence (``deploy``, ``deploy#2``, ...).
+A step recorded as succeeded returns its recorded result without running; a step
+recorded as waiting resumes its watcher with its bag; anything else runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.action import IN_PROGRESS, Action
+from orbits_nb.core.errors import (
+    DuplicateStep,
+    InvalidArgument,
+    NondeterminismError,
+    OrbitsError,
+    RunCancelled,
+    StepFailed,
+    StepTimeout,
+)
+from orbits_nb.core.ports import Executor, Method
+from orbits_nb.core.serde import check_json, secrets_in
+from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
+from orbits_nb.core.workflow import Workflow, current_runner
+from orbits_nb.engine.capture import StepSink, current_sink
+from orbits_nb.store.duckdb_store import Batch, LogLine
+
+if TYPE_CHECKING:
+    from orbits_nb.engine.engine import Engine
+
+RESERVED = ("#", "/")
+
+
+class RunExecution:
+    """Executes ``workflow.define()`` for ``run_id`` against its recorded history."""
+
+    def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
+                 parent: RunExecution | None = None) -> None:
+        self.engine = engine
+        self.workflow = workflow
+        self.state = state
+        self.run_id = state.run_id
+        self.parent = parent
+        self.recorded: dict[str, StepState] = dict(state.steps)
+        self.by_pos = {s.pos: s for s in self.recorded.values() if s.status == "succeeded"}
+        self.counts: dict[str, int] = {}
+        self.inflight: dict[str, str] = {}
+        self.calls = 0
+        self.frontier: list[str] = []
+        self.visited: set[str] = set()
+        self.replayed: set[str] = set()
+        self.children: dict[str, RunExecution] = {}
+        self.cancelling = False
+
+    # -- events ---------------------------------------------------------------------
+    def _event(self, kind: str, step: str | None = None, attempt: int | None = None,
+               **data: Any) -> Event:
+        event = Event(self.run_id, kind, step, attempt, data)
+        apply(self.state, event)
+        self.engine.notify(self)
+        return event
+
+    def defer(self, kind: str, step: str | None = None, attempt: int | None = None,
+              **data: Any) -> None:
+        self.engine.writer.defer(Batch(events=[self._event(kind, step, attempt, **data)]))
+
+    async def commit(self, kind: str, step: str | None = None, attempt: int | None = None,
+                     **data: Any) -> None:
+        await self.engine.writer.commit(Batch(events=[self._event(kind, step, attempt, **data)]))
+
+    # -- the run --------------------------------------------------------------------
+    async def execute(self) -> Any:
+        if not self.state.workflow:
+            self.defer("run.created", workflow=self.workflow.type_name(),
+                       args=self.workflow.args,
+                       parent_run_id=self.parent.run_id if self.parent else None,
+                       parent_step=self.run_id.rsplit("/", 1)[-1] if self.parent else None,
+                       meta=self.engine.run_meta())
+        self.defer("run.started", host=self.engine.owner.host, pid=self.engine.owner.pid)
+        token = current_runner.set(self)
+        try:
+            result = await self.workflow.define()
+            result = check_json(result, f"result of workflow {type(self.workflow).__name__}")
+        except asyncio.CancelledError:
+            await asyncio.shield(self.commit("run.cancelled", error={
+                "type": "RunCancelled", "message": "the run was cancelled"}))
+            raise
+        except BaseException as err:
+            await asyncio.shield(self.commit("run.failed", error=error_info(err)))
+            raise
+        finally:
+            current_runner.reset(token)
+        await self.commit("run.succeeded", result=result)
+        return result
+
+    # -- do() -----------------------------------------------------------------------
+    async def do(self, name: str, action: Action, executor: Executor | None) -> Any:
+        key = self._key(name, action)
+        ordinal = self.calls
+        self.calls += 1
+        concurrent = bool(self.inflight)
+        record = self.recorded.get(key)
+        if record is not None and record.action and record.action != action.type_name():
+            raise NondeterminismError(
+                f"run {self.run_id!r} is not deterministic: step {key!r} was recorded as "
+                f"{record.action} but the code now runs {action.type_name()} under that "
+                f"name. Restore the code, or run.reset({key!r}) to discard that step and "
+                "what followed it, or start(fresh=True)",
+                run_id=self.run_id, step=key, expected=record.action,
+                actual=action.type_name())
+        if record is None and not concurrent:
+            self._check_position(ordinal, key, action)
+        self.visited.add(key)
+        if record is not None and record.status == "succeeded":
+            self.replayed.add(key)
+            self._completed(key)
+            self.engine.notify(self)
+            return record.result
+        self.inflight[key] = name
+        try:
+            return await self._run_step(key, name, ordinal, action, executor, record,
+                                        concurrent)
+        finally:
+            del self.inflight[key]
+
+    def _key(self, name: str, action: Action) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise DuplicateStep(f"a step name must be a non-empty string, got {name!r}")
+        if any(ch in name for ch in RESERVED):
+            raise DuplicateStep(
+                f"step name {name!r} contains '#' or '/', which orbits_nb reserves for "
+                "repeated and nested steps; choose another name", step=name)
+        if not isinstance(action, Action):
+            raise InvalidArgument(
+                f"do({name!r}, ...) needs an orbits_nb.Action instance, got "
+                f"{type(action).__name__}", step=name)
+        if name in self.inflight.values():
+            raise DuplicateStep(
+                f"step name {name!r} is used by two steps running at the same time, so "
+                "which one is which cannot be told apart on replay; give each a distinct "
+                f"name (e.g. f'{name}-{{item}}')", run_id=self.run_id, step=name)
+        count = self.counts.get(name, 0) + 1
+        self.counts[name] = count
+        return name if count == 1 else f"{name}#{count}"
+
+    def _check_position(self, ordinal: int, key: str, action: Action) -> None:
+        earlier = self.by_pos.get(ordinal)
+        if earlier is None or earlier.key == key or earlier.key in self.visited:
+            return
+        if earlier.concurrent:
+            return
+        raise NondeterminismError(
+            f"run {self.run_id!r} is not deterministic: step number {ordinal + 1} was "
+            f"recorded as {earlier.key!r} ({earlier.action}) but the code now runs "
+            f"{key!r} ({action.type_name()}) there. Restore the code, or "
+            f"run.reset({earlier.key!r}) to discard that step and what followed it, or "
+            "start(fresh=True)",
+            run_id=self.run_id, step=key, expected=earlier.key, actual=key)
+
+    def _completed(self, key: str) -> None:
+        self.frontier.append(key)
+
+    # -- one step ---------------------------------------------------------------------
+    async def _run_step(self, key: str, name: str, ordinal: int, action: Action,
+                        executor: Executor | None, record: StepState | None,
+                        concurrent: bool) -> Any:
+        executor = executor or action.executor or self.engine.executor
+        parents, self.frontier = self.frontier, []
+        static = {"name": name, "pos": ordinal if record is None else record.pos,
+                  "action": action.type_name(), "args": action.args,
+                  "executor": executor.describe(), "parents": parents,
+                  "concurrent": concurrent}
+        if isinstance(action, Workflow):
+            static["child_run_id"] = f"{self.run_id}/{key}"
+        self.engine.learn_secrets(secrets_in(action.args))
+        first_start = record.started_at if record and record.status != "failed" else None
+        started = first_start or time.time()
+        deadline = started + action.timeout if action.timeout else None
+        watching = record is not None and record.status == "waiting"
+        action.bag = dict(record.bag) if watching and record else {}
+        attempt = record.attempts if record else 0
+        retries = 0
+        fresh_incarnation = record is None or record.status in ("failed", "cancelled")
+        while True:
+            attempt += 1
+            data = static if fresh_incarnation else {"resumed": watching}
+            fresh_incarnation = False
+            self.defer("step.started", key, attempt, **data)
+            try:
+                result = await self._attempt(key, attempt, action, executor, watching,
+                                             deadline)
+            except asyncio.CancelledError:
+                await asyncio.shield(self.commit("step.cancelled", key, attempt))
+                raise
+            except Exception as err:
+                phase_watch = bool(getattr(err, "_orbits_watch", False))
+                policy = type(action).retry
+                can_retry = (not isinstance(err, (StepTimeout, OrbitsError))
+                             and policy.retries(err) and retries + 1 < policy.attempts)
+                if not can_retry:
+                    await self.commit("step.failed", key, attempt, error=error_info(err))
+                    self._completed(key)
+                    raise StepFailed(self.run_id, key, err, attempt) from err
+                retries += 1
+                delay = policy.delay_for(retries)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.time()))
+                self.defer("step.retrying", key, attempt, error=error_info(err), delay=delay)
+                await asyncio.sleep(delay)
+                watching = phase_watch
+                continue
+            await self.commit("step.succeeded", key, attempt, result=result)
+            self._completed(key)
+            return result
+
+    async def _attempt(self, key: str, attempt: int, action: Action, executor: Executor,
+                       watching: bool, deadline: float | None) -> Any:
+        action.run_id, action.step, action.attempt = self.run_id, key, attempt
+        if isinstance(action, Workflow):
+            return await self._run_child(key, action)
+        if not watching:
+            value = await self._call(key, attempt, action, executor, "main", deadline)
+            if value is not IN_PROGRESS:
+                return check_json(value, f"result of step {key!r} ({type(action).__name__})")
+            await self.commit("step.waiting", key, attempt,
+                              bag=check_json(action.bag, f"bag of step {key!r}"))
+        saved = dict(action.bag)
+        while True:
+            pause = type(action).poll_interval
+            if deadline is not None:
+                pause = min(pause, max(0.0, deadline - time.time()))
+            await asyncio.sleep(pause)
+            try:
+                value = await self._call(key, attempt, action, executor, "watch", deadline)
+            except Exception as err:
+                err._orbits_watch = True  # type: ignore[attr-defined]
+                raise
+            if action.bag != saved:
+                saved = dict(action.bag)
+                await self.commit("step.bag", key, attempt,
+                                  bag=check_json(saved, f"bag of step {key!r}"))
+            if value is not IN_PROGRESS:
+                return check_json(value, f"result of step {key!r} ({type(action).__name__})")
+
+    async def _call(self, key: str, attempt: int, action: Action, executor: Executor,
+                    method: Method, deadline: float | None) -> Any:
+        if deadline is not None and time.time() >= deadline:
+            raise StepTimeout(
+                f"step {key!r} ({type(action).__name__}) exceeded its timeout of "
+                f"{action.timeout}s", run_id=self.run_id, step=key)
+        sink = StepSink(lambda stream, line: self.engine.writer.defer(
+            Batch(logs=[LogLine(self.run_id, key, attempt, stream, line)])))
+        token = current_sink.set(sink)
+        try:
+            call = executor.call(action, method)
+            if deadline is None:
+                outcome = await call
+            else:
+                try:
+                    outcome = await asyncio.wait_for(call, deadline - time.time())
+                except TimeoutError:
+                    raise StepTimeout(
+                        f"step {key!r} ({type(action).__name__}) exceeded its timeout of "
+                        f"{action.timeout}s in {method}()", run_id=self.run_id,
+                        step=key) from None
+        finally:
+            current_sink.reset(token)
+            sink.close()
+        action.bag = outcome.bag
+        return outcome.value
+
+    async def _run_child(self, key: str, child: Workflow) -> Any:
+        child_id = f"{self.run_id}/{key}"
+        state = await self.engine.load_state(child_id)
+        execution = RunExecution(self.engine, child, state, parent=self)
+        self.children[key] = execution
+        return await asyncio.create_task(execution.execute())
+
+
+def cancelled_error(run_id: str) -> RunCancelled:
+    return RunCancelled(f"run {run_id!r} was cancelled", run_id=run_id)

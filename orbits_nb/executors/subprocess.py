@@ -1,0 +1,67 @@
+"""The subprocess executor: each call runs in a fresh Python process.
+
+The action travels by cloudpickle (so classes defined in a notebook work too); the
+reply comes back pickled. An exception that cannot be pickled comes back as a
+:class:`~orbits_nb.core.errors.RemoteError` with its type, message and traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import sys
+from pathlib import Path
+
+from orbits_nb.core.action import Action
+from orbits_nb.core.errors import RemoteError
+from orbits_nb.core.ports import Method, Outcome
+from orbits_nb.engine.capture import current_sink
+
+
+class SubprocessExecutor:
+    """Runs each ``main``/``watch`` call in a new ``python`` process.
+
+    >>> step = self.do("build", Build(), executor=SubprocessExecutor())  # doctest: +SKIP
+    """
+
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.python = python or sys.executable
+        self.env = dict(env or {})
+
+    def describe(self) -> str:
+        return "subprocess"
+
+    async def call(self, action: Action, method: Method) -> Outcome:
+        import cloudpickle
+
+        payload = cloudpickle.dumps((action, method))
+        env = {**os.environ, **self.env}
+        # The child must import what the parent imported by reference.
+        paths = [p for p in sys.path if p and Path(p).is_dir()]
+        env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *paths])
+        proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "orbits_nb.executors.worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env)
+        try:
+            out, err = await proc.communicate(payload)
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        sink = current_sink.get()
+        if sink is not None and err:
+            sink.write("stdout", err.decode(errors="replace"))
+            sink.close()
+        if not out:
+            raise RemoteError("SubprocessDied", f"the worker process exited with code "
+                              f"{proc.returncode} before replying", err.decode()[-2000:])
+        reply = pickle.loads(out)
+        if reply[0] == "ok":
+            return Outcome(reply[1], reply[2])
+        raise reply[1]
+
+    def __repr__(self) -> str:
+        return f"SubprocessExecutor(python={self.python!r})"

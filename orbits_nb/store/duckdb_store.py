@@ -1,0 +1,345 @@
+"""The DuckDB store: the state file, opened only while there is work.
+
+All access in a process is serialized on one connection. Between processes the file
+is handed over through :class:`~orbits_nb.store.handoff.Turnstile`, so nobody sees a
+DuckDB lock error: a process waits its turn, bounded by ``lock_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.errors import RunOwned, StoreBusy, StoreError
+from orbits_nb.core.serde import dumps, loads
+from orbits_nb.core.state import Event
+from orbits_nb.store.handoff import Turnstile
+from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import duckdb
+
+_CHUNK = 400
+HOST = socket.gethostname()
+
+
+@dataclass
+class LogLine:
+    run_id: str
+    step: str | None
+    attempt: int | None
+    stream: str
+    message: str
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass
+class Batch:
+    """Writes committed together (group commit)."""
+
+    events: list[Event] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+    release_leases: list[tuple[str, str]] = field(default_factory=list)  # (run_id, token)
+    heartbeats: list[tuple[str, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.logs or self.release_leases or self.heartbeats)
+
+    def extend(self, other: Batch) -> None:
+        self.events += other.events
+        self.logs += other.logs
+        self.release_leases += other.release_leases
+        self.heartbeats += other.heartbeats
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process (and engine) that executes a run."""
+
+    token: str
+    host: str = HOST
+    pid: int = field(default_factory=os.getpid)
+
+
+def owner_alive(host: str, pid: int, heartbeat: float, ttl: float = 60.0) -> bool:
+    """Whether a lease holder still lives: by pid on this host, by heartbeat elsewhere."""
+    if host != HOST:
+        return time.time() - heartbeat < ttl
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DuckDBStore:
+    """Runs, steps, events, logs and leases in a DuckDB file (or ``":memory:"``)."""
+
+    def __init__(self, path: str | Path, *, lock_timeout: float | None = None,
+                 time_slice: float = 0.2, idle_release: float = 0.05) -> None:
+        self.memory = str(path) == ":memory:"
+        self.path = Path(path) if not self.memory else Path(":memory:")
+        timeout = lock_timeout or float(os.environ.get("ORBITS_NB_LOCK_TIMEOUT", "120"))
+        self.lock_timeout = timeout
+        self.time_slice = time_slice
+        self.idle_release = idle_release
+        self._turnstile = None if self.memory else Turnstile(self.path, timeout=timeout)
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
+        self._last_used = 0.0
+        self._users = 0
+        #: Set by the engine while it has runs in flight; idle stores close at once.
+        self.busy = False
+        self.opens = 0
+
+    # -- the file -------------------------------------------------------------------
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The open connection, for one unit of work (opens the file if needed)."""
+        with self._lock:
+            if self._con is None:
+                self._open()
+            assert self._con is not None
+            self._users += 1
+            try:
+                yield self._con
+            finally:
+                self._users -= 1
+                self._last_used = time.monotonic()
+                if not self.busy and not self.memory:
+                    self._close()
+
+    def tick(self) -> None:
+        """Hand the file over if idle, or if somebody waits and our slice is used."""
+        if self._con is None or self.memory:
+            return
+        with self._lock:
+            if self._con is None or self._users:
+                return
+            now = time.monotonic()
+            idle = now - self._last_used > self.idle_release
+            slice_used = now - self._opened_at > self.time_slice
+            if idle or not self.busy or (slice_used and self._waiter()):
+                self._close()
+
+    def _waiter(self) -> bool:
+        return self._turnstile is not None and self._turnstile.someone_waits()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._con is not None
+
+    def _open(self) -> None:
+        import duckdb
+
+        if self._turnstile is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._turnstile.acquire()
+        try:
+            self._con = self._connect(duckdb)
+            self._ensure_schema(self._con)
+        except BaseException:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            if self._turnstile is not None:
+                self._turnstile.release()
+            raise
+        self.opens += 1
+        self._opened_at = time.monotonic()
+
+    def _connect(self, duckdb: Any) -> duckdb.DuckDBPyConnection:
+        if self.memory:
+            return duckdb.connect(":memory:")
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as err:
+                text = str(err)
+                if "lock" not in text.lower():
+                    raise StoreError(
+                        f"cannot open the state file {self.path}: {text}. If the file is "
+                        "damaged, move it aside (orbits_nb starts a new one) or set "
+                        "ORBITS_NB_STATE to another path",
+                        path=str(self.path),
+                    ) from None
+                # A process outside orbits_nb (e.g. the duckdb CLI) holds the file.
+                if time.monotonic() > deadline:
+                    raise StoreBusy(
+                        f"the state file {self.path} is locked by a program outside "
+                        f"orbits_nb: {text}", path=str(self.path)) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except duckdb.Error as err:
+                raise StoreError(f"cannot open the state file {self.path}: {err}",
+                                 path=str(self.path)) from None
+
+    def _close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+            if self._turnstile is not None:
+                self._turnstile.release()
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        tables = {row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}
+        version = 0
+        if "orbits_nb_meta" in tables:
+            row = con.execute(
+                "SELECT value FROM orbits_nb_meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        elif tables:
+            raise StoreError(
+                f"{self.path} is a DuckDB database that orbits_nb did not create (it has "
+                f"tables {sorted(tables)[:5]}); point ORBITS_NB_STATE at another file",
+                path=str(self.path))
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this orbits_nb "
+                f"understands ({SCHEMA_VERSION}); upgrade orbits_nb (pip install -U "
+                "orbits_nb) to use it", path=str(self.path))
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            self._migrate(con, number)
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection, number: int) -> None:
+        con.execute("BEGIN")
+        try:
+            for statement in MIGRATIONS[number]:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+            con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES ('app', ?), "
+                        "('schema_version', ?)", [APP_ID, str(number)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- writes ---------------------------------------------------------------------
+    def write(self, batch: Batch, redact: Callable[[str], str] | None = None) -> None:
+        """Commit a batch atomically; ``redact`` masks secrets in every text written."""
+        with self.connection() as con:
+            single = not (batch.logs or batch.release_leases or batch.heartbeats)
+            if single and len(batch.events) <= _CHUNK:
+                self._insert_events(con, batch.events, redact)
+                return
+            con.execute("BEGIN")
+            try:
+                for start in range(0, len(batch.events), _CHUNK):
+                    self._insert_events(con, batch.events[start:start + _CHUNK], redact)
+                for start in range(0, len(batch.logs), _CHUNK):
+                    self._insert_logs(con, batch.logs[start:start + _CHUNK], redact)
+                for run_id, token in batch.release_leases:
+                    con.execute("DELETE FROM leases WHERE run_id = ? AND token = ?",
+                                [run_id, token])
+                for run_id, token in batch.heartbeats:
+                    con.execute("UPDATE leases SET heartbeat = ? WHERE run_id = ? AND "
+                                "token = ?", [time.time(), run_id, token])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _insert_events(con: duckdb.DuckDBPyConnection, events: list[Event],
+                       redact: Callable[[str], str] | None) -> None:
+        if not events:
+            return
+        params: list[Any] = []
+        for e in events:
+            data = dumps(e.data)
+            params += [e.ts, e.run_id, e.step, e.kind, e.attempt,
+                       redact(data) if redact else data]
+        values = ",".join(["(nextval('event_seq'),?,?,?,?,?,?)"] * len(events))
+        con.execute(f"INSERT INTO events VALUES {values}", params)
+
+    @staticmethod
+    def _insert_logs(con: duckdb.DuckDBPyConnection, logs: list[LogLine],
+                     redact: Callable[[str], str] | None) -> None:
+        params: list[Any] = []
+        for line in logs:
+            params += [line.ts, line.run_id, line.step, line.attempt, line.stream,
+                       redact(line.message) if redact else line.message]
+        values = ",".join(["(?,?,?,?,?,?)"] * len(logs))
+        con.execute(f"INSERT INTO logs VALUES {values}", params)
+
+    def acquire_lease(self, run_id: str, owner: Owner, *, takeover: bool = True) -> None:
+        """Make ``owner`` the one active owner of ``run_id``, or raise RunOwned."""
+        with self.connection() as con:
+            con.execute("BEGIN")
+            try:
+                row = con.execute("SELECT host, pid, token, since, heartbeat FROM leases "
+                                  "WHERE run_id = ?", [run_id]).fetchone()
+                if row and row[2] != owner.token:
+                    host, pid, _, since, beat = row
+                    if not takeover or owner_alive(host, pid, beat):
+                        since_text = time.strftime("%Y-%m-%d %H:%M:%S",
+                                                   time.localtime(since))
+                        raise RunOwned(
+                            f"run {run_id!r} is being executed by {host} pid {pid} since "
+                            f"{since_text}; wait for it, or stop that process (a run whose "
+                            "owner died is taken over automatically)",
+                            run_id=run_id, owner=f"{host}:{pid}", since=since)
+                now = time.time()
+                con.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                            [run_id, owner.host, owner.pid, owner.token, now, now])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    # -- reads ----------------------------------------------------------------------
+    def load_run(self, run_id: str) -> list[Event]:
+        """Every event of ``run_id``, in order."""
+        with self.connection() as con:
+            rows = con.execute(
+                "SELECT seq, ts, step, kind, attempt, data FROM events WHERE run_id = ? "
+                "ORDER BY seq", [run_id]).fetchall()
+        return [Event(run_id=run_id, seq=r[0], ts=r[1], step=r[2], kind=r[3],
+                      attempt=r[4], data=loads(r[5]) or {}) for r in rows]
+
+    def fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connection() as con:
+            return con.execute(query, params or []).fetchall()
+
+    def logs(self, run_id: str, step: str | None = None) -> list[tuple[Any, ...]]:
+        query = "SELECT ts, step, attempt, stream, message FROM logs WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if step is not None:
+            query += " AND step = ?"
+            params.append(step)
+        return self.fetch(query + " ORDER BY ts", params)
+
+    def relation(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run ``query`` and return its result as an in-memory DuckDB relation.
+
+        The result is copied out (through a temporary Parquet file) so the relation
+        stays usable after the state file is handed to another process.
+        """
+        import duckdb
+
+        with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
+            target = Path(tmp) / "result.parquet"
+            with self.connection() as con:
+                con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", params or [])
+            mem = duckdb.connect(":memory:")
+            mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
+        return mem.table("result")

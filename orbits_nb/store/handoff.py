@@ -1,0 +1,99 @@
+"""Fair hand-over of the state file between processes.
+
+DuckDB lets one process open a file for writing at a time, and a second process gets
+an error instead of waiting. Every orbits_nb process therefore takes two advisory
+``flock`` locks next to the file before opening it:
+
+* ``<file>.queue`` is held only by a process *waiting* for the file;
+* ``<file>.lock`` is held by the process that has the file open.
+
+A waiter takes the queue lock, then the file lock, then lets the queue go. The holder
+checks the queue lock after each batch of work: when it is taken, somebody is waiting,
+so the holder closes the file once its time slice is used. Because the holder must
+itself pass through the queue to come back, two busy processes alternate instead of
+one starving the other. Locks held by a process vanish when it dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from orbits_nb.core.errors import StoreBusy
+
+
+class Turnstile:
+    """The two sidecar locks of one state file, for one process."""
+
+    def __init__(self, path: Path, *, timeout: float = 120.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._file_fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._file_fd is not None
+
+    def acquire(self) -> None:
+        """Wait (bounded) until this process may open the state file."""
+        deadline = time.monotonic() + self.timeout
+        queue_fd = self._open(".queue")
+        try:
+            self._lock(queue_fd, deadline)
+            file_fd = self._open(".lock")
+            try:
+                self._lock(file_fd, deadline)
+            except BaseException:
+                os.close(file_fd)
+                raise
+            # Say who holds the file, for the error a starved waiter reports.
+            os.ftruncate(file_fd, 0)
+            os.pwrite(file_fd, f"{socket.gethostname()} pid {os.getpid()}".encode(), 0)
+            self._file_fd = file_fd
+        finally:
+            os.close(queue_fd)  # closing the descriptor also drops its lock
+
+    def release(self) -> None:
+        if self._file_fd is not None:
+            os.close(self._file_fd)
+            self._file_fd = None
+
+    def someone_waits(self) -> bool:
+        """True when another process is queued for the file."""
+        fd = self._open(".queue")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _open(self, suffix: str) -> int:
+        return os.open(f"{self.path}{suffix}", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def _lock(self, fd: int, deadline: float) -> None:
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreBusy(
+                        f"the state file {self.path} stayed busy for {self.timeout:.0f}s "
+                        f"(held by {self._holder()}); is that process stuck? "
+                        "Stop it or raise ORBITS_NB_LOCK_TIMEOUT",
+                        path=str(self.path),
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+    def _holder(self) -> str:
+        try:
+            return Path(f"{self.path}.lock").read_text() or "another process"
+        except OSError:
+            return "another process"
