@@ -109,6 +109,20 @@ class Action:
         self.attempt = 0
         self.env = {}
 
+    @property
+    def engine(self) -> Any:
+        """The engine executing this action (only while it runs in this process)."""
+        engine = self.__dict__.get("_engine")
+        if engine is None:
+            raise RuntimeError(f"{type(self).__name__} is not running in an engine here")
+        return engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The engine (threads, the store) stays behind when an action is pickled.
+        state = dict(self.__dict__)
+        state.pop("_engine", None)
+        return state
+
     def main(self) -> Any:
         """Do the work; return a result or :data:`IN_PROGRESS`."""
         raise NotImplementedError(f"{type(self).__name__} must define main()")

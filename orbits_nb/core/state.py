@@ -185,7 +185,7 @@ def error_info(error: BaseException) -> dict[str, Any]:
                 "traceback": error.traceback}
     info: dict[str, Any] = {
         "type": f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
-            "builtins."),
+            "builtins.").removeprefix("orbits_nb.core.errors."),
         "message": str(error),
         "traceback": "".join(tb.format_exception(error)),
     }

@@ -219,6 +219,7 @@ class RunExecution:
     async def _attempt(self, key: str, attempt: int, action: Action, executor: Executor,
                        watching: bool, deadline: float | None) -> Any:
         action.run_id, action.step, action.attempt = self.run_id, key, attempt
+        action.__dict__["_engine"] = self.engine
         if isinstance(action, Workflow):
             return await self._run_child(key, action)
         if not watching:

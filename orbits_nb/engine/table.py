@@ -13,7 +13,12 @@ def _cell(value: Any, width: int = 60) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (dict, list, bool, int)):
+        text = json.dumps(value, default=str)
+    else:
+        text = str(value)
     text = text.replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
 

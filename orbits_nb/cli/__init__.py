@@ -1,0 +1,49 @@
+"""The ``orbits-nb`` command line.
+
+Each command family lives in its own module with a ``register(subparsers)`` function
+that adds its sub-commands; :data:`MODULES` lists them in help order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from orbits_nb.core.errors import OrbitsError
+
+MODULES = [
+    "orbits_nb.cli.runs",
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="orbits-nb",
+        description="Durable notebook runbooks: inspect runs and the state store.",
+    )
+    root.add_argument("--state", metavar="PATH",
+                      help="state file (default: $ORBITS_NB_STATE, else "
+                           ".orbits_nb/state.duckdb in the project root)")
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for name in MODULES:
+        importlib.import_module(name).register(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.state:
+        import os
+
+        os.environ["ORBITS_NB_STATE"] = args.state
+    try:
+        code: int = args.handler(args)
+    except OrbitsError as err:
+        print(f"orbits-nb: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
