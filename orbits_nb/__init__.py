@@ -39,11 +39,27 @@ from orbits_nb.core.workflow import Workflow
 
 if TYPE_CHECKING:
     from orbits_nb._api import get_run, history, resume, sql
+    from orbits_nb.approval import Approval, ApprovalRejected
     from orbits_nb.engine.engine import Engine, default_engine
     from orbits_nb.engine.run import Run
     from orbits_nb.executors.local import LocalExecutor
     from orbits_nb.executors.subprocess import SubprocessExecutor
+    from orbits_nb.resources.api import drift, drift_history, list_resources, uninstall
+    from orbits_nb.resources.base import Resource
+    from orbits_nb.resources.errors import (
+        ConvergenceError,
+        ResourceBusy,
+        ResourceError,
+        ResourceInUse,
+        ResourceNotFound,
+    )
+    from orbits_nb.resources.git import LocalGitRepo
+    from orbits_nb.resources.local import LocalDirectory, LocalFile
+    from orbits_nb.resources.report import DriftReport
+    from orbits_nb.resources.table import LocalTable
+    from orbits_nb.resources.watch import watch_drift
     from orbits_nb.store.duckdb_store import DuckDBStore
+    from orbits_nb.views.dashboard import dashboard
 
 __version__ = "0.1.0"
 
@@ -58,20 +74,54 @@ _LAZY = {
     "sql": "orbits_nb._api",
     "get_run": "orbits_nb._api",
     "resume": "orbits_nb._api",
+    # Notebook views and human approval (orbits_nb.views, orbits_nb.approval).
+    "dashboard": "orbits_nb.views.dashboard",
+    "Approval": "orbits_nb.approval",
+    "ApprovalRejected": "orbits_nb.approval",
+    # Resources and drift (orbits_nb.resources), imported on first use.
+    "Resource": "orbits_nb.resources.base",
+    "LocalFile": "orbits_nb.resources.local",
+    "LocalDirectory": "orbits_nb.resources.local",
+    "LocalGitRepo": "orbits_nb.resources.git",
+    "LocalTable": "orbits_nb.resources.table",
+    "DriftReport": "orbits_nb.resources.report",
+    "drift": "orbits_nb.resources.api",
+    "drift_history": "orbits_nb.resources.api",
+    "list_resources": "orbits_nb.resources.api",
+    "uninstall": "orbits_nb.resources.api",
+    "watch_drift": "orbits_nb.resources.watch",
+    "ResourceError": "orbits_nb.resources.errors",
+    "ResourceBusy": "orbits_nb.resources.errors",
+    "ResourceInUse": "orbits_nb.resources.errors",
+    "ResourceNotFound": "orbits_nb.resources.errors",
+    "ConvergenceError": "orbits_nb.resources.errors",
 }
 
 __all__ = [
     "IN_PROGRESS",
     "Action",
     "ActionNotFound",
+    "Approval",
+    "ApprovalRejected",
+    "ConvergenceError",
+    "DriftReport",
     "DuckDBStore",
     "DuplicateStep",
     "Engine",
     "InvalidArgument",
+    "LocalDirectory",
     "LocalExecutor",
+    "LocalFile",
+    "LocalGitRepo",
+    "LocalTable",
     "NondeterminismError",
     "OrbitsError",
     "RemoteError",
+    "Resource",
+    "ResourceBusy",
+    "ResourceError",
+    "ResourceInUse",
+    "ResourceNotFound",
     "Retry",
     "Run",
     "RunCancelled",
@@ -84,15 +134,27 @@ __all__ = [
     "StoreError",
     "SubprocessExecutor",
     "Workflow",
+    "dashboard",
     "default_engine",
+    "drift",
+    "drift_history",
     "get_run",
     "history",
+    "list_resources",
     "resume",
     "sql",
+    "uninstall",
+    "watch_drift",
 ]
 
 
+#: Subpackages reachable as attributes (``ob.aws.AccountExecutor``), imported on first use.
+_SUBPACKAGES = ("actions", "aws", "runbooks")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"orbits_nb.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'orbits_nb' has no attribute {name!r}")

@@ -17,6 +17,9 @@ def register(commands: Any) -> None:
     runs.add_argument("--since", help="only runs created since this date/time")
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--json", action="store_true", help="print JSON lines")
+    runs.add_argument("--notebooks", action="store_true",
+                      help="list notebook runs (runbooks) instead; --workflow then "
+                           "names the runbook")
     runs.set_defaults(handler=cmd_runs)
 
     show = commands.add_parser("show", help="show a run's steps and status")
@@ -37,10 +40,14 @@ def _print_relation(relation: Any, as_json: bool) -> None:
         for row in rows:
             print(json.dumps(row, default=str))
     else:
-        print(Table(columns, rows).text())
+        print(Table(columns, rows).text(width=72))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.notebooks:
+        from orbits_nb.cli.runbooks import print_notebook_runs
+
+        return print_notebook_runs(args)
     from orbits_nb._api import history
 
     relation = history(workflow=args.workflow, status=args.status, since=args.since,
@@ -48,7 +55,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     relation = relation.project(
         "run_id, split_part(workflow, ':', 2) AS workflow, status, "
         "strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created, round(duration_s, 3) AS "
-        "duration_s, executions, (error->>'type') || ': ' || (error->>'message') AS error")
+        "duration_s, executions, error->>'message' AS error")
     _print_relation(relation, args.json)
     return 0
 

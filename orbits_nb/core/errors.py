@@ -56,8 +56,8 @@ class StepFailed(OrbitsError):
         if isinstance(cause, RemoteError):
             kind = cause.type_name
         super().__init__(
-            f"step {step!r} of run {run_id!r} failed after {attempts} attempt(s): "
-            f"{kind}: {cause}",
+            f"step {step!r} failed after {attempts} attempt(s): {kind}: {cause} "
+            f"(run {run_id})",
             run_id=run_id,
             step=step,
             cause=cause,

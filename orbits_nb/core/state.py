@@ -33,7 +33,7 @@ RUN_STATUS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One state transition. ``seq`` is assigned by the store."""
 
@@ -46,7 +46,7 @@ class Event:
     seq: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
     key: str
     name: str = ""
@@ -64,6 +64,8 @@ class StepState:
     result: Any = None
     error: dict[str, Any] | None = None
     bag: dict[str, Any] = field(default_factory=dict)
+    #: main() said IN_PROGRESS: executing again resumes watch() instead of main().
+    watching: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -162,11 +164,13 @@ def _apply_step(state: RunState, event: Event) -> None:
             step.concurrent = data.get("concurrent", False)
             step.child_run_id = data.get("child_run_id")
             step.started_at = event.ts
+            step.watching = False
         step.attempts = max(step.attempts, event.attempt or 0)
         step.finished_at = None
         step.error = None
     elif kind in ("step.waiting", "step.bag"):
         step.bag = data.get("bag", {})
+        step.watching = True
     elif kind == "step.retrying":
         step.error = data.get("error")
     elif kind in ("step.succeeded", "step.failed", "step.cancelled"):

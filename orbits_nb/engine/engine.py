@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
+import json
 import os
 import threading
 import uuid
@@ -102,10 +104,9 @@ class Engine:
             if not run.done:
                 run.cancel()
         for run in list(self.active.values()):
-            try:
+            # The run records its own failure or cancellation.
+            with contextlib.suppress(BaseException):
                 run.wait(5)
-            except BaseException:  # the run records its own failure or cancellation
-                pass
         self.writer.stop()
         self.store.busy = False
         self.store.close()
@@ -131,38 +132,41 @@ class Engine:
                 return live
             loop = self.loop
             self.store.busy = True
-            try:
-                self.writer.flush()
-                self.store.acquire_lease(run_id, self.owner)
-                state = fold(run_id, self.store.load_run(run_id))
-            except BaseException:
-                self._idle_check()
-                raise
+            run = Run(self, run_id, workflow=workflow)
+            self.active[run_id] = run
+            run.attach_future(asyncio.run_coroutine_threadsafe(self._execute(run, workflow),
+                                                               loop))
+        return run
+
+    async def _execute(self, run: Run, workflow: Workflow) -> Any:
+        """Take the run's lease, load its history (both batched by the writer), run it."""
+        run_id = run.run_id
+        leased = False
+        try:
+            events = await asyncio.wrap_future(self.writer.open_run(run_id, self.owner))
+            leased = True
+            state = fold(run_id, events)
             if state.workflow and state.workflow != workflow.type_name():
-                self.writer.defer(Batch(release_leases=[(run_id, self.owner.token)]))
-                self._idle_check()
                 raise NondeterminismError(
                     f"run {run_id!r} was recorded for {state.workflow}, not "
                     f"{workflow.type_name()}; use another run_id or start(fresh=True)",
                     run_id=run_id, expected=state.workflow, actual=workflow.type_name())
             execution = RunExecution(self, workflow, state)
-            future = asyncio.run_coroutine_threadsafe(self._execute(execution), loop)
-            run = Run(self, run_id, workflow=workflow, execution=execution, future=future)
-            self.active[run_id] = run
-        return run
-
-    async def _execute(self, execution: RunExecution) -> Any:
-        run_id = execution.run_id
-        try:
+            execution.task = asyncio.current_task()
+            run.execution = execution
+            if run.cancel_requested:
+                raise asyncio.CancelledError
             return await execution.execute()
         finally:
-            await self.writer.commit(Batch(release_leases=[(run_id, self.owner.token)]))
+            if leased:
+                await self.writer.commit(Batch(release_leases=[(run_id, self.owner.token)]))
             with self._lock:
-                self._idle_check(exclude=run_id)
+                if self.active.get(run_id) is run:
+                    del self.active[run_id]
+                self._idle_check()
 
-    def _idle_check(self, exclude: str | None = None) -> None:
-        busy = any(not r.done for i, r in self.active.items() if i != exclude)
-        self.store.busy = busy
+    def _idle_check(self) -> None:
+        self.store.busy = bool(self.active)
 
     async def load_state(self, run_id: str) -> RunState:
         loop = asyncio.get_running_loop()
@@ -211,6 +215,13 @@ class Engine:
         notebook = os.environ.get("ORBITS_NB_NOTEBOOK")
         if notebook:
             meta.setdefault("notebook", notebook)
+        # Set by `orbits-nb run` for its kernel, so `orbits-nb resume` can re-execute the
+        # notebook with the same parameters (secrets arrive already masked).
+        notebook_run = os.environ.get("ORBITS_NB_NOTEBOOK_RUN")
+        if notebook_run:
+            meta.setdefault("notebook_run_id", notebook_run)
+            meta.setdefault("parameters", json.loads(
+                os.environ.get("ORBITS_NB_PARAMETERS") or "{}"))
         return meta
 
 

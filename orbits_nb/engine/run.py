@@ -33,12 +33,17 @@ class Run:
         self.workflow = workflow
         self.execution = execution
         self._future = future
+        self.cancel_requested = False
+
+    def attach_future(self, future: concurrent.futures.Future[Any]) -> None:
+        self._future = future
 
     # -- state ------------------------------------------------------------------------
     def state(self) -> RunState:
-        """The run's current state (live in memory, else read from the store)."""
-        if self.execution is not None:
+        """The run's current state (live in memory while executing, else from the store)."""
+        if self.execution is not None and self._future is not None and not self._future.done():
             return self.execution.state
+        self.engine.writer.flush()
         return fold(self.run_id, self.engine.store.load_run(self.run_id))
 
     @property
@@ -87,7 +92,17 @@ class Run:
 
     # -- waiting --------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run ends; return its result or raise its error."""
+        """Block until the run ends; return its result or raise its error.
+
+        In a terminal, progress is shown on stderr meanwhile (``ORBITS_NB_PROGRESS=1``
+        forces it, ``0`` silences it).
+        """
+        from orbits_nb.engine.progress import shown_while_waiting
+
+        with shown_while_waiting(self):
+            return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> Any:
         if self._future is not None:
             return self._future.result(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -114,8 +129,11 @@ class Run:
     # -- control --------------------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the run: in-flight steps are cancelled and recorded as such."""
-        if self._future is not None and not self._future.done():
-            self.engine.loop.call_soon_threadsafe(self._future.cancel)
+        if self._future is None or self._future.done():
+            return
+        self.cancel_requested = True
+        if self.execution is not None:
+            self.engine.loop.call_soon_threadsafe(self.execution.cancel)
 
     def reset(self, step: str) -> None:
         """Discard ``step`` and every step that started after it in this run.
@@ -168,3 +186,25 @@ class Run:
         if state.error:
             head += f"\n  error: {short_error(state.error)}"
         return head + ("\n" + self.steps().text() if steps else "")
+
+    def graph(self, *, rankdir: str = "TB", title: bool = True,
+              max_nodes: int | None = 150, previous: bool = True) -> Any:
+        """The run's diagram as a ``graphviz.Digraph`` (displays without system Graphviz).
+
+        Steps are coloured by state; steps of the previous run of this workflow not
+        reached yet are greyed; runs above ``max_nodes`` steps are condensed.
+        """
+        from orbits_nb.views.graph import run_graph
+
+        return run_graph(self, rankdir=rankdir, title=title, max_nodes=max_nodes,
+                         previous=previous)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from orbits_nb.views.display import mimebundle
+
+        return mimebundle(self, include, exclude)
+
+    def _ipython_display_(self) -> None:
+        from orbits_nb.views.display import ipython_display
+
+        ipython_display(self)

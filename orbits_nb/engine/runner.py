@@ -46,6 +46,10 @@ class RunExecution:
         self.parent = parent
         self.recorded: dict[str, StepState] = dict(state.steps)
         self.by_pos = {s.pos: s for s in self.recorded.values() if s.status == "succeeded"}
+        # Steps recorded after a failed step ran on the error path (e.g. an alert in an
+        # `except StepFailed`); a retry that now gets further may put other steps there.
+        failed = [s.pos for s in self.recorded.values() if s.status in ("failed", "cancelled")]
+        self.diverged_at = min(failed) if failed else None
         self.counts: dict[str, int] = {}
         self.inflight: dict[str, str] = {}
         self.calls = 0
@@ -54,6 +58,13 @@ class RunExecution:
         self.replayed: set[str] = set()
         self.children: dict[str, RunExecution] = {}
         self.cancelling = False
+        self.task: asyncio.Task[Any] | None = None
+
+    def cancel(self) -> None:
+        """Cancel the run's task (call on the engine loop); cleanup still runs."""
+        self.cancelling = True
+        if self.task is not None:
+            self.task.cancel()
 
     # -- events ---------------------------------------------------------------------
     def _event(self, kind: str, step: str | None = None, attempt: int | None = None,
@@ -152,6 +163,8 @@ class RunExecution:
             return
         if earlier.concurrent:
             return
+        if self.diverged_at is not None and earlier.pos > self.diverged_at:
+            return
         raise NondeterminismError(
             f"run {self.run_id!r} is not deterministic: step number {ordinal + 1} was "
             f"recorded as {earlier.key!r} ({earlier.action}) but the code now runs "
@@ -176,14 +189,16 @@ class RunExecution:
         if isinstance(action, Workflow):
             static["child_run_id"] = f"{self.run_id}/{key}"
         self.engine.learn_secrets(secrets_in(action.args))
-        first_start = record.started_at if record and record.status != "failed" else None
+        first_start = record.started_at if record and record.watching else None
         started = first_start or time.time()
         deadline = started + action.timeout if action.timeout else None
-        watching = record is not None and record.status == "waiting"
+        watching = record is not None and record.watching and record.status in (
+            "waiting", "cancelled", "running", "retrying")
         action.bag = dict(record.bag) if watching and record else {}
         attempt = record.attempts if record else 0
         retries = 0
-        fresh_incarnation = record is None or record.status in ("failed", "cancelled")
+        fresh_incarnation = record is None or (record.status in ("failed", "cancelled")
+                                               and not watching)
         while True:
             attempt += 1
             data = static if fresh_incarnation else {"resumed": watching}

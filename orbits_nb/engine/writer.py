@@ -14,7 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from orbits_nb.store.duckdb_store import Batch, DuckDBStore
+from orbits_nb.core.state import Event
+from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
 
 
 class Writer:
@@ -25,6 +26,7 @@ class Writer:
         self.redact = redact
         self._cond = threading.Condition()
         self._urgent: list[tuple[Batch, concurrent.futures.Future[None]]] = []
+        self._opens: list[tuple[str, Owner, concurrent.futures.Future[list[Event]]]] = []
         self._lazy = Batch()
         self._lazy_since = 0.0
         self._thread: threading.Thread | None = None
@@ -44,6 +46,18 @@ class Writer:
         with self._cond:
             self._ensure_thread()
             self._urgent.append((batch, future))
+            self._cond.notify()
+        return future
+
+    def open_run(self, run_id: str, owner: Owner) -> concurrent.futures.Future[list[Event]]:
+        """Take ``run_id``'s lease for ``owner`` and load its events, batched with others.
+
+        The future raises :class:`~orbits_nb.RunOwned` when a live process owns the run.
+        """
+        future: concurrent.futures.Future[list[Event]] = concurrent.futures.Future()
+        with self._cond:
+            self._ensure_thread()
+            self._opens.append((run_id, owner, future))
             self._cond.notify()
         return future
 
@@ -75,10 +89,11 @@ class Writer:
     def _take(self) -> tuple[Batch, list[concurrent.futures.Future[None]]] | None:
         with self._cond:
             while True:
-                if self._urgent or self._stopping:
+                if self._urgent or self._opens or self._stopping:
                     break
                 if self._lazy and time.monotonic() - self._lazy_since >= self.lazy_delay:
                     break
+                wait: float | None
                 if self._lazy:
                     wait = self.lazy_delay - (time.monotonic() - self._lazy_since)
                 else:
@@ -92,6 +107,24 @@ class Writer:
                 futures.append(future)
             self._urgent.clear()
             return merged, futures
+
+    def _serve_opens(self) -> None:
+        with self._cond:
+            opens, self._opens = self._opens, []
+        if not opens:
+            return
+        try:
+            loaded = self.store.open_runs([(run_id, owner) for run_id, owner, _ in opens])
+        except BaseException as err:
+            for *_, future in opens:
+                future.set_exception(err)
+            return
+        for run_id, _, future in opens:
+            outcome = loaded[run_id]
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     def _loop(self) -> None:
         while True:
@@ -114,6 +147,7 @@ class Writer:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
+            self._serve_opens()
             try:
                 self.store.tick()
             except Exception as err:  # a failing close must not kill the writer

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orbits_nb.core.errors import RunOwned, StoreBusy, StoreError
 from orbits_nb.core.serde import dumps, loads
@@ -27,7 +27,12 @@ from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
 if TYPE_CHECKING:
     import duckdb
 
-_CHUNK = 400
+_CHUNK = 2000
+_SMALL = 4
+_UNNEST_EVENTS = (
+    "INSERT INTO events SELECT nextval('event_seq'), unnest($1::DOUBLE[]), "
+    "unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]), "
+    "unnest($5::INTEGER[]), unnest($6::VARCHAR[])")
 HOST = socket.gethostname()
 
 
@@ -80,6 +85,14 @@ def owner_alive(host: str, pid: int, heartbeat: float, ttl: float = 60.0) -> boo
     except PermissionError:
         return True
     return True
+
+
+def _owned(run_id: str, host: str, pid: int, since: float) -> RunOwned:
+    since_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    return RunOwned(
+        f"run {run_id!r} is being executed by {host} pid {pid} since {since_text}; wait "
+        "for it, or stop that process (a run whose owner died is taken over automatically)",
+        run_id=run_id, owner=f"{host}:{pid}", since=since)
 
 
 class DuckDBStore:
@@ -163,15 +176,15 @@ class DuckDBStore:
         self.opens += 1
         self._opened_at = time.monotonic()
 
-    def _connect(self, duckdb: Any) -> duckdb.DuckDBPyConnection:
+    def _connect(self, db: Any) -> duckdb.DuckDBPyConnection:
         if self.memory:
-            return duckdb.connect(":memory:")
+            return cast("duckdb.DuckDBPyConnection", db.connect(":memory:"))
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
         while True:
             try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as err:
+                return cast("duckdb.DuckDBPyConnection", db.connect(str(self.path)))
+            except db.IOException as err:
                 text = str(err)
                 if "lock" not in text.lower():
                     raise StoreError(
@@ -187,7 +200,7 @@ class DuckDBStore:
                         f"orbits_nb: {text}", path=str(self.path)) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
-            except duckdb.Error as err:
+            except db.Error as err:
                 raise StoreError(f"cannot open the state file {self.path}: {err}",
                                  path=str(self.path)) from None
 
@@ -204,9 +217,9 @@ class DuckDBStore:
         ).fetchall()}
         version = 0
         if "orbits_nb_meta" in tables:
-            row = con.execute(
-                "SELECT value FROM orbits_nb_meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            rows = con.execute(
+                "SELECT value FROM orbits_nb_meta WHERE key = 'schema_version'").fetchall()
+            version = int(rows[0][0]) if rows else 0
         elif tables:
             raise StoreError(
                 f"{self.path} is a DuckDB database that orbits_nb did not create (it has "
@@ -247,12 +260,14 @@ class DuckDBStore:
                     self._insert_events(con, batch.events[start:start + _CHUNK], redact)
                 for start in range(0, len(batch.logs), _CHUNK):
                     self._insert_logs(con, batch.logs[start:start + _CHUNK], redact)
-                for run_id, token in batch.release_leases:
-                    con.execute("DELETE FROM leases WHERE run_id = ? AND token = ?",
-                                [run_id, token])
-                for run_id, token in batch.heartbeats:
-                    con.execute("UPDATE leases SET heartbeat = ? WHERE run_id = ? AND "
-                                "token = ?", [time.time(), run_id, token])
+                if batch.release_leases:
+                    con.execute("DELETE FROM leases WHERE (run_id || ' ' || token) IN "
+                                "(SELECT unnest($1::VARCHAR[]))",
+                                [[f"{r} {t}" for r, t in batch.release_leases]])
+                if batch.heartbeats:
+                    con.execute("UPDATE leases SET heartbeat = $1 WHERE (run_id || ' ' || "
+                                "token) IN (SELECT unnest($2::VARCHAR[]))",
+                                [time.time(), [f"{r} {t}" for r, t in batch.heartbeats]])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -263,13 +278,18 @@ class DuckDBStore:
                        redact: Callable[[str], str] | None) -> None:
         if not events:
             return
-        params: list[Any] = []
+        rows = []
         for e in events:
             data = dumps(e.data)
-            params += [e.ts, e.run_id, e.step, e.kind, e.attempt,
-                       redact(data) if redact else data]
-        values = ",".join(["(nextval('event_seq'),?,?,?,?,?,?)"] * len(events))
-        con.execute(f"INSERT INTO events VALUES {values}", params)
+            rows.append((e.ts, e.run_id, e.step, e.kind, e.attempt,
+                         redact(data) if redact else data))
+        if len(rows) <= _SMALL:
+            params = [value for row in rows for value in row]
+            values = ",".join(["(nextval('event_seq'),?,?,?,?,?,?)"] * len(rows))
+            con.execute(f"INSERT INTO events VALUES {values}", params)
+        else:
+            # One list parameter per column: binding cost no longer grows with rows.
+            con.execute(_UNNEST_EVENTS, [list(column) for column in zip(*rows, strict=True)])
 
     @staticmethod
     def _insert_logs(con: duckdb.DuckDBPyConnection, logs: list[LogLine],
@@ -281,30 +301,56 @@ class DuckDBStore:
         values = ",".join(["(?,?,?,?,?,?)"] * len(logs))
         con.execute(f"INSERT INTO logs VALUES {values}", params)
 
-    def acquire_lease(self, run_id: str, owner: Owner, *, takeover: bool = True) -> None:
+    def acquire_lease(self, run_id: str, owner: Owner) -> None:
         """Make ``owner`` the one active owner of ``run_id``, or raise RunOwned."""
+        outcome = self.open_runs([(run_id, owner)], load=False)[run_id]
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+    def open_runs(self, requests: list[tuple[str, Owner]], *, load: bool = True
+                  ) -> dict[str, list[Event] | RunOwned]:
+        """Take the lease of each run (or say who owns it) and load its events.
+
+        One transaction for all requests, so many runs start for the price of one.
+        A lease held by a process that died is taken over.
+        """
+        ids = [run_id for run_id, _ in requests]
+        outcome: dict[str, list[Event] | RunOwned] = {}
         with self.connection() as con:
             con.execute("BEGIN")
             try:
-                row = con.execute("SELECT host, pid, token, since, heartbeat FROM leases "
-                                  "WHERE run_id = ?", [run_id]).fetchone()
-                if row and row[2] != owner.token:
-                    host, pid, _, since, beat = row
-                    if not takeover or owner_alive(host, pid, beat):
-                        since_text = time.strftime("%Y-%m-%d %H:%M:%S",
-                                                   time.localtime(since))
-                        raise RunOwned(
-                            f"run {run_id!r} is being executed by {host} pid {pid} since "
-                            f"{since_text}; wait for it, or stop that process (a run whose "
-                            "owner died is taken over automatically)",
-                            run_id=run_id, owner=f"{host}:{pid}", since=since)
-                now = time.time()
-                con.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
-                            [run_id, owner.host, owner.pid, owner.token, now, now])
+                held = con.execute(
+                    "SELECT run_id, host, pid, token, since, heartbeat FROM leases "
+                    "WHERE run_id IN (SELECT unnest($1::VARCHAR[]))", [ids]).fetchall()
+                tokens = {run_id: owner.token for run_id, owner in requests}
+                for run_id, host, pid, token, since, beat in held:
+                    if token != tokens[run_id] and owner_alive(host, pid, beat):
+                        outcome[run_id] = _owned(run_id, host, pid, since)
+                granted = [(r, o) for r, o in requests if r not in outcome]
+                if granted:
+                    now = time.time()
+                    con.execute(
+                        "INSERT OR REPLACE INTO leases SELECT unnest($1::VARCHAR[]), "
+                        "unnest($2::VARCHAR[]), unnest($3::INTEGER[]), unnest($4::VARCHAR[]), "
+                        "$5, $5", [[r for r, _ in granted], [o.host for _, o in granted],
+                                   [o.pid for _, o in granted], [o.token for _, o in granted],
+                                   now])
+                rows = con.execute(
+                    "SELECT run_id, seq, ts, step, kind, attempt, data FROM events WHERE "
+                    "run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY seq",
+                    [[r for r, _ in granted]]).fetchall() if load and granted else []
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        for run_id, _ in granted:
+            outcome[run_id] = []
+        for run_id, seq, ts, step, kind, attempt, data in rows:
+            events = outcome[run_id]
+            assert isinstance(events, list)
+            events.append(Event(run_id=run_id, seq=seq, ts=ts, step=step, kind=kind,
+                                attempt=attempt, data=loads(data) or {}))
+        return outcome
 
     # -- reads ----------------------------------------------------------------------
     def load_run(self, run_id: str) -> list[Event]:
@@ -328,8 +374,8 @@ class DuckDBStore:
             params.append(step)
         return self.fetch(query + " ORDER BY ts", params)
 
-    def relation(self, query: str, params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
-        """Run ``query`` and return its result as an in-memory DuckDB relation.
+    def relation(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run a read-only ``query``; return its result as an in-memory DuckDB relation.
 
         The result is copied out (through a temporary Parquet file) so the relation
         stays usable after the state file is handed to another process.
@@ -339,7 +385,16 @@ class DuckDBStore:
         with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
             target = Path(tmp) / "result.parquet"
             with self.connection() as con:
-                con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)", params or [])
+                try:
+                    kinds = {s.type.name for s in con.extract_statements(query)}
+                    if kinds != {"SELECT"}:
+                        raise StoreError(
+                            f"only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
+                            f"allowed here, got {', '.join(sorted(kinds)) or 'nothing'}; "
+                            "the store is written by orbits_nb only", query=query)
+                    con.sql(query).write_parquet(str(target))
+                except duckdb.Error as err:
+                    raise StoreError(f"query failed: {err}", query=query) from None
             mem = duckdb.connect(":memory:")
             mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
         return mem.table("result")

@@ -117,9 +117,90 @@ MIGRATIONS: dict[int, list[str]] = {
         _STEPS,
         _ATTEMPTS,
     ],
+    # Resources and drift (orbits_nb.resources). Times are epoch seconds (DOUBLE), as in
+    # events; the resource_status view shows them as timestamps.
+    2: [
+        # One row per resource identity (kind:identity): what was converged, its output.
+        "CREATE TABLE IF NOT EXISTS resources (resource_key VARCHAR PRIMARY KEY, "
+        "kind VARCHAR NOT NULL, identity VARCHAR NOT NULL, type VARCHAR NOT NULL, "
+        "args JSON, desired JSON, version VARCHAR, output JSON, status VARCHAR NOT NULL, "
+        "created_at DOUBLE, updated_at DOUBLE, deleted_at DOUBLE, created_by VARCHAR, "
+        "updated_by VARCHAR, accepted_at DOUBLE, accepted_by VARCHAR)",
+        # Every step that used a resource; role 'user' rows keep it alive until released.
+        "CREATE TABLE IF NOT EXISTS resource_users (resource_key VARCHAR NOT NULL, "
+        "run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, root_run_id VARCHAR NOT NULL, "
+        "workflow VARCHAR, role VARCHAR NOT NULL, first_used DOUBLE, last_used DOUBLE, "
+        "released_at DOUBLE, PRIMARY KEY (resource_key, run_id, step))",
+        "CREATE SEQUENCE IF NOT EXISTS drift_check_seq START 1",
+        # Append-only history of observations: drift checks, convergences, accepts.
+        "CREATE TABLE IF NOT EXISTS drift_checks (check_id BIGINT PRIMARY KEY, "
+        "batch_id VARCHAR, resource_key VARCHAR NOT NULL, checked_at DOUBLE NOT NULL, "
+        "source VARCHAR NOT NULL, status VARCHAR NOT NULL, diffs JSON, actual JSON, "
+        "error VARCHAR, run_id VARCHAR, step VARCHAR, duration_s DOUBLE, "
+        "checked_by VARCHAR)",
+        # One live command per resource across processes.
+        "CREATE TABLE IF NOT EXISTS resource_leases (resource_key VARCHAR PRIMARY KEY, "
+        "token VARCHAR NOT NULL, host VARCHAR, pid INTEGER, command VARCHAR, "
+        "run_id VARCHAR, step VARCHAR, since DOUBLE, heartbeat DOUBLE)",
+        """
+CREATE OR REPLACE VIEW resource_status AS
+WITH latest AS (
+  SELECT resource_key, arg_max(status, check_id) AS drift_status,
+    max(checked_at) AS last_checked, arg_max(diffs, check_id) AS diffs,
+    arg_max(error, check_id) AS error
+  FROM drift_checks GROUP BY resource_key),
+last_ok AS (
+  SELECT resource_key, max(check_id) AS ok_id FROM drift_checks
+  WHERE status = 'in_sync' GROUP BY resource_key),
+since AS (
+  SELECT c.resource_key, min(c.checked_at) AS since
+  FROM drift_checks c LEFT JOIN last_ok o USING (resource_key)
+  WHERE c.status <> 'in_sync' AND c.check_id > coalesce(o.ok_id, 0)
+  GROUP BY c.resource_key),
+users AS (
+  SELECT resource_key, count(DISTINCT root_run_id) AS users FROM resource_users
+  WHERE role = 'user' AND released_at IS NULL GROUP BY resource_key)
+SELECT r.resource_key, r.kind, r.identity, r.type, r.status AS lifecycle,
+  l.drift_status, to_timestamp(l.last_checked) AS checked_at,
+  CASE WHEN l.drift_status <> 'in_sync' THEN to_timestamp(s.since) END AS drift_since,
+  l.diffs, l.error, coalesce(u.users, 0) AS users, r.desired, r.output, r.version,
+  to_timestamp(r.created_at) AS created_at, to_timestamp(r.updated_at) AS updated_at
+FROM resources r LEFT JOIN latest l USING (resource_key)
+  LEFT JOIN since s USING (resource_key) LEFT JOIN users u USING (resource_key)
+""",
+    ],
+    # Runbooks (orbits_nb.runbooks): headless notebook runs, schedules, schedule locks.
+    # Parameters hold secrets only as {"$secret": name[, "env": VAR]} references.
+    3: [
+        "CREATE TABLE IF NOT EXISTS notebook_runs (notebook_run_id VARCHAR PRIMARY KEY, "
+        "runbook VARCHAR NOT NULL, notebook VARCHAR NOT NULL, parameters JSON, "
+        "status VARCHAR NOT NULL, trigger VARCHAR, schedule_id VARCHAR, "
+        "scheduled_for TIMESTAMPTZ, resume_of VARCHAR, attempt INTEGER, "
+        "started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, duration_s DOUBLE, "
+        "output_path VARCHAR, failed_cell INTEGER, error JSON, workflow_runs JSON, "
+        "host VARCHAR, pid INTEGER, kernel_pid INTEGER)",
+        "CREATE TABLE IF NOT EXISTS schedules (schedule_id VARCHAR PRIMARY KEY, "
+        "cron VARCHAR NOT NULL, notebook VARCHAR NOT NULL, parameters JSON, "
+        "catch_up VARCHAR NOT NULL, options JSON, enabled BOOLEAN NOT NULL, "
+        "created_at TIMESTAMPTZ, last_due TIMESTAMPTZ, skipped INTEGER NOT NULL, "
+        "last_skip VARCHAR)",
+        # At most one live instance per schedule; a row whose holder died is free.
+        "CREATE TABLE IF NOT EXISTS schedule_locks (schedule_id VARCHAR PRIMARY KEY, "
+        "notebook_run_id VARCHAR NOT NULL, host VARCHAR, pid INTEGER, since DOUBLE, "
+        "heartbeat DOUBLE)",
+    ],
+    # Human approvals (orbits_nb.approval): one row per request of an Approval step;
+    # decision is NULL while pending, then 'approved' or 'rejected' with who and when.
+    4: [
+        "CREATE TABLE IF NOT EXISTS approvals (request_id VARCHAR PRIMARY KEY, "
+        "run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, prompt VARCHAR, details JSON, "
+        "requested_at DOUBLE NOT NULL, requested_by VARCHAR, decision VARCHAR, "
+        "decided_by VARCHAR, decided_at DOUBLE, comment VARCHAR, decided_via VARCHAR)",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
 #: Tables and views documented for users (README).
-USER_TABLES = ("runs", "steps", "attempts", "events", "logs", "leases", "schema_version")
+USER_TABLES = ("runs", "steps", "attempts", "events", "logs", "leases", "schema_version",
+               "notebook_runs", "schedules", "schedule_locks")

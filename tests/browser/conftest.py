@@ -76,9 +76,14 @@ def browser_stack() -> None:
 
 
 @pytest.fixture(scope="session")
-def jupyter_lab_env() -> dict[str, str]:
-    """Extra environment for the session's JupyterLab and its kernels; override it."""
-    return {}
+def jupyter_lab_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Extra environment for the session's JupyterLab and its kernels; override it.
+
+    By default the kernels keep orbits_nb state in a throwaway file, not the work tree
+    (the same ORBITS_NB_STATE convention as the autouse fixture in tests/conftest.py).
+    """
+    state = tmp_path_factory.mktemp("orbits-state") / "state.duckdb"
+    return {"ORBITS_NB_STATE": str(state)}
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +95,16 @@ def jupyter_lab(
     """One JupyterLab server for the session, killed with its kernels at the end."""
     with running_jupyter_lab(tmp_path_factory.mktemp("jupyterlab"), jupyter_lab_env) as lab:
         yield lab
+
+
+@pytest.fixture(autouse=True)
+def _fresh_kernels_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    # The server outlives each test; without this a test that reopens a notebook path
+    # would reattach to the previous test's kernel and inherit its variables.
+    yield
+    lab = getattr(request.node, "funcargs", {}).get("jupyter_lab")
+    if isinstance(lab, JupyterLab):
+        lab.shut_down_kernels()
 
 
 @pytest.fixture

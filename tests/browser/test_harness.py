@@ -10,9 +10,12 @@ import pytest
 from .harness import (
     JupyterLab,
     cell_output,
+    click_menu,
+    kernel_dialog,
     open_notebook,
     run_all_cells,
     screenshot,
+    wait_kernel_idle,
     write_notebook,
 )
 
@@ -50,26 +53,32 @@ display(SVG(
 
 PRINT_CELL = 'print("orbits-nb says " + "hello")'
 
+ENV_CELL = 'import os; print("state=" + os.environ.get("ORBITS_NB_STATE", "<unset>"))'
+
 
 def test_widget_svg_and_text_render_in_jupyterlab(
-    jupyter_lab: JupyterLab, browser_page: Page
+    jupyter_lab: JupyterLab, jupyter_lab_env: dict[str, str], browser_page: Page
 ) -> None:
     from playwright.sync_api import expect
 
     page = browser_page
-    write_notebook(jupyter_lab.root_dir, "harness.ipynb", [WIDGET_CELL, SVG_CELL, PRINT_CELL])
+    cells = [WIDGET_CELL, SVG_CELL, PRINT_CELL, ENV_CELL]
+    write_notebook(jupyter_lab.root_dir, "harness.ipynb", cells)
     open_notebook(page, jupyter_lab, "harness.ipynb")
     run_all_cells(page)
 
     # The joined string only exists in the output, never in the cell's source.
     expect(cell_output(page, 2)).to_contain_text("orbits-nb says hello")
+    # The kernel inherits the environment the test handed to the server.
+    expect(cell_output(page, 3)).to_have_text(f"state={jupyter_lab_env['ORBITS_NB_STATE']}")
 
     # JupyterLab renders image/svg+xml as an <img> with a data: URI; a decoded image
     # has the SVG's own width, which proves the browser parsed it.
-    svg = cell_output(page, 1).locator(".jp-RenderedSVG img")
+    expect(cell_output(page, 1)).to_have_attribute("data-mime-type", "image/svg+xml")
+    svg = cell_output(page, 1).locator("img")
     expect(svg).to_be_visible()
     expect(svg).to_have_attribute("src", re.compile("orbits-probe"))
-    assert svg.evaluate("img => img.complete && img.naturalWidth") == 160
+    assert svg.evaluate("img => img.decode().then(() => img.naturalWidth)") == 160
 
     button = cell_output(page, 0).get_by_role("button", name="Count me")
     label = cell_output(page, 0).locator(".widget-label")
@@ -83,3 +92,21 @@ def test_widget_svg_and_text_render_in_jupyterlab(
     button.click()
     expect(label).to_have_text("clicks: 2")
     screenshot(page, "harness-after-click")
+
+
+def test_kernel_selection_dialog_is_accepted(jupyter_lab: JupyterLab, browser_page: Page) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    write_notebook(jupyter_lab.root_dir, "dialog.ipynb", ['print("after " + "dialog")'])
+    open_notebook(page, jupyter_lab, "dialog.ipynb")
+    # "Change Kernel…" raises the same dialog JupyterLab shows when it cannot tell
+    # which kernel a notebook wants; the harness must get past it on its own.
+    click_menu(page, "Kernel", "Change Kernel…")
+    expect(kernel_dialog(page)).to_be_visible()
+    screenshot(page, "harness-kernel-dialog")
+
+    wait_kernel_idle(page)
+    expect(kernel_dialog(page)).to_have_count(0)
+    run_all_cells(page)
+    expect(cell_output(page, 0)).to_have_text("after dialog")

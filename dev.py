@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Set up everything and run the flagship runbook, or the whole test suite.
+
+    python3 dev.py demo     # venv + packages, then the flagship runbook on a local AWS emulator
+    python3 dev.py test     # venv + packages + chromium/graphviz, then ruff, mypy and pytest
+
+Needs only Python 3.11+ and git. System packages (Debian's chromium and graphviz, for
+the browser tests and the system-Graphviz path) are installed with apt-get when
+missing, as root or through passwordless sudo.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+APT_PACKAGES = {"chromium": "/usr/bin/chromium", "graphviz": "/usr/bin/dot"}
+
+
+def run(*cmd: str | Path, **kw: object) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def setup(extra: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"orbits_nb needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+        f".[{extra}]")
+
+
+def apt_install() -> None:
+    missing = [name for name, path in APT_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        sys.exit(f"please install {', '.join(missing)} (Debian package names) and re-run")
+    sudo: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(*sudo, "apt-get", "update", "-q", env=env)
+    run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+
+
+def demo(args: list[str]) -> None:
+    setup("demo")
+    run(BIN / "orbits-nb", "demo", *args)
+
+
+def test(args: list[str]) -> None:
+    setup("dev")
+    apt_install()
+    run(BIN / "ruff", "check", "orbits_nb", "tests", "bench", "dev.py")
+    run(BIN / "mypy")
+    run(PY, "-m", "pytest", *(args or ["-q"]))
+
+
+def main() -> None:
+    commands = {"demo": demo, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]](sys.argv[2:])
+    except subprocess.CalledProcessError as err:
+        sys.exit(err.returncode or 1)
+
+
+if __name__ == "__main__":
+    main()

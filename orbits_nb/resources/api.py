@@ -1,0 +1,173 @@
+"""Module-level entry points: drift(), list_resources(), drift_history(), uninstall()."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.resources import records
+from orbits_nb.resources.base import Resource
+from orbits_nb.resources.check import DEFAULT_CONCURRENCY, check_concurrency, check_rows
+from orbits_nb.resources.errors import ResourceNotFound
+from orbits_nb.resources.report import DriftReport, on_engine
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from orbits_nb.engine.engine import Engine
+    from orbits_nb.engine.run import Run
+    from orbits_nb.store.duckdb_store import DuckDBStore
+
+TypeFilter = str | type[Resource] | Iterable[str | type[Resource]] | None
+
+
+def _engine(engine: Engine | None) -> Engine:
+    from orbits_nb.engine.engine import default_engine
+
+    return engine or default_engine()
+
+
+def kinds_of(type: TypeFilter) -> list[str]:
+    """Kind names and ``module:Class`` names from a type filter (validated)."""
+    if type is None:
+        return []
+    items = [type] if isinstance(type, (str, builtin_type)) else list(type)
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, builtin_type) and issubclass(item, Resource):
+            out += [item.kind_name(), item.type_name()]
+        elif isinstance(item, str) and item.strip():
+            out.append(item)
+        else:
+            raise InvalidArgument(f"type= takes Resource classes or kind names, got "
+                                  f"{item!r}", type=repr(item))
+    return out
+
+
+builtin_type = type
+
+
+def drift(type: TypeFilter = None, identity: str | None = None,
+          workflow: str | None = None, *, key: str | None = None,
+          concurrency: int = DEFAULT_CONCURRENCY, record: bool = True,
+          engine: Engine | None = None) -> DriftReport:
+    """Observe recorded resources, compare with their desired state, record the result.
+
+    Filters (all optional, combined): ``type`` (a Resource class or kind name, or a
+    list), ``identity`` (exact or glob, e.g. ``"/srv/*"``), ``workflow`` (class name or
+    root run id of a workflow using the resource), ``key`` (``kind:identity``, glob).
+    At most ``concurrency`` observations run at once. Each result (in sync, drifted,
+    missing, error) is appended to the ``drift_checks`` history unless ``record=False``.
+
+    >>> report = ob.drift(type=ob.LocalFile)     # doctest: +SKIP
+    >>> report.ok, report.drifted                # doctest: +SKIP
+    """
+    engine = _engine(engine)
+    concurrency = check_concurrency(concurrency)
+    if identity is not None and not isinstance(identity, str):
+        raise InvalidArgument(f"identity= must be a str (exact or glob), got {identity!r}")
+    rows = records.select(engine.store, kinds=kinds_of(type), identity=identity,
+                          workflow=workflow, keys=[key] if key else ())
+    started, clock = time.time(), time.monotonic()
+    checks = on_engine(engine, check_rows(engine, rows, concurrency=concurrency,
+                                          record=record))
+    filters = {"type": type, "identity": identity, "workflow": workflow, "key": key}
+    return DriftReport(checks, engine=engine, filters=filters, concurrency=concurrency,
+                       started_at=started, duration_s=time.monotonic() - clock)
+
+
+def list_resources(*, include_deleted: bool = False,
+                   engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
+    """Recorded resources with their latest drift status and user count (a relation)."""
+    engine = _engine(engine)
+    where = "" if include_deleted else " WHERE lifecycle = 'present'"
+    return engine.store.relation(
+        "SELECT resource_key, kind, identity, lifecycle, drift_status, checked_at, "
+        f"drift_since, users, output, updated_at FROM resource_status{where} "
+        "ORDER BY resource_key")
+
+
+def drift_history(key: str | None = None, *, keys: Iterable[str] = (), limit: int = 200,
+                  engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
+    """Recorded checks (drift checks, convergences, accepts), newest first.
+
+    ``key`` may be a glob; the ``diffs`` column holds ``[{path, change, desired,
+    actual}]``, so ``WHERE status <> 'in_sync'`` shows when drift started.
+    """
+    engine = _engine(engine)
+    wanted = list(keys) + ([key] if key else [])
+    where = ""
+    if wanted:
+        # relation() takes no parameters: literals are quoted here ('' escapes ').
+        globs = [_literal(k.replace("[", "[[]")) for k in wanted]
+        where = " WHERE (" + " OR ".join(f"resource_key GLOB {g}" for g in globs) + ")"
+    return engine.store.relation(
+        "SELECT check_id, resource_key, to_timestamp(checked_at) AS checked_at, source, "
+        "status, diffs, error, run_id, step, round(duration_s, 4) AS duration_s, checked_by "
+        f"FROM drift_checks{where} ORDER BY check_id DESC LIMIT {int(limit)}")
+
+
+def _literal(text: str) -> str:
+    if not isinstance(text, str):
+        raise InvalidArgument(f"a resource key must be a str, got {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def resolve_keys(store: DuckDBStore, targets: Iterable[str | Resource]) -> list[str]:
+    """Resource keys from keys, identities or Resource instances (recorded ones)."""
+    keys: list[str] = []
+    for target in targets:
+        if isinstance(target, Resource):
+            keys.append(target.key())
+            continue
+        if not isinstance(target, str) or not target:
+            raise InvalidArgument(f"name a resource by key, identity or instance, got "
+                                  f"{target!r}")
+        rows = store.fetch("SELECT resource_key FROM resources WHERE status = 'present' "
+                           "AND (resource_key = ? OR identity = ?)", [target, target])
+        if not rows:
+            raise ResourceNotFound(f"no recorded resource has key or identity {target!r}; "
+                                   "list them with ob.list_resources()", key=target)
+        keys += [r[0] for r in rows]
+    return list(dict.fromkeys(keys))
+
+
+def start_uninstall(engine: Engine, keys: list[str], *, force: bool = False,
+                    release: Iterable[str] = ()) -> Run:
+    from orbits_nb.resources.commands import Uninstall
+
+    if isinstance(release, str):
+        release = [release]
+    return engine.start(Uninstall(resources=keys, force=bool(force),
+                                  release=list(release)), fresh=True)
+
+
+def uninstall(*targets: str | Resource, force: bool = False, release: Iterable[str] = (),
+              wait: bool = True, engine: Engine | None = None) -> Run:
+    """Delete resources in a new run, refusing any that another workflow still uses.
+
+    ``release`` names the users (root run ids or workflow names) on whose behalf you
+    uninstall; remaining users block the deletion unless ``force=True``.
+
+    >>> ob.uninstall("/srv/app/config.yaml", release=["DeployBackend"])  # doctest: +SKIP
+    """
+    engine = _engine(engine)
+    if not targets:
+        raise InvalidArgument("uninstall() needs at least one resource key or identity")
+    run = start_uninstall(engine, resolve_keys(engine.store, targets), force=force,
+                          release=release)
+    if wait:
+        run.wait()
+    return run
+
+
+def drifted_steps(store: DuckDBStore | Engine, run_id: str) -> set[str]:
+    """Step keys of ``run_id`` whose resource's latest drift check is not in sync.
+
+    For run diagrams: mark these steps as "drifted since".
+    """
+    target: Any = getattr(store, "store", store)
+    return records.drifted_steps(target, run_id)
+

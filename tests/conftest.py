@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import orbits_nb as ob
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own default state file (never the repository's)."""
+    path = tmp_path / "state" / "state.duckdb"
+    monkeypatch.setenv("ORBITS_NB_STATE", str(path))
+    return path
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    return tmp_path / "engine.duckdb"
+
+
+@pytest.fixture
+def engine(state_path: Path) -> Iterator[ob.Engine]:
+    eng = ob.Engine(state_path)
+    yield eng
+    eng.close()
