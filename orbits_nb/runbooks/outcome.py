@@ -1,0 +1,210 @@
+"""Executing the prepared notebook and turning whatever happened into a record."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.runbooks import kernel as kenv
+from orbits_nb.runbooks import records, report
+from orbits_nb.runbooks.execute import kernel_env, notebook_label, secret_values
+
+if TYPE_CHECKING:
+    from orbits_nb.runbooks._papermill import Hooks
+    from orbits_nb.runbooks.execute import Job
+    from orbits_nb.runbooks.records import NotebookRun
+    from orbits_nb.store.duckdb_store import DuckDBStore
+
+_SOURCE_LINES = 40
+
+
+class _ScrubbedStream:
+    """``--log-output``: cell output echoed to the console, secrets masked."""
+
+    def __init__(self, stream: Any, secrets: list[str]) -> None:
+        self.stream = stream
+        self.secrets = secrets
+
+    def write(self, text: str) -> int:
+        return int(self.stream.write(report.scrub(text, self.secrets)))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
+    """Execute ``job`` (already recorded as running) and complete its record."""
+    import papermill
+
+    from orbits_nb.runbooks._papermill import Hooks, register
+
+    record = job.record
+    secrets = secret_values(job.values)
+
+    def kernel_started(pid: int) -> None:
+        record.kernel_pid = pid
+        records.set_kernel_pid(store, record.notebook_run_id, pid)
+
+    hooks = Hooks(env=kernel_env(job), cwd=job.notebook.parent, secrets=secrets,
+                  header=report.header(record, notebook_label(job)),
+                  bootstrap=kenv.bootstrap_source() if job.values.secrets else None,
+                  on_kernel=kernel_started)
+    streams: dict[str, Any] = {}
+    if job.log_output:
+        streams = {"stdout_file": _ScrubbedStream(sys.stdout, secrets),
+                   "stderr_file": _ScrubbedStream(sys.stderr, secrets)}
+    job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    failure: BaseException | None = None
+    try:
+        papermill.execute_notebook(
+            str(job.notebook), str(job.output_path), parameters=job.values.public,
+            engine_name=register(), kernel_name=job.kernel_name,
+            progress_bar=job.progress, start_timeout=int(job.start_timeout),
+            execution_timeout=job.cell_timeout, orbits_hooks=hooks, **streams)
+    except BaseException as err:  # recorded below; interrupts are raised again after
+        failure = err
+    with records.held(store):
+        finish(job, store, hooks, failure)
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure
+    return record
+
+
+def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | None) -> None:
+    """Complete the record and the executed notebook after the kernel is gone."""
+    import nbformat
+
+    record = job.record
+    secrets = hooks.secrets
+    nb = _load(job) or hooks.nb
+    status, cell, error = classify(nb, failure)
+    record.status = status
+    record.failed_cell = cell
+    record.error = report.scrub(error, secrets) if error else None
+    record.kernel_pid = record.kernel_pid or hooks.kernel_pid
+    record.finished_at = time.time()
+    record.duration_s = record.finished_at - (record.started_at or record.finished_at)
+    record.workflow_runs = records.started_runs(store, record)
+    why = (f"the kernel of notebook run {record.notebook_run_id} died"
+           if error and error["type"] == "KernelDied" else
+           f"notebook run {record.notebook_run_id} ended ({status}) before this run did; "
+           "wait for runs in the runbook (run.wait() or await run)")
+    records.reap_runs(store, record.workflow_runs, why)
+    if nb is not None:
+        _complete_notebook(nbformat, job, store, nb)
+        report.scrub(nb, secrets)
+        _write(nbformat, nb, job.output_path)
+    records.update(store, record)
+
+
+def _load(job: Job) -> Any:
+    import nbformat
+
+    if not job.output_path.exists():
+        return None
+    reader: Any = nbformat.read  # nbformat ships no type hints
+    try:
+        return reader(str(job.output_path), as_version=4)
+    except Exception:  # a torn autosave: fall back to the in-memory notebook
+        return None
+
+
+def _complete_notebook(nbformat: Any, job: Job, store: DuckDBStore, nb: Any) -> None:
+    from orbits_nb.engine.engine import Engine
+
+    record = job.record
+    heads = [c for c in nb.cells if report.HEADER_TAG in c.get("metadata", {}).get("tags", [])]
+    for cell in heads:
+        cell.source = report.header(record, notebook_label(job))
+    # Our header first (papermill puts its error banner on top), old reports out.
+    seen = {id(c) for c in heads}
+    nb.cells = heads + [c for c in nb.cells if id(c) not in seen and report.REPORT_TAG
+                        not in c.get("metadata", {}).get("tags", [])]
+    engine = Engine(store)
+    nb.cells += report.report_cells(nbformat, engine, record.workflow_runs)
+    nb.metadata["orbits_nb"] = {
+        "notebook_run_id": record.notebook_run_id, "runbook": record.runbook,
+        "status": record.status, "parameters": record.masked_parameters(),
+        "workflow_runs": record.workflow_runs, "failed_cell": record.failed_cell,
+    }
+
+
+def _write(nbformat: Any, nb: Any, path: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".orbits-nb-", suffix=".ipynb", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(nb, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def classify(nb: Any, failure: BaseException | None) -> tuple[str, int | None,
+                                                               dict[str, Any] | None]:
+    """``(status, failing cell index in the runbook, error)`` of a finished execution."""
+    if failure is None:
+        return "succeeded", None, None
+    cells = list(nb.cells) if nb is not None else []
+    name = type(failure).__name__
+    if name == "PapermillExecutionError":
+        for cell in cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error" and not _clean_exit(output):
+                    return "failed", _index(cells, cell), _error(
+                        cell, str(output.get("ename")), str(output.get("evalue")),
+                        "\n".join(report.strip_ansi(t) for t in output.get("traceback", [])))
+    current = _last_started(cells)
+    position = _index(cells, current) if current is not None else None
+    where = f" while executing cell {position}" if position is not None else ""
+    kind, message = {
+        "DeadKernelError": ("KernelDied", f"the kernel died{where}"),
+        "CellTimeoutError": ("CellTimeout", f"{report.strip_ansi(str(failure))}{where}"),
+        "KeyboardInterrupt": ("Interrupted", f"the runner was interrupted{where}"),
+    }.get(name, (name, f"{report.strip_ansi(str(failure))}{where}"))
+    if isinstance(failure, SystemExit):
+        kind, message = "Interrupted", f"the runner was stopped{where}"
+    return "failed", position, _error(current, kind, message, "")
+
+
+def _clean_exit(output: dict[str, Any]) -> bool:
+    return output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")
+
+
+def _error(cell: Any, kind: str, message: str, traceback: str) -> dict[str, Any]:
+    source = "" if cell is None else str(cell.get("source", ""))
+    lines = source.splitlines()
+    if len(lines) > _SOURCE_LINES:
+        lines = [*lines[:_SOURCE_LINES], "..."]
+    count = None if cell is None else cell.get("execution_count")
+    return {"type": kind, "message": message, "traceback": traceback,
+            "source": "\n".join(lines), "execution_count": count}
+
+
+def _inserted(cell: Any) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return any(tag in report.INSERTED_TAGS for tag in tags)
+
+
+def _index(cells: list[Any], target: Any) -> int | None:
+    """Position of ``target`` among the runbook's own cells (inserted ones skipped)."""
+    position = 0
+    for cell in cells:
+        if cell is target:
+            return None if _inserted(cell) else position
+        if not _inserted(cell):
+            position += 1
+    return None
+
+
+def _last_started(cells: list[Any]) -> Any:
+    started = None
+    for cell in cells:
+        if cell.get("cell_type") == "code" and \
+                cell.get("metadata", {}).get("papermill", {}).get("start_time"):
+            started = cell
+    return started

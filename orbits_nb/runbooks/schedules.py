@@ -1,0 +1,304 @@
+"""Schedules: cron expressions that run a runbook, stored in the state file.
+
+Missed occurrences (the scheduler was down, or the previous run was still active)
+follow the schedule's ``catch_up`` policy:
+
+* ``latest`` (default): run once for the most recent missed occurrence, skip the rest;
+* ``all``: run every missed occurrence, oldest first, one at a time;
+* ``skip``: run only an occurrence noticed within ``grace`` seconds of its time.
+
+An occurrence that comes due while the schedule's previous run is still active is
+skipped (``latest``/``skip``) or waits its turn (``all``): two instances of one
+schedule never run at once. Times are evaluated in the schedule's time zone
+(``tz`` option, default the machine's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from orbits_nb.core.serde import dumps, loads
+from orbits_nb.runbooks import notebook as nbfile
+from orbits_nb.runbooks.errors import ParameterError, ScheduleError
+from orbits_nb.runbooks.parameters import signature_of
+from orbits_nb.runbooks.values import from_cli, validate
+from orbits_nb.store.duckdb_store import HOST, DuckDBStore, owner_alive
+
+POLICIES = ("latest", "all", "skip")
+MAX_BACKLOG = 1000
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_COLUMNS = ("schedule_id", "cron", "notebook", "parameters", "catch_up", "options",
+            "enabled", "created_at", "last_due", "skipped", "last_skip")
+
+
+class ScheduleBusy(ScheduleError):
+    """The schedule's previous run is still active (field ``holder``)."""
+
+
+@dataclass
+class Schedule:
+    """A runbook to run on a cron expression (``options``: kernel, cell_timeout, tz...)."""
+
+    schedule_id: str
+    cron: str
+    notebook: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    catch_up: str = "latest"
+    options: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+    created_at: float = 0.0
+    last_due: float = 0.0
+    skipped: int = 0
+    last_skip: str | None = None
+
+    def zone(self) -> tzinfo:
+        return zone(self.options.get("tz"))
+
+    def occurrences(self, after: float, until: float, limit: int = MAX_BACKLOG) -> list[float]:
+        """Due times in ``(after, until]``, oldest first (at most ``limit``)."""
+        from croniter import croniter
+
+        it = croniter(self.cron, datetime.fromtimestamp(after, self.zone()))
+        found: list[float] = []
+        while len(found) < limit:
+            due = float(it.get_next(float))
+            if due > until:
+                break
+            found.append(due)
+        return found
+
+    def next_due(self, after: float) -> float:
+        from croniter import croniter
+
+        return float(croniter(self.cron, datetime.fromtimestamp(after, self.zone()))
+                     .get_next(float))
+
+    def previous_due(self, now: float) -> float:
+        from croniter import croniter
+
+        return float(croniter(self.cron, datetime.fromtimestamp(now, self.zone()))
+                     .get_prev(float))
+
+
+def zone(name: str | None) -> tzinfo:
+    """The named IANA zone, else $TZ, else the machine's zone, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    candidate = name or os.environ.get("TZ")
+    if candidate:
+        try:
+            return ZoneInfo(candidate.lstrip(":"))
+        except (ZoneInfoNotFoundError, ValueError):
+            if name:
+                raise ScheduleError(f"unknown time zone {name!r}; use an IANA name such "
+                                    "as 'Europe/Paris' or 'UTC'", tz=name) from None
+    try:
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle)
+    except (OSError, ValueError):
+        return UTC
+
+
+def check_cron(cron: str) -> str:
+    from croniter import croniter
+
+    text = " ".join(cron.split())
+    if not text or not croniter.is_valid(text):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression (expected 5 fields "
+                            "'minute hour day month weekday', e.g. '0 2 * * *', or "
+                            "@hourly/@daily/@weekly)", cron=cron)
+    return text
+
+
+# -- the table --------------------------------------------------------------------------
+
+def _record(row: tuple[Any, ...]) -> Schedule:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    data["parameters"] = loads(data["parameters"]) or {}
+    data["options"] = loads(data["options"]) or {}
+    return Schedule(**data)
+
+
+_SELECT = ", ".join(f"epoch({c})" if c in ("created_at", "last_due") else c
+                    for c in _COLUMNS)
+
+
+def listing(store: DuckDBStore) -> list[Schedule]:
+    return [_record(r) for r in store.fetch(
+        f"SELECT {_SELECT} FROM schedules ORDER BY schedule_id")]
+
+
+def get(store: DuckDBStore, schedule_id: str) -> Schedule:
+    rows = store.fetch(f"SELECT {_SELECT} FROM schedules WHERE schedule_id = ?",
+                       [schedule_id])
+    if not rows:
+        known = ", ".join(s.schedule_id for s in listing(store)) or "none"
+        raise ScheduleError(f"no schedule named {schedule_id!r} (schedules: {known}); see "
+                            "`orbits-nb schedule list`", schedule_id=schedule_id)
+    return _record(rows[0])
+
+
+def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
+        parameters: dict[str, Any] | None = None, cli: list[tuple[str, str]] | None = None,
+        name: str | None = None, catch_up: str = "latest",
+        options: dict[str, Any] | None = None, now: float | None = None) -> Schedule:
+    """Validate and store a schedule; bad cron, notebook or parameters are rejected."""
+    cron = check_cron(cron)
+    if catch_up not in POLICIES:
+        raise ScheduleError(f"unknown catch-up policy {catch_up!r}; use one of "
+                            f"{', '.join(POLICIES)}", catch_up=catch_up)
+    path = nbfile.resolve(notebook)
+    sig = signature_of(path, nbfile.load(path))
+    given = dict(parameters or {})
+    given.update(from_cli(sig, cli or []))
+    values = validate(sig, given, check_env=False, allow_literal_secrets=False)
+    values.public.pop("headless", None)  # the runner sets it at each run
+    schedule_id = name or nbfile.runbook_name(path)
+    if not _NAME.match(schedule_id):
+        raise ScheduleError(f"schedule name {schedule_id!r} must be letters, digits, '.', "
+                            "'_' or '-' (at most 100)", schedule_id=schedule_id)
+    created = time.time() if now is None else now
+    schedule = Schedule(schedule_id, cron, str(path), values.recorded(), catch_up,
+                        dict(options or {}), True, created, created)
+    schedule.zone()  # an unknown tz option fails here, not in the scheduler
+    with store.connection() as con:
+        con.execute("BEGIN")
+        try:
+            if con.execute("SELECT 1 FROM schedules WHERE schedule_id = ?",
+                           [schedule_id]).fetchone():
+                raise ScheduleError(
+                    f"a schedule named {schedule_id!r} exists already; remove it first or "
+                    "pass --name", schedule_id=schedule_id)
+            con.execute(
+                "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), "
+                "to_timestamp(?), 0, NULL)",
+                [schedule_id, cron, str(path), dumps(schedule.parameters), catch_up,
+                 dumps(schedule.options), True, created, created])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return schedule
+
+
+def remove(store: DuckDBStore, schedule_id: str) -> Schedule:
+    schedule = get(store, schedule_id)
+    with store.connection() as con:
+        con.execute("DELETE FROM schedules WHERE schedule_id = ?", [schedule_id])
+    return schedule
+
+
+def advance(store: DuckDBStore, schedule_id: str, last_due: float, skipped: int = 0,
+            reason: str | None = None) -> None:
+    """Record that occurrences up to ``last_due`` are handled (run or skipped)."""
+    with store.connection() as con:
+        con.execute(
+            "UPDATE schedules SET last_due = greatest(last_due, to_timestamp(?)), "
+            "skipped = skipped + ?, last_skip = coalesce(?, last_skip) "
+            "WHERE schedule_id = ?", [last_due, skipped, reason, schedule_id])
+
+
+# -- one live instance per schedule ------------------------------------------------------
+
+def holder(store: DuckDBStore, schedule_id: str) -> tuple[str, int, str] | None:
+    """``(host, pid, notebook_run_id)`` of the live instance of the schedule, if any."""
+    rows = store.fetch("SELECT host, pid, notebook_run_id, heartbeat FROM schedule_locks "
+                       "WHERE schedule_id = ?", [schedule_id])
+    if rows and owner_alive(rows[0][0], rows[0][1], rows[0][3]):
+        return rows[0][0], rows[0][1], rows[0][2]
+    return None
+
+
+def claim(store: DuckDBStore, schedule_id: str, notebook_run_id: str,
+          pid: int | None = None) -> bool:
+    """Take the schedule's lock for ``notebook_run_id``; False if a live holder has it.
+
+    A lock already held for the same notebook run (the scheduler claims before it
+    starts the runner) passes to ``pid``.
+    """
+    pid = pid or os.getpid()
+    with store.connection() as con:
+        con.execute("BEGIN")
+        try:
+            row = con.execute("SELECT host, pid, notebook_run_id, heartbeat FROM "
+                              "schedule_locks WHERE schedule_id = ?", [schedule_id]).fetchone()
+            if row and row[2] != notebook_run_id and owner_alive(row[0], row[1], row[3]):
+                con.execute("ROLLBACK")
+                return False
+            now = time.time()
+            con.execute("INSERT OR REPLACE INTO schedule_locks VALUES (?, ?, ?, ?, ?, ?)",
+                        [schedule_id, notebook_run_id, HOST, pid, now, now])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return True
+
+
+def claim_for_run(store: DuckDBStore, record: Any) -> None:
+    """The runner's claim; raise ScheduleBusy when another instance is active."""
+    assert record.schedule_id
+    if not claim(store, record.schedule_id, record.notebook_run_id):
+        live = holder(store, record.schedule_id)
+        who = f"{live[2]} ({live[0]} pid {live[1]})" if live else "another run"
+        raise ScheduleBusy(f"schedule {record.schedule_id!r} is already running: {who}; "
+                           "this occurrence is skipped", schedule_id=record.schedule_id,
+                           holder=who)
+
+
+def release(store: DuckDBStore, schedule_id: str, notebook_run_id: str) -> None:
+    with store.connection() as con:
+        con.execute("DELETE FROM schedule_locks WHERE schedule_id = ? AND "
+                    "notebook_run_id = ?", [schedule_id, notebook_run_id])
+
+
+def heartbeat(store: DuckDBStore, notebook_run_ids: list[str]) -> None:
+    if notebook_run_ids:
+        marks = ", ".join("?" * len(notebook_run_ids))
+        with store.connection() as con:
+            con.execute(f"UPDATE schedule_locks SET heartbeat = ? WHERE notebook_run_id "
+                        f"IN ({marks})", [time.time(), *notebook_run_ids])
+
+
+# -- crontab --------------------------------------------------------------------------
+
+def crontab(schedules: list[Schedule], state: Path, *, python: str | None = None,
+            log_dir: Path | None = None) -> str:
+    """Crontab lines equivalent to the schedules (run ``orbits-nb schedule run ID``)."""
+    python = python or sys.executable
+    lines = [f"# orbits-nb schedules of {state}",
+             "# Under cron, missed occurrences are skipped whatever the catch-up policy;",
+             "# `orbits-nb schedule run` still refuses to start a second instance."]
+    for schedule in schedules:
+        root = Path(schedule.notebook).parent
+        log = (log_dir or root) / f"{schedule.schedule_id}.cron.log"
+        command = (f"cd {shlex.quote(str(root))} && ORBITS_NB_STATE={shlex.quote(str(state))}"
+                   f" {shlex.quote(python)} -m orbits_nb.cli schedule run "
+                   f"{shlex.quote(schedule.schedule_id)} >> {shlex.quote(str(log))} 2>&1")
+        lines.append(f"# {schedule.schedule_id}: {schedule.notebook}"
+                     + ("" if schedule.enabled else " (disabled)"))
+        if schedule.options.get("tz"):
+            lines.append(f"CRON_TZ={schedule.options['tz']}")
+        prefix = "" if schedule.enabled else "# "
+        lines.append(f"{prefix}{schedule.cron} {command.replace('%', chr(92) + '%')}")
+    return "\n".join(lines) + "\n"
+
+
+def parameters_for(schedule: Schedule) -> dict[str, Any]:
+    """The stored parameters, checked again against the notebook as it is now."""
+    path = nbfile.resolve(schedule.notebook)
+    sig = signature_of(path, nbfile.load(path))
+    try:
+        validate(sig, schedule.parameters, check_env=False)
+    except ParameterError as err:
+        raise ScheduleError(f"schedule {schedule.schedule_id!r} no longer fits its notebook: "
+                            f"{err}", schedule_id=schedule.schedule_id) from None
+    return dict(schedule.parameters)
