@@ -129,6 +129,7 @@ class Slow(ob.Action):
 
 class Parallel(ob.Workflow):
     async def define(self) -> Any:
+        await self.do("prepare", Count(key="prepare"))
         git, aws = await asyncio.gather(
             self.do("git-create", Slow(key="git", seconds=0.2)),
             self.do("aws-create", Slow(key="aws", seconds=0.2)),
@@ -144,6 +145,7 @@ def test_parallel_steps_overlap_and_record_parents(engine: ob.Engine) -> None:
     assert git.started_at is not None and aws.started_at is not None
     assert aws.started_at < (git.finished_at or 0)  # they ran at the same time
     assert sorted(state.steps["iac-deploy"].parents) == ["aws-create", "git-create"]
+    assert git.parents == aws.parents == ["prepare"]
 
 
 class SameNameInParallel(ob.Workflow):

@@ -54,6 +54,7 @@ class RunExecution:
         self.inflight: dict[str, str] = {}
         self.calls = 0
         self.frontier: list[str] = []
+        self.sibling_parents: list[str] = []
         self.visited: set[str] = set()
         self.replayed: set[str] = set()
         self.children: dict[str, RunExecution] = {}
@@ -181,7 +182,13 @@ class RunExecution:
                         executor: Executor | None, record: StepState | None,
                         concurrent: bool) -> Any:
         executor = executor or action.executor or self.engine.executor
-        parents, self.frontier = self.frontier, []
+        # A step started before anything completed since its sibling started (the
+        # branches of an asyncio.gather) shares the sibling's parents.
+        if self.frontier:
+            parents, self.frontier = self.frontier, []
+            self.sibling_parents = parents
+        else:
+            parents = self.sibling_parents
         static = {"name": name, "pos": ordinal if record is None else record.pos,
                   "action": action.type_name(), "args": action.args,
                   "executor": executor.describe(), "parents": parents,

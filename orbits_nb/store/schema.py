@@ -203,4 +203,5 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 #: Tables and views documented for users (README).
 USER_TABLES = ("runs", "steps", "attempts", "events", "logs", "leases", "schema_version",
-               "notebook_runs", "schedules", "schedule_locks")
+               "resources", "resource_users", "drift_checks", "resource_leases",
+               "notebook_runs", "schedules", "schedule_locks", "approvals")

@@ -1,0 +1,123 @@
+"""Static HTML of a run: headline, diagram and step table, for any notebook viewer.
+
+Everything is inline (styles, and the diagram as an ``<img>`` with an SVG data URI):
+JupyterLab strips ``<style>`` and ``<svg>`` from untrusted outputs, GitHub and nbviewer
+run no scripts, and this way the same markup shows everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Callable
+from typing import Any
+
+from orbits_nb.core.dot import STYLES, Picture, seconds
+from orbits_nb.views import model
+from orbits_nb.views.graph import Diagram
+
+FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
+MONO = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
+TABLE_LIMIT = 200
+_RUN_STYLES = {"pending": "pending", "running": "running", "succeeded": "succeeded",
+               "failed": "failed", "cancelled": "cancelled", "interrupted": "retrying"}
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def pill(status: str, label: str | None = None) -> str:
+    style = STYLES.get(_RUN_STYLES.get(status, status), STYLES["pending"])
+    return (f'<span style="display:inline-block;padding:1px 8px;border-radius:9px;'
+            f"background:{style.fill};color:{style.text};border:1px solid {style.border};"
+            f'font-size:11px;font-weight:600;line-height:16px">{esc(label or status)}</span>')
+
+
+def clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def diagram_html(diagram: Diagram, alt: str) -> str:
+    if diagram.svg is not None:
+        data = base64.b64encode(diagram.svg.encode("utf-8")).decode("ascii")
+        return (f'<img class="orbits-nb-diagram" alt="{esc(alt)}" style="max-width:100%;'
+                f'height:auto;margin:6px 0" src="data:image/svg+xml;base64,{data}"/>')
+    return (f'<div style="color:#92400e;font-size:12px;margin:6px 0">'
+            f"{esc(diagram.problem or 'no Graphviz renderer')}: showing the DOT source "
+            "(pip install graphviz-pure to draw it)</div>"
+            f'<pre style="font-family:{MONO};font-size:11px;max-height:240px;overflow:auto;'
+            f'background:#f8fafc;padding:6px">{esc(diagram.dot)}</pre>')
+
+
+def steps_table(table: list[dict[str, Any]], limit: int = TABLE_LIMIT) -> str:
+    shown, hidden = model.active_first(table, limit)
+    cell = "padding:3px 8px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top"
+    head = "".join(f'<th style="{cell};color:#475569;font-weight:600">{h}</th>'
+                   for h in ("step", "status", "attempts", "action", "duration",
+                             "result / error"))
+    body = []
+    for row in shown:
+        indent = f"padding-left:{8 + 14 * row['depth']}px"
+        faded = "color:#94a3b8;" if row["status"] == "expected" else ""
+        body.append(
+            f'<tr class="orbits-nb-step" data-step="{esc(row["path"])}" style="{faded}">'
+            f'<td style="{cell};{indent};font-family:{MONO}">{esc(row["step"])}</td>'
+            f'<td style="{cell}">{pill(row["status"])}</td>'
+            f'<td style="{cell}">{row["attempts"] or ""}</td>'
+            f'<td style="{cell}">{esc(row["action"])}</td>'
+            f'<td style="{cell}">{esc(seconds(row["duration"]))}</td>'
+            f'<td style="{cell};font-family:{MONO};font-size:11px">{esc(row["summary"])}</td>'
+            "</tr>")
+    more = (f'<tr><td colspan="6" style="{cell};color:#64748b">… {hidden} more steps '
+            "not shown (run.steps() lists them all)</td></tr>") if hidden else ""
+    return (f'<table class="orbits-nb-steps" style="border-collapse:collapse;font-size:12px;'
+            f'margin:4px 0"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}{more}'
+            "</tbody></table>")
+
+
+def run_html(picture: Picture, diagram: Diagram,
+             redact: Callable[[str], str] | None = None) -> str:
+    """The whole static view of a run."""
+    head = model.header(picture, redact)
+    state = picture.state
+    title = (f'<div style="font-size:13px;margin-bottom:2px">{pill(head["status"])} '
+             f'<b>{esc(head["workflow"])}</b> <code style="font-family:{MONO};'
+             f'font-size:12px;color:#475569">{esc(head["run_id"])}</code></div>'
+             f'<div style="font-size:12px;color:#475569">{esc(model.progress_text(head))}'
+             f"{' · started ' + esc(clock(state.started_at)) if state.started_at else ''}"
+             "</div>")
+    parts = [title, diagram_html(diagram, f"diagram of run {state.run_id}"),
+             steps_table(model.rows(picture, redact))]
+    if state.error:
+        trace = str(state.error.get("traceback") or "")
+        if redact is not None:
+            trace = redact(trace)
+        parts.append(
+            f'<div style="color:#991b1b;font-size:12px;margin-top:4px"><b>error</b> '
+            f"{esc(head['error'])}</div>"
+            + (f'<details><summary style="font-size:12px;cursor:pointer">traceback'
+               f'</summary><pre style="font-family:{MONO};font-size:11px;white-space:'
+               f'pre-wrap">{esc(trace)}</pre></details>' if trace else ""))
+    return (f'<div class="orbits-nb-run" data-run-id="{esc(state.run_id)}" '
+            f'style="font-family:{FONT};color:#0f172a">{"".join(parts)}</div>')
+
+
+def runs_table(runs: list[dict[str, Any]]) -> str:
+    """Static HTML of the dashboard's run list."""
+    cell = "padding:3px 8px;border-bottom:1px solid #e5e7eb;text-align:left"
+    head = "".join(f'<th style="{cell};color:#475569">{h}</th>' for h in
+                   ("run", "workflow", "status", "steps", "created", "duration", "error"))
+    body = "".join(
+        f'<tr><td style="{cell};font-family:{MONO}">{esc(r["run_id"])}</td>'
+        f'<td style="{cell}">{esc(r["workflow"])}</td>'
+        f'<td style="{cell}">{pill(r["status"])}</td>'
+        f'<td style="{cell}">{r["steps_done"]}/{r["steps_total"]}</td>'
+        f'<td style="{cell}">{esc(clock(r["created_at"]))}</td>'
+        f'<td style="{cell}">{esc(seconds(r["duration"]))}</td>'
+        f'<td style="{cell};color:#991b1b">{esc(r["error"])}</td></tr>' for r in runs)
+    empty = "" if runs else f'<tr><td colspan="7" style="{cell}">no runs yet</td></tr>'
+    return (f'<table class="orbits-nb-runs" style="border-collapse:collapse;font-size:12px;'
+            f'font-family:{FONT}"><thead><tr>{head}</tr></thead><tbody>{body}{empty}'
+            "</tbody></table>")

@@ -1,0 +1,142 @@
+"""The step inspector: everything about one selected step, read from the store.
+
+Arguments (secrets masked), result, error with traceback, each attempt, captured
+logs, and for an approval step its question. Recorded data comes from the store,
+where secret values were already redacted when written.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.dot import STYLES, Picture, display_status, seconds, short_action
+from orbits_nb.core.state import Event, fold, short_error
+from orbits_nb.views.model import APPROVAL_ACTION, mask, to_text
+
+if TYPE_CHECKING:
+    from orbits_nb.engine.run import Run
+
+LOG_LINES = 400
+
+
+def resolve(picture: Picture, path: str) -> tuple[Picture, str] | None:
+    """The (nested) run picture that owns step ``path``, and the step key in it."""
+    parts = path.split("/")
+    here = picture
+    for part in parts[:-1]:
+        child = here.children.get(part)
+        if child is None:
+            return None
+        here = child
+    return here, parts[-1]
+
+
+def detail(run: Run, picture: Picture, path: str,
+           groups: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The inspector's content for ``path`` (a step path or a condensed group)."""
+    if groups and path in groups:
+        members = groups[path]
+        statuses = {m: _status(picture, m) for m in members}
+        return {"path": path, "group": True, "title": f"{len(members)} steps",
+                "members": [{"path": m, "status": statuses[m]} for m in members[:500]],
+                "more": max(0, len(members) - 500)}
+    found = resolve(picture, path)
+    if found is None:
+        return {"path": path, "missing": True, "title": path}
+    owner, key = found
+    if key not in owner.state.steps:
+        return _expected(owner, key, path)
+    run.engine.writer.flush(10)
+    events = run.engine.store.load_run(owner.state.run_id)
+    step = fold(owner.state.run_id, events).steps.get(key) or owner.state.steps[key]
+    status = display_status(step, owner.replayed)
+    error = step.error or {}
+    out: dict[str, Any] = {
+        "path": path, "key": key, "run_id": owner.state.run_id, "title": key,
+        "action": short_action(step.action), "action_path": step.action,
+        "executor": step.executor, "status": status, "attempts": step.attempts,
+        "started": _clock(step.started_at), "finished": _clock(step.finished_at),
+        "duration": seconds(step.duration) if step.started_at else "",
+        "args": to_text(mask(step.args)), "result": to_text(step.result),
+        "error": short_error(step.error) if step.error else "",
+        "traceback": str(error.get("traceback") or ""),
+        "history": _attempts(events, key), "child_run_id": step.child_run_id or "",
+        "bag": to_text(step.bag) if step.bag else "",
+    }
+    out.update(_logs(run, owner.state.run_id, key))
+    out.update(_reset(picture, path))
+    if step.action == APPROVAL_ACTION:
+        out["approval"] = {"prompt": step.args.get("prompt", ""),
+                           "details": to_text(step.args.get("details")),
+                           "pending": status == "waiting"}
+    return out
+
+
+def _status(picture: Picture, path: str) -> str:
+    found = resolve(picture, path)
+    if found is None:
+        return "expected"
+    owner, key = found
+    step = owner.state.steps.get(key)
+    return display_status(step, owner.replayed) if step else "expected"
+
+
+def _expected(owner: Picture, key: str, path: str) -> dict[str, Any]:
+    previous = owner.previous
+    step = previous.steps.get(key) if previous else None
+    if step is None:
+        return {"path": path, "missing": True, "title": key}
+    return {"path": path, "key": key, "title": key, "status": "expected",
+            "action": short_action(step.action), "action_path": step.action,
+            "expected_from": previous.run_id if previous else "",
+            "previous_status": step.status,
+            "previous_duration": seconds(step.duration) if step.finished_at else ""}
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
+    """One line per attempt: how it ended, and its error."""
+    attempts: dict[int, dict[str, Any]] = {}
+    for event in events:
+        if event.step != key or event.attempt is None:
+            continue
+        if event.kind == "run.reset":
+            attempts.clear()
+        entry = attempts.setdefault(event.attempt, {"attempt": event.attempt,
+                                                    "started": _clock(event.ts),
+                                                    "status": "running", "error": ""})
+        kind = event.kind.removeprefix("step.")
+        if kind in ("succeeded", "failed", "cancelled", "retrying", "waiting"):
+            entry["status"] = kind
+        if event.data.get("error"):
+            entry["error"] = short_error(event.data["error"])
+    return [attempts[n] for n in sorted(attempts)]
+
+
+def _logs(run: Run, run_id: str, key: str) -> dict[str, Any]:
+    lines = run.engine.store.logs(run_id, key)
+    shown = lines[-LOG_LINES:]
+    text = "\n".join(f"{'' if stream == 'stdout' else stream + ': '}{message}"
+                     for _, _, _, stream, message in shown)
+    return {"logs": text, "logs_hidden": len(lines) - len(shown)}
+
+
+def _reset(picture: Picture, path: str) -> dict[str, Any]:
+    """What "reset from here" would discard: nested steps reset from their top step."""
+    top = path.split("/", 1)[0]
+    state = picture.state
+    target = state.steps.get(top)
+    if target is None:
+        return {"reset_from": "", "reset_discards": []}
+    dropped = [s.key for s in state.ordered_steps() if s.pos >= target.pos]
+    return {"reset_from": top, "reset_discards": dropped,
+            "can_reset": state.status in ("succeeded", "failed", "cancelled")}
+
+
+def legend() -> list[dict[str, str]]:
+    return [{"status": name, "fill": s.fill, "border": s.border, "text": s.text}
+            for name, s in STYLES.items()]

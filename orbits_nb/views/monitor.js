@@ -1,0 +1,353 @@
+// orbits_nb run monitor (anywidget front end). State lives in the model; this file
+// only draws it and sends the user's gestures back (selection, page, actions).
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "style") node.style.cssText = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return "";
+  if (value < 1) return `${Math.round(value * 1000)} ms`;
+  if (value < 120) return `${value.toFixed(1)} s`;
+  return `${(value / 60).toFixed(1)} min`;
+}
+
+const RUN_STYLE = { pending: "pending", running: "running", succeeded: "succeeded",
+  failed: "failed", cancelled: "cancelled", interrupted: "retrying" };
+
+function styleOf(model, status) {
+  const palette = model.get("palette") || [];
+  const name = RUN_STYLE[status] || status;
+  return palette.find((p) => p.status === name) || palette.find((p) => p.status === "pending")
+    || { fill: "#f1f5f9", border: "#94a3b8", text: "#475569" };
+}
+
+function pill(model, status, label) {
+  const s = styleOf(model, status);
+  return h("span", { class: `onb-pill onb-st-${status}`,
+    style: `background:${s.fill};border-color:${s.border};color:${s.text}` }, label || status);
+}
+
+function send(model, action, step = "", comment = "") {
+  model.send({ type: "action", action, step, comment });
+}
+
+function select(model, path) {
+  model.set("selected", path);
+  model.save_changes();
+}
+
+function renderHeader(model, state) {
+  const head = model.get("header") || {};
+  const status = head.status || "pending";
+  const terminal = !!head.terminal;
+  const selected = model.get("selected") || "";
+  const detail = model.get("detail") || {};
+  const canRetry = terminal && status !== "succeeded";
+  const retry = h("button", { class: "onb-btn", title: "Run again: succeeded steps replay, "
+    + "failed ones run again", disabled: !canRetry, onclick: () => send(model, "retry") },
+    "↻ Retry failed");
+  const cancel = h("button", { class: "onb-btn onb-danger", disabled: terminal,
+    title: model.get("remote") ? "executing in another process" : "Cancel the run",
+    onclick: () => send(model, "cancel") }, "■ Cancel");
+  const reset = h("button", { class: "onb-btn", disabled: !(terminal && detail.reset_from),
+    title: selected ? `Reset the run from ${detail.reset_from || selected}`
+      : "Select a step first", onclick: () => { state.confirm = true; draw(model, state); } },
+    "⟲ Reset from selected…");
+  const where = model.get("remote") && !terminal
+    ? h("span", { class: "onb-sub" }, `· executing in pid ${(head.owner || {}).pid || "?"}`)
+    : null;
+  return h("div", {},
+    h("div", { class: "onb-head" },
+      pill(model, status),
+      h("span", { class: "onb-title" }, head.workflow || ""),
+      h("code", { class: "onb-runid" }, head.run_id || ""), where,
+      h("span", { class: "onb-spacer" }), retry, cancel, reset),
+    progressBar(model, head),
+    h("div", { class: "onb-sub" }, h("span", { class: "onb-progress-text" },
+      progressText(head, state)),
+    head.error ? h("span", { class: "onb-errline" }, ` · ${head.error}`) : null));
+}
+
+function progressText(head, state) {
+  const counts = head.counts || {};
+  const now = Date.now() / 1000 - state.skew;
+  const parts = [`${head.done || 0}/${head.total || 0} steps done`];
+  for (const name of ["running", "waiting", "retrying", "failed", "cancelled", "expected"]) {
+    if (counts[name]) parts.push(`${counts[name]} ${name}`);
+  }
+  if (head.started_at) parts.push(seconds((head.finished_at || now) - head.started_at));
+  return parts.join(" · ");
+}
+
+// Once a second while the run is live: only the clocks move, nothing is rebuilt.
+function tick(model, state) {
+  const head = model.get("header") || {};
+  if (head.terminal) return;
+  const now = Date.now() / 1000 - state.skew;
+  const text = state.el.querySelector(".onb-progress-text");
+  if (text) text.textContent = progressText(head, state);
+  for (const cell of state.el.querySelectorAll("td.onb-duration[data-started]")) {
+    cell.textContent = seconds(now - Number(cell.dataset.started));
+  }
+}
+
+function progressBar(model, head) {
+  const counts = head.counts || {};
+  const total = Math.max(1, head.total || 0);
+  const bar = h("div", { class: "onb-progress" });
+  for (const name of ["succeeded", "replayed", "failed", "cancelled", "running", "retrying",
+    "waiting"]) {
+    if (!counts[name]) continue;
+    const s = styleOf(model, name);
+    bar.append(h("div", { title: `${counts[name]} ${name}`,
+      style: `width:${(100 * counts[name]) / total}%;background:${s.border}` }));
+  }
+  return bar;
+}
+
+function renderNotice(model, state) {
+  const notice = model.get("notice") || {};
+  if (!notice.text || state.dismissed === notice.at) return null;
+  return h("div", { class: `onb-notice ${notice.level || "info"}` }, notice.text,
+    h("span", { class: "onb-x", title: "dismiss",
+      onclick: () => { state.dismissed = notice.at; draw(model, state); } }, "✕"));
+}
+
+function renderApprovals(model, state) {
+  return (model.get("approvals") || []).map((item) => {
+    const input = h("input", { type: "text", placeholder: "comment (optional)",
+      value: state.comments[item.path] || "", "data-focus": `comment:${item.path}`,
+      oninput: (e) => { state.comments[item.path] = e.target.value; } });
+    const decide = (action) => { state.sent[item.path] = action;
+      send(model, action, item.path, state.comments[item.path] || ""); draw(model, state); };
+    const busy = !!state.sent[item.path];
+    return h("div", { class: "onb-approval", "data-step": item.path },
+      h("span", { class: "onb-pill",
+        style: "background:#fef3c7;border-color:#d97706;color:#78350f" }, "approval needed"),
+      h("span", { class: "onb-q" }, item.prompt),
+      h("code", {}, item.path), input,
+      h("button", { class: "onb-btn onb-primary onb-approve", disabled: busy,
+        onclick: () => decide("approve") }, "✓ Approve"),
+      h("button", { class: "onb-btn onb-danger onb-reject", disabled: busy,
+        onclick: () => decide("reject") }, "✕ Reject"),
+      item.details ? h("pre", { style: "width:100%;margin:4px 0 0 0" }, item.details) : null);
+  });
+}
+
+function diagramBox(model, state) {
+  const svg = model.get("svg");
+  const dot = model.get("dot");
+  const key = `${state.actual}|${svg.length}|${svg}|${dot}`;
+  if (state.diagram && state.diagram.key === key) return state.diagram.box;
+  const box = h("div", { class: `onb-diagram${state.actual ? " onb-actual" : ""}` });
+  if (svg) {
+    box.innerHTML = svg;
+    for (const g of box.querySelectorAll("g.node, g.cluster")) {
+      const title = g.querySelector("title");
+      if (!title) continue;
+      let name = title.textContent;
+      if (g.classList.contains("cluster")) name = name.replace(/^cluster:/, "");
+      else if (name.startsWith("#") && !name.startsWith("#group:")) continue;
+      g.dataset.step = name;
+      g.addEventListener("click", (event) => { event.stopPropagation(); select(model, name); });
+    }
+  } else if (dot) {
+    box.append(h("div", { class: "onb-dot-hint" }, `${model.get("problem")}: showing the DOT `
+      + "source (pip install graphviz-pure to draw it)"), h("pre", { style: "text-align:left" },
+      dot));
+  } else {
+    box.append(h("div", { class: "onb-empty" }, "no diagram"));
+  }
+  state.diagram = { key, box };
+  return box;
+}
+
+function renderDiagram(model, state) {
+  const box = diagramBox(model, state);
+  const selected = model.get("selected");
+  for (const g of box.querySelectorAll("g[data-step]")) {
+    g.classList.toggle("onb-selected", g.dataset.step === selected);
+  }
+  const legend = h("div", { class: "onb-legend" }, (model.get("palette") || []).map((p) =>
+    h("span", { style: `background:${p.fill};border-color:${p.border};color:${p.text}` },
+      p.status)));
+  const zoom = h("button", { class: "onb-btn", style: "margin-left:auto;padding:0 8px",
+    title: state.actual ? "fit the diagram to the panel" : "show the diagram at full size",
+    onclick: () => { state.actual = !state.actual; draw(model, state); } },
+  state.actual ? "fit" : "1:1");
+  return h("div", { class: "onb-panel" },
+    h("div", { class: "onb-panel-head" }, "Diagram", zoom), box, legend);
+}
+
+function renderTable(model, state) {
+  const rows = model.get("rows") || [];
+  const selected = model.get("selected");
+  const head = model.get("header") || {};
+  const now = Date.now() / 1000 - state.skew;
+  const body = rows.map((row) => {
+    let duration = seconds(row.duration);
+    const active = !duration && row.started_at
+      && ["running", "waiting", "retrying"].includes(row.status);
+    if (active) duration = seconds(now - row.started_at);
+    const cls = [row.path === selected ? "onb-selected" : "",
+      row.status === "expected" ? "onb-expected" : ""].join(" ");
+    return h("tr", { class: cls, "data-step": row.path, onclick: () => select(model, row.path) },
+      h("td", { class: "onb-mono onb-stepname", style: `padding-left:${8 + 14 * row.depth}px` },
+        row.step),
+      h("td", {}, pill(model, row.status)),
+      h("td", {}, row.attempts || ""), h("td", {}, row.action),
+      h("td", { class: "onb-duration", "data-started": active ? row.started_at : null },
+        duration),
+      h("td", { class: `onb-summary onb-mono${row.status === "failed" ? " onb-err" : ""}`,
+        title: row.summary }, row.summary));
+  });
+  const table = h("table", {}, h("thead", {}, h("tr", {},
+    ["step", "status", "tries", "action", "duration", "result / error"].map((c) =>
+      h("th", {}, c)))), h("tbody", {}, body));
+  const total = model.get("total_rows");
+  const size = model.get("page_size");
+  const first = model.get("first_row");
+  let pager = null;
+  if (total > size) {
+    const go = (page) => { model.set("page", page); model.save_changes(); };
+    const page = Math.floor(first / size);
+    pager = h("div", { class: "onb-pager" },
+      h("button", { class: "onb-btn", disabled: page === 0, onclick: () => go(page - 1) }, "‹"),
+      `${first + 1}–${Math.min(first + size, total)} of ${total}`,
+      h("button", { class: "onb-btn", disabled: first + size >= total,
+        onclick: () => go(page + 1) }, "›"),
+      h("label", { style: "margin-left:auto" }, h("input", { type: "checkbox",
+        checked: model.get("page") < 0, onchange: (e) => go(e.target.checked ? -1 : page) }),
+      " follow"));
+  }
+  const label = head.known !== undefined ? `Steps (${total})` : "Steps";
+  return h("div", { class: "onb-panel" }, h("div", { class: "onb-panel-head" }, label),
+    h("div", { class: "onb-tablewrap" }, rows.length ? table
+      : h("div", { class: "onb-empty" }, "no steps yet")), pager);
+}
+
+function section(title, text, cls = "") {
+  if (!text) return null;
+  return h("div", { class: "onb-section" }, h("h4", {}, title), h("pre", { class: cls }, text));
+}
+
+function renderInspector(model, state) {
+  const d = model.get("detail") || {};
+  if (!d.path) {
+    return h("div", { class: "onb-panel onb-inspector" }, h("div", { class: "onb-empty" },
+      "Select a step in the diagram or the table to inspect it."));
+  }
+  const parts = [];
+  if (d.group) {
+    parts.push(h("div", { class: "onb-section" }, d.members.map((m) =>
+      h("span", { class: "onb-chip", onclick: () => select(model, m.path),
+        style: (() => { const s = styleOf(model, m.status);
+          return `background:${s.fill};border-color:${s.border};color:${s.text}`; })() },
+      m.path)), d.more ? ` … and ${d.more} more` : null));
+  } else if (d.missing || d.failed) {
+    parts.push(h("div", { class: "onb-section onb-sub" }, d.failed || "This step is no longer "
+      + "in the run."));
+  } else if (d.status === "expected") {
+    parts.push(h("div", { class: "onb-section onb-sub" }, `Not reached yet in this run. In the `
+      + `previous run (${d.expected_from}) it ${d.previous_status}`
+      + (d.previous_duration ? ` in ${d.previous_duration}` : "") + "."));
+  } else {
+    const meta = [["action", d.action], ["executor", d.executor], ["attempts", d.attempts],
+      ["started", d.started], ["duration", d.duration]]
+      .filter(([, v]) => v !== "" && v !== undefined && v !== null)
+      .map(([k, v]) => h("span", {}, `${k} `, h("b", {}, String(v))));
+    if (d.child_run_id) meta.push(h("span", {}, "nested run ", h("code", {}, d.child_run_id)));
+    parts.push(h("div", { class: "onb-meta" }, meta));
+    if (d.error) parts.push(h("div", { class: "onb-section onb-errline" }, d.error));
+    if (d.approval) parts.push(section("Question", d.approval.prompt));
+    parts.push(section("Arguments", d.args), section("Result", d.result),
+      section("Traceback", d.traceback, "onb-trace"));
+    if ((d.history || []).length > 1) {
+      parts.push(section("Attempts", d.history.map((a) =>
+        `#${a.attempt} ${a.started} ${a.status}${a.error ? ` — ${a.error}` : ""}`).join("\n")));
+    }
+    parts.push(section("Bag", d.bag));
+    parts.push(section(d.logs_hidden ? `Logs (last lines; ${d.logs_hidden} earlier hidden)`
+      : "Logs", d.logs || "(no output captured)", "onb-logs"));
+  }
+  if (state.confirm && d.reset_from) {
+    const n = (d.reset_discards || []).length;
+    parts.unshift(h("div", { class: "onb-confirm" },
+      h("span", {}, `Reset from `, h("b", {}, d.reset_from), `? ${n} recorded step${n === 1
+        ? "" : "s"} (${(d.reset_discards || []).join(", ")}) will be discarded and run again `
+        + "on the next start."),
+      h("button", { class: "onb-btn onb-danger onb-confirm-reset",
+        onclick: () => { state.confirm = false; send(model, "reset", d.reset_from);
+          draw(model, state); } }, "Reset"),
+      h("button", { class: "onb-btn", onclick: () => { state.confirm = false;
+        draw(model, state); } }, "Keep")));
+  }
+  const title = h("div", { class: "onb-panel-head" }, "Step ",
+    h("code", { style: "color:inherit" }, d.path), d.status ? pill(model, d.status) : null);
+  return h("div", { class: "onb-panel onb-inspector", "data-step": d.path }, title, parts);
+}
+
+function draw(model, state) {
+  const head = model.get("header") || {};
+  if (head.now) state.skew = Date.now() / 1000 - head.now;
+  const root = h("div", { class: "onb onb-monitor", "data-run-id": head.run_id || "",
+    "data-status": head.status || "" },
+  renderHeader(model, state), renderNotice(model, state), renderApprovals(model, state),
+  h("div", { class: "onb-body" }, renderDiagram(model, state), renderTable(model, state)),
+  renderInspector(model, state));
+  const scroll = [...state.el.querySelectorAll(".onb-diagram, .onb-tablewrap")]
+    .map((n) => [n.scrollTop, n.scrollLeft]);
+  const focused = document.activeElement;
+  const focusKey = focused && state.el.contains(focused) ? focused.dataset.focus : null;
+  const caret = focusKey ? [focused.selectionStart, focused.selectionEnd] : null;
+  state.el.replaceChildren(root);
+  [...root.querySelectorAll(".onb-diagram, .onb-tablewrap")].forEach((n, i) => {
+    if (scroll[i]) [n.scrollTop, n.scrollLeft] = scroll[i];
+  });
+  if (focusKey) {
+    const again = [...root.querySelectorAll("[data-focus]")]
+      .find((n) => n.dataset.focus === focusKey);
+    if (again) { again.focus(); again.setSelectionRange(caret[0], caret[1]); }
+  }
+}
+
+function render({ model, el }) {
+  const state = { el, skew: 0, comments: {}, sent: {}, confirm: false, actual: false,
+    dismissed: null };
+  let queued = false;
+  const redraw = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; draw(model, state); });
+  };
+  const traits = ["header", "svg", "dot", "rows", "selected", "detail", "approvals", "notice",
+    "page", "first_row", "total_rows", "live", "remote"];
+  model.on("change:approvals", () => { state.sent = {}; });
+  model.on("change:selected", () => { state.confirm = false; });
+  for (const name of traits) model.on(`change:${name}`, redraw);
+  draw(model, state);
+  // Live durations tick here, not in the kernel: no traffic while nothing changes.
+  const ticker = setInterval(() => tick(model, state), 1000);
+  model.send({ type: "ping" });
+  const ping = setInterval(() => model.send({ type: "ping" }), 15000);
+  return () => {
+    clearInterval(ticker);
+    clearInterval(ping);
+    for (const name of traits) model.off(`change:${name}`, redraw);
+  };
+}
+
+export default { render };

@@ -1,0 +1,328 @@
+"""The live run monitor: a widget with the diagram, the step table and an inspector.
+
+A run executing in this kernel is followed through ``engine.subscribe``: the listener
+only pokes a :class:`~orbits_nb.views.pump.Pump`, which refreshes at most every
+``interval`` seconds on its own thread, sends only the traits that changed (one comm
+message per refresh) and redraws the diagram only when its DOT changed, no more
+often than its render cost allows. A run executed by another process is polled from
+the store. A finished run's monitor has no thread and no subscription.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets as t
+
+from orbits_nb.core.dot import Picture, dot_parts
+from orbits_nb.core.errors import OrbitsError
+from orbits_nb.core.state import RUN_TERMINAL
+from orbits_nb.views import inspector, model
+from orbits_nb.views.graph import draw
+from orbits_nb.views.pump import Pump
+from orbits_nb.views.snapshot import Snapshotter
+
+if TYPE_CHECKING:
+    from orbits_nb.engine.run import Run
+    from orbits_nb.engine.runner import RunExecution
+
+_HERE = Path(__file__).parent
+_log = logging.getLogger(__name__)
+_monitors: weakref.WeakValueDictionary[tuple[int, str], Monitor] = (
+    weakref.WeakValueDictionary())
+_monitors_lock = threading.Lock()
+
+
+def asset(name: str) -> str:
+    return (_HERE / name).read_text(encoding="utf-8")
+
+
+class Monitor(anywidget.AnyWidget):
+    """Live view of one run. Usually made by displaying the run (``run`` in a cell)."""
+
+    _esm = asset("monitor.js")
+    _css = asset("theme.css")
+
+    run_id = t.Unicode("").tag(sync=True)
+    header = t.Dict().tag(sync=True)
+    palette: t.List[Any] = t.List().tag(sync=True)
+    svg = t.Unicode("").tag(sync=True)
+    dot = t.Unicode("").tag(sync=True)
+    problem = t.Unicode("").tag(sync=True)
+    rows: t.List[Any] = t.List().tag(sync=True)
+    total_rows = t.Int(0).tag(sync=True)
+    first_row = t.Int(0).tag(sync=True)
+    page = t.Int(-1).tag(sync=True)
+    page_size = t.Int(50).tag(sync=True)
+    selected = t.Unicode("").tag(sync=True)
+    detail = t.Dict().tag(sync=True)
+    approvals: t.List[Any] = t.List().tag(sync=True)
+    notice = t.Dict().tag(sync=True)
+    live = t.Bool(False).tag(sync=True)
+    remote = t.Bool(False).tag(sync=True)
+
+    def __init__(self, run: Run, *, interval: float = 0.5, poll: float = 1.5,
+                 page_size: int = 50, max_nodes: int | None = 150) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size={page_size!r} must be at least 1")
+        super().__init__(run_id=run.run_id, palette=inspector.legend(), page_size=page_size)
+        self.interval = interval
+        self.poll = poll
+        self.max_nodes = max_nodes
+        self._lock = threading.RLock()
+        self._run = run
+        self._snap = Snapshotter(run)
+        self._picture: Picture | None = None
+        self._table: list[dict[str, Any]] = []
+        self._groups: dict[str, list[str]] = {}
+        self._dot_hash = ""
+        self._drawn_at = 0.0
+        self._draw_every = interval
+        self._detail_key: tuple[Any, ...] = ()
+        self._pump: Pump | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._finish_callbacks: list[Callable[[], None]] = []
+        self.observe(self._on_page, "page")
+        self.observe(self._on_select, "selected")
+        self.on_msg(self._on_message)
+        self.refresh()
+        self._follow()
+
+    # -- following the run ---------------------------------------------------------
+    @classmethod
+    def for_run(cls, run: Run, **options: Any) -> Monitor:
+        """The monitor of ``run`` (one per run and engine; reused by later displays)."""
+        key = (id(run.engine), run.run_id)
+        with _monitors_lock:
+            monitor = _monitors.get(key)
+            if monitor is None or monitor.comm is None:
+                monitor = cls(run, **options)
+                _monitors[key] = monitor
+            elif monitor.run is not run and not run.done:
+                monitor.bind(run)
+            return monitor
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    @property
+    def following(self) -> bool:
+        """Whether a thread or subscription still follows the run."""
+        return self._pump is not None and self._pump.running
+
+    def bind(self, run: Run) -> None:
+        """Follow another handle of the same run (e.g. after a retry)."""
+        self._stop()
+        with self._lock:
+            self._run = run
+            self._snap = Snapshotter(run)
+            self._dot_hash = ""
+        self.refresh()
+        self._follow(rebound=True)
+
+    def poke(self) -> None:
+        """Refresh soon (e.g. after a decision was recorded)."""
+        if self._pump is not None:
+            self._pump.poke()
+
+    def on_finish(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the run has ended (right away if it already has)."""
+        if self.header.get("terminal") and not self.following:
+            callback()
+        else:
+            self._finish_callbacks.append(callback)
+
+    def _follow(self, rebound: bool = False) -> None:
+        run = self._run
+        # A rebound run (a retry) may end before the first look: follow it once anyway.
+        local = run.execution is not None and (rebound or not run.done)
+        if self.header.get("terminal") and not local:
+            self.live = self.remote = False
+            return
+        self.live, self.remote = True, not local
+        if local:
+            # Events drive the refreshes; a slow poll also catches the run's very end
+            # (its future completes just after the last state change).
+            self._pump = Pump(self._tick, interval=self.interval,
+                              poll=max(1.0, 4 * self.interval), name="orbits-nb-monitor")
+            self._unsubscribe = run.engine.subscribe(self._listener)
+        else:
+            self._pump = Pump(self._tick, interval=self.interval, poll=self.poll,
+                              name="orbits-nb-monitor-poll", idle_after=60.0)
+        self._pump.start()
+        self._pump.poke()
+
+    def _listener(self, execution: RunExecution) -> None:
+        # Engine thread, every state change: stay O(1).
+        while execution.parent is not None:
+            execution = execution.parent
+        if execution.run_id == self.run_id and self._pump is not None:
+            self._pump.poke()
+
+    def _unsubscribe_now(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            with contextlib.suppress(ValueError):  # already removed
+                unsubscribe()
+
+    def _stop(self) -> None:
+        self._unsubscribe_now()
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+
+    def close(self) -> None:
+        self._stop()
+        super().close()
+
+    def _tick(self) -> bool:
+        more = self.refresh()
+        if not more:
+            self._unsubscribe_now()
+            self.live = False
+            callbacks, self._finish_callbacks = self._finish_callbacks, []
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    _log.exception("on_finish callback of %s failed", self.run_id)
+        return more
+
+    # -- refreshing ------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Bring every view up to date; False once the run has ended."""
+        with self._lock:
+            # Read "done" before the state: a run that ends meanwhile gets another refresh.
+            run = self._run
+            done = run.execution is None or run.done
+            picture = self._picture = self._snap.take()
+            redact = self._run.engine.writer.redact
+            head = model.header(picture, redact)
+            self._table = model.rows(picture, redact)
+            # A re-executed run shows its old end state until its loop starts it again.
+            terminal = picture.state.status in RUN_TERMINAL and done
+            head["terminal"] = terminal
+            with self.hold_sync():
+                if {**head, "now": 0} != {**self.header, "now": 0}:
+                    self.header = head  # "now" alone (for the clock skew) is not news
+                self._send_rows()
+                self.approvals = _approvals(picture)
+                self._maybe_draw(picture, terminal)
+            self._refresh_detail(picture)
+            return not terminal
+
+    def _maybe_draw(self, picture: Picture, force: bool) -> None:
+        parts = dot_parts(picture, max_nodes=self.max_nodes)
+        source = parts.source()
+        digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        if digest == self._dot_hash:
+            return
+        if not force and time.monotonic() - self._drawn_at < self._draw_every:
+            if self._pump is not None:
+                self._pump.poke()  # changed, but drawn recently: draw on a later tick
+            return
+        diagram = draw(source)
+        self._dot_hash, self._drawn_at, self._groups = digest, time.monotonic(), parts.groups
+        # A big diagram costs more to lay out and to ship: draw it less often.
+        self._draw_every = max(self.interval, 4 * diagram.seconds, len(source) / 200_000)
+        self.svg = diagram.svg or ""
+        self.dot = "" if diagram.svg else diagram.dot
+        self.problem = diagram.problem
+
+    def _send_rows(self) -> None:
+        size = self.page_size
+        total = len(self._table)
+        page = self.page if self.page >= 0 else _auto_page(self._table, size, self.live)
+        page = max(0, min(page, max(0, (total - 1) // size)))
+        self.first_row = page * size
+        self.total_rows = total
+        self.rows = self._table[page * size:(page + 1) * size]
+
+    def _on_page(self, _change: Any) -> None:
+        with self._lock, self.hold_sync():
+            self._send_rows()
+
+    def _on_select(self, _change: Any) -> None:
+        self._detail_key = ()
+        if self._picture is not None:
+            self._refresh_detail(self._picture)
+
+    def _refresh_detail(self, picture: Picture) -> None:
+        path = self.selected
+        if not path:
+            if self.detail:
+                self.detail = {}
+            return
+        row = next((r for r in self._table if r["path"] == path), None)
+        key = (path, row and (row["status"], row["attempts"], row["finished_at"]),
+               int(time.monotonic() / 3) if row and row["status"] == "running" else 0)
+        if key == self._detail_key:
+            return
+        self._detail_key = key
+        try:
+            self.detail = inspector.detail(self._run, picture, path, self._groups)
+        except Exception as err:  # e.g. the state file is busy: say so, keep the view
+            self.detail = {"path": path, "title": path, "failed": f"{err}"}
+
+    # -- actions from the front end -----------------------------------------------------
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "ping":
+            if self._pump is not None:
+                self._pump.alive()
+            return
+        if content.get("type") != "action":
+            return
+        try:
+            self.act(str(content.get("action")), str(content.get("step") or ""),
+                     str(content.get("comment") or ""))
+        except OrbitsError as err:
+            self.notice = {"level": "error", "text": str(err), "at": time.time()}
+        except Exception as err:  # shown, never raised into the kernel's comm handler
+            _log.exception("monitor action failed")
+            self.notice = {"level": "error", "text": f"{type(err).__name__}: {err}",
+                           "at": time.time()}
+
+    def act(self, action: str, step: str = "", comment: str = "") -> None:
+        """Do what a monitor button does: retry, cancel, reset, approve or reject."""
+        from orbits_nb.views import actions
+
+        handler = actions.HANDLERS.get(action)
+        if handler is None:
+            raise OrbitsError(f"unknown monitor action {action!r}; use one of "
+                              f"{sorted(actions.HANDLERS)}")
+        text = handler(self, step, comment)
+        self.notice = {"level": "success", "text": text, "at": time.time()}
+
+
+def _auto_page(table: list[dict[str, Any]], size: int, live: bool) -> int:
+    """The page to show when following: the first problem or activity, else the end."""
+    for index, row in enumerate(table):
+        if row["status"] in ("failed", "running", "waiting", "retrying"):
+            return index // size
+    if live:
+        started = [i for i, r in enumerate(table) if r["status"] != "expected"]
+        return (started[-1] // size) if started else 0
+    return 0
+
+
+def _approvals(picture: Picture) -> list[dict[str, Any]]:
+    out = []
+    for path, _, step, status, owner in model.walk(picture):
+        if step.action == model.APPROVAL_ACTION and status == "waiting":
+            out.append({"path": path, "run_id": owner.state.run_id, "step": step.key,
+                        "prompt": str(step.args.get("prompt", "")),
+                        "details": model.to_text(step.args.get("details"), 2000),
+                        "since": step.started_at})
+    return out
