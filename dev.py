@@ -11,6 +11,7 @@ missing, as root or through passwordless sudo.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-APT_PACKAGES = {"chromium": "/usr/bin/chromium", "graphviz": "/usr/bin/dot"}
+APT_PACKAGES = {"chromium": "/usr/bin/chromium", "graphviz": "/usr/bin/dot",
+                "postgresql": "/usr/lib/postgresql/*/bin/initdb"}
 
 
 def run(*cmd: str | Path, **kw: object) -> None:
@@ -41,7 +43,7 @@ def setup(extra: str) -> None:
 
 
 def apt_install() -> None:
-    missing = [name for name, path in APT_PACKAGES.items() if not Path(path).exists()]
+    missing = [name for name, path in APT_PACKAGES.items() if not glob.glob(path)]
     if not missing:
         return
     if shutil.which("apt-get") is None:

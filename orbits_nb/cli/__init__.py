@@ -17,6 +17,7 @@ MODULES = [
     "orbits_nb.cli.runs",
     "orbits_nb.cli.runbooks",
     "orbits_nb.cli.approvals",
+    "orbits_nb.cli.demo",
     "orbits_nb.cli.resources",
 ]
 

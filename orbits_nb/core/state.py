@@ -191,12 +191,27 @@ def error_info(error: BaseException) -> dict[str, Any]:
         "type": f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
             "builtins.").removeprefix("orbits_nb.core.errors."),
         "message": str(error),
-        "traceback": "".join(tb.format_exception(error)),
+        "traceback": user_traceback(error),
     }
     if isinstance(error, OrbitsError):
         info["fields"] = {k: v for k, v in error.fields.items()
                           if isinstance(v, (str, int, float, bool))}
     return info
+
+
+_MACHINERY = ("/orbits_nb/engine/", "/orbits_nb/executors/", "/orbits_nb/core/workflow.py",
+              "/concurrent/futures/",
+              "/asyncio/")
+
+
+def user_traceback(error: BaseException) -> str:
+    """The formatted traceback without the engine's own frames (they say nothing
+    about the user's code)."""
+    frames = [f for f in tb.extract_tb(error.__traceback__)
+              if not any(part in f.filename.replace("\\", "/") for part in _MACHINERY)]
+    lines = ["Traceback (most recent call last):\n", *tb.format_list(frames),
+             *tb.format_exception_only(error)]
+    return "".join(lines)
 
 
 def short_error(info: dict[str, Any] | None) -> str:

@@ -1,0 +1,74 @@
+"""``SendSlackAlert``: a message to a Slack-compatible incoming webhook."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orbits_nb.actions._http import TransientHTTPError, request
+from orbits_nb.core.action import Action, Retry
+from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.core.serde import Secret
+
+#: Longer messages are cut: Slack truncates them anyway, and tracebacks get long.
+MAX_TEXT = 3000
+#: A 429's Retry-After is honoured up to this many seconds before the next attempt.
+MAX_RETRY_AFTER = 30.0
+
+
+class SendSlackAlert(Action):
+    """Post ``text`` to an incoming webhook whose URL is a :class:`~orbits_nb.Secret`.
+
+    Slack, Mattermost, Rocket.Chat and Teams' Slack-compatible endpoints accept the
+    ``{"text": ...}`` payload (plus optional ``blocks``, ``username``, ``icon_emoji``,
+    ``channel``). 429 and 5xx answers and network errors are retried with backoff
+    (a 429's ``Retry-After`` is honoured); other errors fail at once. The URL never
+    reaches the store, the logs or an error message.
+
+    >>> SendSlackAlert(webhook=Secret.from_env("SLACK_WEBHOOK_URL"), text="deployed")
+    SendSlackAlert(webhook='****', text='deployed')
+    """
+
+    retry = Retry(attempts=5, delay=1.0, backoff=2.0, max_delay=30.0,
+                  on=(TransientHTTPError,))
+    timeout = 300.0
+
+    def __init__(self, *, webhook: Secret, text: str, blocks: list[Any] | None = None,
+                 username: str | None = None, icon_emoji: str | None = None,
+                 channel: str | None = None) -> None:
+        if not isinstance(webhook, Secret):
+            raise InvalidArgument(
+                "SendSlackAlert: webhook must be an orbits_nb.Secret (e.g. "
+                "Secret.from_env('SLACK_WEBHOOK_URL')) so the URL is never stored, got "
+                f"{type(webhook).__name__}", argument="webhook")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgument(f"SendSlackAlert: text must be a non-empty string, got "
+                                  f"{text!r}", argument="text")
+        if blocks is not None and not isinstance(blocks, list):
+            raise InvalidArgument("SendSlackAlert: blocks must be a list of Block Kit "
+                                  "blocks", argument="blocks")
+        if len(text) > MAX_TEXT:
+            text = text[: MAX_TEXT - 1] + "…"
+        args: dict[str, Any] = {"webhook": webhook, "text": text}
+        args.update({k: v for k, v in (("blocks", blocks), ("username", username),
+                                       ("icon_emoji", icon_emoji), ("channel", channel))
+                     if v is not None})
+        super().__init__(**args)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body posted to the webhook."""
+        return {k: v for k, v in self.args.items() if k != "webhook"}
+
+    def main(self) -> Any:
+        url = self.args["webhook"].reveal()
+        label = f"webhook {self.args['webhook'].name!r}"
+        try:
+            reply = request("POST", url, label=label, payload=self.payload(), timeout=30.0)
+        except TransientHTTPError as err:
+            if err.status == 429 and err.retry_after:
+                # The engine's backoff is fixed; wait what the server asked first.
+                time.sleep(min(err.retry_after, MAX_RETRY_AFTER))
+            raise
+        self.log.info("posted to %s (HTTP %s)", label, reply.status)
+        return {"delivered": True, "status": reply.status, "attempt": self.attempt,
+                "text": self.args["text"]}

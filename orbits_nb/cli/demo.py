@@ -1,0 +1,37 @@
+"""``orbits-nb demo``: the flagship runbook against a local AWS emulator, twice."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="run the DeployBackend runbook on a local AWS emulator (twice)",
+        description="Start moto's AWS emulator and a webhook receiver on 127.0.0.1, run "
+                    "notebooks/deploy_backend.ipynb headlessly twice (the second run "
+                    "replays and creates nothing), stop them, and print where the "
+                    "executed notebooks and the state are.")
+    demo.add_argument("--client", default="acme", help="client to deploy (default: acme)")
+    demo.add_argument("--region", default="eu-west-1", help="AWS region (default: eu-west-1)")
+    demo.add_argument("--out", type=Path, help="output folder (default: "
+                      ".orbits_nb/demo/<timestamp> in the project root)")
+    demo.add_argument("--notebook", type=Path, help="runbook to run (default: "
+                      "notebooks/deploy_backend.ipynb)")
+    demo.add_argument("--fail", action="store_true",
+                      help="use an e-mail AWS refuses, to show the failure alert")
+    demo.add_argument("--account-delay", type=float, default=0.0, metavar="SECONDS",
+                      help="keep new accounts IN_PROGRESS this long, as AWS does")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orbits_nb.demo import run_demo
+
+    runs = run_demo(client=args.client, region=args.region, notebook=args.notebook,
+                    out=args.out, fail=args.fail, account_delay=args.account_delay)
+    if args.fail:
+        return 0 if runs and not runs[0].ok else 1
+    return 0 if all(run.ok for run in runs) else 1

@@ -1,0 +1,174 @@
+"""``orbits-nb demo``: the flagship runbook end to end, on this machine only.
+
+Starts a local AWS emulator (moto's server on 127.0.0.1) and a local Slack-compatible
+webhook receiver, runs ``notebooks/deploy_backend.ipynb`` headlessly twice against
+them (the second execution replays everything and creates nothing), stops both
+servers, and prints where the executed notebooks and the state file are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orbits_nb.core.errors import OrbitsError
+from orbits_nb.store.location import project_root
+
+TAKEN_EMAIL_DOMAIN = "taken.example.com"
+
+
+class DemoError(OrbitsError):
+    """The demo could not run (a missing notebook, emulator or kernel)."""
+
+
+@dataclass
+class DemoRun:
+    """One headless execution of the runbook during the demo."""
+
+    label: str
+    output: Path
+    ok: bool
+    seconds: float
+    accounts: int
+    error: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_notebook() -> Path:
+    return Path(__file__).resolve().parent.parent / "notebooks" / "deploy_backend.ipynb"
+
+
+def default_out() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return project_root() / ".orbits_nb" / "demo" / stamp
+
+
+def run_demo(*, client: str = "acme", region: str = "eu-west-1",
+             notebook: Path | None = None, out: Path | None = None, fail: bool = False,
+             account_delay: float = 0.0, echo: Any = print) -> list[DemoRun]:
+    """Run the demo; return what each execution did. ``fail`` uses a taken e-mail."""
+    from orbits_nb.actions.receiver import WebhookReceiver
+    from orbits_nb.aws.emulator import Emulator
+
+    notebook = (notebook or default_notebook()).resolve()
+    if not notebook.is_file():
+        raise DemoError(f"runbook {notebook} not found; pass --notebook PATH")
+    out = (out or default_out()).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    email = f"aws+{client}@{TAKEN_EMAIL_DOMAIN if fail else 'example.com'}"
+    state = out / "state.duckdb"
+    params = {"client": client, "email": email, "region": region,
+              "git_location": str(out / "repos"),
+              "template_file": str(notebook.parent / "assets" / "backend.yaml"),
+              "migrations": str(notebook.parent / "assets" / "migrations"),
+              "database_url": f"duckdb://{out / (client + '.duckdb')}"}
+    echo(f"orbits-nb demo: output in {out}")
+    emulator = Emulator(region=region, account_delay=account_delay,
+                        taken_emails=[email] if fail else [], log_path=out / "moto.log")
+    receiver = WebhookReceiver(record_to=out / "alerts.jsonl")
+    runs: list[DemoRun] = []
+    with emulator, receiver, emulator.activated(), _environ(
+            SLACK_WEBHOOK_URL=receiver.url, ORBITS_NB_STATE=str(state)):
+        echo(f"  local AWS emulator (moto) on {emulator.endpoint}; organization "
+             f"{emulator.create_organization()}")
+        echo(f"  local webhook receiver on {receiver.address}")
+        for label in ("first", "second"):
+            echo(f"  executing {notebook.name} ({label} time) ...")
+            done = _execute(notebook, out / f"deploy_backend.{label}.ipynb", params, state)
+            done.label = label
+            done.accounts = sum(a["Email"] == email for a in emulator.accounts())
+            runs.append(done)
+            echo(_describe(done))
+        alerts = receiver.payloads
+    _report(echo, runs, alerts, out, state)
+    return runs
+
+
+def _execute(notebook: Path, output: Path, params: dict[str, Any], state: Path) -> DemoRun:
+    from orbits_nb.runbooks import run as run_runbook
+
+    started = time.monotonic()
+    record = run_runbook(notebook, params, output=output, state=state)
+    error = ""
+    if not record.ok and record.error:
+        error = f"{record.error.get('type')}: {record.error.get('message')}"
+    return DemoRun("", output, record.ok, time.monotonic() - started, 0, error,
+                   _steps(state, params["client"]))
+
+
+def _steps(state: Path, client: str) -> list[dict[str, Any]]:
+    """The steps of the client's latest DeployBackend run, with how often each ran."""
+    from orbits_nb.store.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(state)
+    try:
+        rows = store.fetch(
+            "SELECT r.run_id, s.step, s.status, (SELECT count(*) FROM events e WHERE "
+            "e.run_id = s.run_id AND e.step = s.step AND e.kind = 'step.started') "
+            "FROM runs r JOIN steps s USING (run_id) WHERE r.workflow LIKE "
+            "'%:DeployBackend' AND r.args->>'client' = ? ORDER BY s.pos", [client])
+    finally:
+        store.close()
+    return [{"run_id": r[0], "step": r[1], "status": r[2], "executions": r[3]} for r in rows]
+
+
+def _describe(run: DemoRun) -> str:
+    status = "succeeded" if run.ok else f"failed ({run.error})"
+    steps = ", ".join(f"{s['step']}={s['status']}" for s in run.steps) or "no steps"
+    return (f"    {status} in {run.seconds:.1f}s; steps: {steps}; AWS accounts for the "
+            f"client: {run.accounts}")
+
+
+def _report(echo: Any, runs: list[DemoRun], alerts: list[Any], out: Path,
+            state: Path) -> None:
+    echo("  servers stopped.")
+    if len(runs) == 2 and runs[0].ok and runs[1].ok:
+        once = all(s["executions"] == 1 for s in runs[1].steps)
+        what = "every step replayed from the store" if once else "some steps ran again"
+        echo(f"  second execution: {what}; AWS accounts for the client: "
+             f"{runs[1].accounts}.")
+    for alert in alerts:
+        echo(f"  alert received by the webhook: {json.dumps(alert)[:300]}")
+    run_id = runs[0].steps[0]["run_id"] if runs and runs[0].steps else None
+    echo("\nExecuted notebooks:")
+    for run in runs:
+        echo(f"  {run.output}")
+    echo(f"State: {state}")
+    echo(f"  orbits-nb --state {state} runs")
+    if run_id:
+        echo(f"  orbits-nb --state {state} show {run_id} --logs")
+
+
+class _environ:
+    """Set environment variables for a block, then restore them."""
+
+    def __init__(self, **values: str) -> None:
+        self.values = values
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        self.saved = {k: os.environ.get(k) for k in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m orbits_nb.demo``: the same as ``orbits-nb demo``."""
+    from orbits_nb.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
