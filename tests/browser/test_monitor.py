@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -47,7 +48,9 @@ def fill_of(locator: Locator) -> str:
 
 
 def save_doc_image(path: Path, name: str) -> None:
-    """Keep a copy of a screenshot for the README (docs/)."""
+    """Refresh the README's screenshot (docs/) when ORBITS_NB_UPDATE_DOCS=1."""
+    if os.environ.get("ORBITS_NB_UPDATE_DOCS") != "1":
+        return
     DOCS.mkdir(exist_ok=True)
     shutil.copyfile(path, DOCS / name)
 
