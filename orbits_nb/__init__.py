@@ -15,9 +15,9 @@ Heavy parts (the DuckDB store, the engine, executors) are imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orbits_nb._lazy import lazy_exports
 from orbits_nb.core.action import IN_PROGRESS, Action, Retry
 from orbits_nb.core.errors import (
     ActionNotFound,
@@ -152,12 +152,4 @@ __all__ = [
 _SUBPACKAGES = ("actions", "aws", "runbooks")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"orbits_nb.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orbits_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY, globals(), _SUBPACKAGES)

@@ -17,8 +17,9 @@ boto3 is imported on first use, not when this package is imported.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orbits_nb._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orbits_nb.aws.accounts import AccountCreationFailed, CreateAWSAccount
@@ -57,10 +58,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orbits_nb.aws' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY, globals())

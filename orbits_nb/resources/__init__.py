@@ -13,8 +13,9 @@ Names are imported on first use, so ``import orbits_nb.resources`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orbits_nb._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orbits_nb.core.drift import Comparison, FieldDiff
@@ -94,10 +95,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orbits_nb.resources' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY, globals())

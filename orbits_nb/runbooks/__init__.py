@@ -12,9 +12,9 @@ and nbclient are imported only when a notebook executes.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orbits_nb._lazy import lazy_exports
 from orbits_nb.runbooks.errors import (
     NotebookError,
     ParameterError,
@@ -70,10 +70,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'orbits_nb.runbooks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY, globals())
