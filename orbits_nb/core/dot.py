@@ -49,6 +49,8 @@ STYLES: dict[str, Style] = {
     "failed": Style("#fee2e2", "#dc2626", "#7f1d1d", "failed"),
     "cancelled": Style("#e5e7eb", "#6b7280", "#374151", "cancelled"),
 }
+#: Border of a step whose resource has drifted since it ran.
+DRIFT_COLOR = "#c2410c"
 # States that may be folded into one node when a run is condensed.
 _FOLDABLE = frozenset({"expected", "pending", "succeeded", "replayed", "cancelled"})
 FONT = "Helvetica,Arial,sans-serif"
@@ -64,6 +66,8 @@ class Picture:
     previous: RunState | None = None
     #: Step key -> the picture of the nested workflow run by that step.
     children: dict[str, Picture] = field(default_factory=dict)
+    #: Steps whose resource has drifted since (latest drift check not in sync).
+    drifted: frozenset[str] = frozenset()
 
 
 def display_status(step: StepState, replayed: Collection[str] = ()) -> str:
@@ -105,6 +109,8 @@ class _Item:
     members: list[_Item] = field(default_factory=list)
     #: A fan-out folded into one node (kept apart from chains, to keep the shape).
     fan: bool = False
+    #: The step's resource drifted since it ran.
+    drifted: bool = False
 
     @property
     def name(self) -> str:
@@ -257,7 +263,8 @@ def _items(picture: Picture, prefix: str) -> list[_Item]:
     state = picture.state
     parents = _parents(state)
     items = [_Item(step.key, prefix + step.key, display_status(step, picture.replayed),
-                   parents[step.key], step, child=picture.children.get(step.key))
+                   parents[step.key], step, child=picture.children.get(step.key),
+                   drifted=step.key in picture.drifted)
              for step in state.ordered_steps()]
     previous = picture.previous
     if previous is not None and state.status != "succeeded":
@@ -291,7 +298,7 @@ def _condense(items: list[_Item]) -> list[_Item]:
     groups: dict[tuple[tuple[str, ...], str], _Item] = {}
     out: list[_Item] = []
     for item in items:
-        if item.status not in _FOLDABLE or item.child is not None:
+        if item.status not in _FOLDABLE or item.child is not None or item.drifted:
             out.append(item)
             continue
         key = (tuple(item.parents), item.status)
@@ -351,6 +358,12 @@ def _node_line(item: _Item) -> str:
         attrs["style"] = "rounded,dashed,filled"
     if item.status in ("running", "waiting", "retrying", "failed"):
         attrs["penwidth"] = "2"
+    if item.drifted:
+        attrs.update(label=label + "\ndrifted since", color=DRIFT_COLOR, penwidth="2.5",
+                     style="rounded,filled,bold", peripheries="2",
+                     tooltip=attrs["tooltip"] + "\nits resource has drifted since "
+                     "(orbits_nb.drift() for the diff)",
+                     **{"class": f"step st-{item.status} drifted"})
     return f"{quote(item.name)} [{_attrs(attrs)}]"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -81,6 +82,10 @@ def previous_run(store: DuckDBStore, state: RunState) -> RunState | None:
     return fold(run_id, store.load_run(run_id))
 
 
+#: Seconds between two looks at the drift records while a monitor refreshes.
+DRIFT_REFRESH = 5.0
+
+
 class Snapshotter:
     """Takes :class:`Picture` copies of one run, caching what cannot change any more."""
 
@@ -90,6 +95,8 @@ class Snapshotter:
         self._previous: RunState | None = None
         self._previous_done = False
         self._finished: dict[str, RunState] = {}
+        self._drifted: frozenset[str] = frozenset()
+        self._drifted_at = -DRIFT_REFRESH
 
     @property
     def engine(self) -> Engine:
@@ -111,7 +118,18 @@ class Snapshotter:
         self._fill_stored_children(picture, 0)
         if self.want_previous:
             picture.previous = self._previous_of(picture.state)
+        picture.drifted = self._drifted_steps()
         return picture
+
+    def _drifted_steps(self) -> frozenset[str]:
+        """Steps whose resource drifted since, re-read at most every DRIFT_REFRESH s."""
+        now = time.monotonic()
+        if now - self._drifted_at >= DRIFT_REFRESH:
+            from orbits_nb.resources.api import drifted_steps
+
+            self._drifted = frozenset(drifted_steps(self.engine.store, self.run.run_id))
+            self._drifted_at = now
+        return self._drifted
 
     def _copy_live(self, execution: RunExecution, depth: int) -> Picture:
         picture = Picture(copy_state(execution.state, self._redact),
