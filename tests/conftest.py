@@ -26,3 +26,11 @@ def engine(state_path: Path) -> Iterator[ob.Engine]:
     eng = ob.Engine(state_path)
     yield eng
     eng.close()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A folder for the files and directories that resource tests converge."""
+    folder = tmp_path / "probes"
+    folder.mkdir()
+    return folder

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,6 @@ from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.resources import drifted_steps, leases
 from orbits_nb.resources.errors import ResourceInUse, ResourceNotFound
 from orbits_nb.resources.watch import parse_every
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ob.Engine]:
-    engine = ob.Engine(tmp_path / "state.duckdb")
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "probes"
-    folder.mkdir()
-    return folder
 
 
 def tamper(root: Path, name: str, value: Any) -> None:

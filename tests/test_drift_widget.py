@@ -48,20 +48,6 @@ def recording_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingC
     return opened
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ob.Engine]:
-    engine = ob.Engine(tmp_path / "state.duckdb")
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "probes"
-    folder.mkdir()
-    return folder
-
-
 def sent_values(widget: Any) -> list[Any]:
     """Every ``value`` the widget's model sent (open state, then updates)."""
     values = []

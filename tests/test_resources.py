@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +88,6 @@ class Backend(Uses):
 
 class Frontend(Uses):
     pass
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ob.Engine]:
-    engine = ob.Engine(tmp_path / "state.duckdb")
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    folder = tmp_path / "probes"
-    folder.mkdir()
-    return folder
 
 
 def test_create_then_in_sync_then_update(engine: ob.Engine, root: Path) -> None:

@@ -10,7 +10,6 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,6 @@ def apply(engine: ob.Engine, *resources: ob.Resource) -> Any:
 def only(report: ob.DriftReport) -> Any:
     assert len(report) == 1, report.text()
     return report.checks[0]
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ob.Engine]:
-    engine = ob.Engine(tmp_path / "state.duckdb")
-    yield engine
-    engine.close()
 
 
 # -- LocalFile --------------------------------------------------------------------------

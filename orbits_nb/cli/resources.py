@@ -11,18 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from orbits_nb.engine.table import Table
-
-
-def _print_relation(relation: Any, as_json: bool, width: int = 100) -> None:
-    # Keys are paths: print them whole (the runs listing cuts cells at 40 characters).
-    columns = list(relation.columns)
-    rows = [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, default=str))
-    else:
-        print(Table(columns, rows).text(width))
+from orbits_nb.cli.output import print_relation
 
 
 def register(commands: Any) -> None:
@@ -79,7 +68,7 @@ def cmd_resources(args: argparse.Namespace) -> int:
     relation = list_resources(include_deleted=args.all).project(
         "resource_key, lifecycle, drift_status, strftime(checked_at, '%Y-%m-%d %H:%M:%S') "
         "AS checked_at, strftime(drift_since, '%Y-%m-%d %H:%M:%S') AS drift_since, users")
-    _print_relation(relation, args.json)
+    print_relation(relation, as_json=args.json, width=100)
     return 0
 
 
@@ -137,5 +126,5 @@ def cmd_history(args: argparse.Namespace) -> int:
     relation = drift_history(args.key, limit=args.limit).project(
         "check_id, resource_key, strftime(checked_at, '%Y-%m-%d %H:%M:%S') AS checked_at, "
         "source, status, CAST(diffs AS VARCHAR) AS diffs, error, run_id")
-    _print_relation(relation, args.json)
+    print_relation(relation, as_json=args.json, width=100)
     return 0

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orbits_nb.cli.output import print_rows
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.engine.table import Table
 
@@ -292,13 +293,8 @@ def print_notebook_runs(args: argparse.Namespace) -> int:
              "error": (f"cell {r.failed_cell}: " if r.failed_cell is not None else "")
              + f"{r.error.get('type')}: {r.error.get('message')}" if r.error else "",
              "output": _shown(r.output_path)} for r in found]
-    if args.json:
-        for row in rows:
-            print(json.dumps(row, default=str))
-    elif rows:
-        print(Table(list(rows[0]), rows).text(60))
-    else:
-        print("no notebook runs yet (run a runbook with `orbits-nb run NOTEBOOK`)")
+    print_rows(list(rows[0]) if rows else [], rows, as_json=args.json, width=60,
+               empty="no notebook runs yet (run a runbook with `orbits-nb run NOTEBOOK`)")
     return 0
 
 

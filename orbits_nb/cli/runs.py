@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from orbits_nb.engine.table import Table
+from orbits_nb.cli.output import print_relation
 
 
 def register(commands: Any) -> None:
@@ -33,16 +32,6 @@ def register(commands: Any) -> None:
     sql.set_defaults(handler=cmd_sql)
 
 
-def _print_relation(relation: Any, as_json: bool) -> None:
-    columns = list(relation.columns)
-    rows = [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
-    if as_json:
-        for row in rows:
-            print(json.dumps(row, default=str))
-    else:
-        print(Table(columns, rows).text(width=72))
-
-
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.notebooks:
         from orbits_nb.cli.runbooks import print_notebook_runs
@@ -56,7 +45,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         "run_id, split_part(workflow, ':', 2) AS workflow, status, "
         "strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created, round(duration_s, 3) AS "
         "duration_s, executions, error->>'message' AS error")
-    _print_relation(relation, args.json)
+    print_relation(relation, as_json=args.json)
     return 0
 
 
@@ -76,5 +65,5 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     from orbits_nb._api import sql
 
-    _print_relation(sql(args.query), args.json)
+    print_relation(sql(args.query), as_json=args.json)
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
+from orbits_nb.cli.output import print_rows
 from orbits_nb.cli.runbooks import (
     _given,
     _on_sigterm,
@@ -17,7 +17,6 @@ from orbits_nb.cli.runbooks import (
     _state,
     _store,
 )
-from orbits_nb.engine.table import Table
 
 
 def register_schedule(commands: Any) -> None:
@@ -80,13 +79,8 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
     from orbits_nb.runbooks.scheduler import describe
 
     rows = [describe(s, time.time()) for s in schedules.listing(_store())]
-    if args.json:
-        for row in rows:
-            print(json.dumps(row, default=str))
-    elif rows:
-        print(Table(list(rows[0]), rows).text(60))
-    else:
-        print("no schedules (add one with `orbits-nb schedule add CRON NOTEBOOK`)")
+    print_rows(list(rows[0]) if rows else [], rows, as_json=args.json, width=60,
+               empty="no schedules (add one with `orbits-nb schedule add CRON NOTEBOOK`)")
     return 0
 
 
