@@ -440,3 +440,22 @@ def test_default_engine_uses_the_state_env(_isolated_state: Path) -> None:  # no
     assert run.wait(30) == [0, 1, 2]
     assert ob.get_run(run.run_id).status == "succeeded"
     assert _isolated_state.exists()
+
+
+def test_redefined_class_while_the_old_run_executes(engine: ob.Engine) -> None:
+    def define_long() -> type[ob.Workflow]:
+        class Long(ob.Workflow):  # the same qualified name each time, like a notebook cell
+            async def define(self) -> Any:
+                return await self.do("sleep", Sleeper())
+        return Long
+
+    first = engine.start(define_long()())
+    with pytest.raises(ob.OrbitsError, match="still executing here with an earlier definition"):
+        engine.start(define_long()())
+    first.cancel()
+    with pytest.raises(BaseException):
+        first.wait(10)
+    COUNTS.clear()
+    again = engine.start(define_long()())
+    assert again.run_id == first.run_id
+    again.cancel()

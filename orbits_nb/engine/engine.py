@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from orbits_nb.core.errors import NondeterminismError, RunNotFound
+from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound
 from orbits_nb.core.ports import Executor
 from orbits_nb.core.serde import MASK, Secret, digest
 from orbits_nb.core.state import RunState, fold
@@ -125,10 +125,13 @@ class Engine:
             live = self.active.get(run_id)
             if live is not None and not live.done:
                 if live.workflow is not None and type(live.workflow) is not type(workflow):
-                    raise NondeterminismError(
-                        f"run {run_id!r} is running {type(live.workflow).__name__} in this "
-                        f"process; cannot start {type(workflow).__name__} under that id",
-                        run_id=run_id)
+                    # Typically a notebook cell that redefined the class while the run
+                    # of the old definition is still executing.
+                    raise OrbitsError(
+                        f"run {run_id!r} is still executing here with an earlier "
+                        f"definition of {type(live.workflow).__qualname__}; cancel it "
+                        "(run.cancel()) or wait for it, then start again to continue "
+                        "with the new code", run_id=run_id)
                 return live
             loop = self.loop
             self.store.busy = True
