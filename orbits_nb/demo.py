@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -139,9 +140,10 @@ def _report(echo: Any, runs: list[DemoRun], alerts: list[Any], out: Path,
     for run in runs:
         echo(f"  {run.output}")
     echo(f"State: {state}")
-    echo(f"  orbits-nb --state {state} runs")
+    cli = _cli_name()
+    echo(f"  {cli} --state {state} runs")
     if run_id:
-        echo(f"  orbits-nb --state {state} show {run_id} --logs")
+        echo(f"  {cli} --state {state} show {run_id} --logs")
 
 
 class _environ:
@@ -172,3 +174,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _cli_name() -> str:
+    """How the user can call the CLI: plain ``orbits-nb`` when it is on PATH."""
+    beside = Path(sys.executable).with_name("orbits-nb")
+    on_path = shutil.which("orbits-nb")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "orbits-nb"
+    return str(beside) if beside.exists() else "orbits-nb"
