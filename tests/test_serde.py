@@ -65,3 +65,10 @@ def test_errors_pickle_with_their_fields() -> None:
     assert (remote.type_name, remote.traceback) == ("X", "tb")
     owned = pickle.loads(pickle.dumps(ob.RunOwned("taken", run_id="r", owner="h:1")))
     assert owned.owner == "h:1"
+
+
+def test_event_records_keep_big_integers_and_secret_references() -> None:
+    from orbits_nb.core.serde import dumps_record, loads
+
+    data = {"big": 2**70, "token": ob.Secret("zz-secret", name="t"), "text": "é"}
+    assert loads(dumps_record(data)) == {"big": 2**70, "token": {"$secret": "t"}, "text": "é"}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from orbits_nb.core.errors import RunOwned, StoreBusy, StoreError
-from orbits_nb.core.serde import dumps, loads
+from orbits_nb.core.serde import dumps_record, loads
 from orbits_nb.core.state import Event
 from orbits_nb.store.handoff import Turnstile
 from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
@@ -280,7 +280,7 @@ class DuckDBStore:
             return
         rows = []
         for e in events:
-            data = dumps(e.data)
+            data = dumps_record(e.data)
             rows.append((e.ts, e.run_id, e.step, e.kind, e.attempt,
                          redact(data) if redact else data))
         if len(rows) <= _SMALL:
