@@ -143,48 +143,46 @@ def dumps(value: Any) -> str:
 
 def dumps_record(value: Any) -> str:
     """JSON text of checked data for the event log (not canonical, just fast)."""
-    return _fast_dumps(value)
-
-
-def _fast_dumps(value: Any) -> str:
-    # The store's write path serializes every event; orjson does it several times faster.
-    global _fast_dumps
-    try:
-        import orjson
-    except ImportError:
-        _fast_dumps = dumps
-    else:
-        def _orjson_dumps(data: Any) -> str:
-            try:
-                return orjson.dumps(data, default=_default).decode()
-            except TypeError:  # e.g. an int beyond 64 bits, which json handles
-                return dumps(data)
-
-        _fast_dumps = _orjson_dumps
-    return _fast_dumps(value)
+    return _codec().dumps(value)
 
 
 def loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    return _fast_loads(text)
+    return None if text is None else _codec().loads(text)
 
 
-def _fast_loads(text: str) -> Any:
-    # orjson parses stored events several times faster when it is installed; replaying
-    # a long run is mostly parsing.
-    global _fast_loads
-    try:
-        import orjson
-    except ImportError:
-        _fast_loads = _json_loads
-    else:
-        _fast_loads = orjson.loads  # type: ignore[assignment]
-    return _fast_loads(text)
+class _Codec:
+    """JSON for the store's hot paths: orjson when installed (several times faster
+    on the write path and when replaying long runs), the standard library otherwise."""
+
+    def __init__(self) -> None:
+        try:
+            import orjson
+        except ImportError:
+            self._orjson: Any = None
+        else:
+            self._orjson = orjson
+
+    def dumps(self, value: Any) -> str:
+        if self._orjson is not None:
+            try:
+                return str(self._orjson.dumps(value, default=_default).decode())
+            except TypeError:  # e.g. an int beyond 64 bits, which json handles
+                pass
+        return dumps(value)
+
+    def loads(self, text: str) -> Any:
+        if self._orjson is not None:
+            return self._orjson.loads(text)
+        return json.loads(text)
 
 
-def _json_loads(text: str) -> Any:
-    return json.loads(text)
+_CODEC: list[_Codec] = []
+
+
+def _codec() -> _Codec:
+    if not _CODEC:  # built on first use: importing orbits_nb stays free of it
+        _CODEC.append(_Codec())
+    return _CODEC[0]
 
 
 def digest(value: Any, size: int = 12) -> str:
