@@ -25,7 +25,8 @@ MODULES = [
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="orbits-nb",
-        description="Durable notebook runbooks: inspect runs and the state store.",
+        description="orbits_nb: durable notebook runbooks. Runs, runbooks and schedules, "
+                    "approvals, resources and drift, on one DuckDB state file.",
     )
     root.add_argument("--state", metavar="PATH",
                       help="state file (default: $ORBITS_NB_STATE, else "
