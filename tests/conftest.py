@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,20 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state" / "state.duckdb"
     monkeypatch.setenv("ORBITS_NB_STATE", str(path))
     return path
+
+
+@pytest.fixture
+def state() -> Path:
+    """This test's default state file (set by ``_isolated_state``)."""
+    return Path(os.environ["ORBITS_NB_STATE"])
+
+
+@pytest.fixture(autouse=True)
+def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where executed runbooks go in this test (never the repository's output/)."""
+    out = tmp_path / "output"
+    monkeypatch.setenv("ORBITS_NB_OUTPUT", str(out))
+    return out
 
 
 @pytest.fixture

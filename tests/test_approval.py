@@ -7,11 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from polling import until
 from test_views_flows import Release
 
 import orbits_nb as ob
@@ -20,14 +19,6 @@ from orbits_nb.approval import Approval, ApprovalRejected, decide, pending
 TESTS = Path(__file__).parent
 
 
-def until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:

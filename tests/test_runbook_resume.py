@@ -10,8 +10,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
 import orbits_nb as ob
 from orbits_nb import runbooks
 from orbits_nb.core.state import fold
@@ -20,19 +18,6 @@ from orbits_nb.store.duckdb_store import DuckDBStore
 
 FIXTURES = Path(__file__).parent / "notebooks"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def state() -> Path:
-    """This test's state file (tests/conftest.py points ORBITS_NB_STATE at it)."""
-    return Path(os.environ["ORBITS_NB_STATE"])
-
-
-@pytest.fixture(autouse=True)
-def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    out = tmp_path / "output"
-    monkeypatch.setenv("ORBITS_NB_OUTPUT", str(out))
-    return out
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -25,19 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "tok-5f1e9c-DO-NOT-LEAK"
 
 
-@pytest.fixture
-def state() -> Path:
-    """This test's state file (tests/conftest.py points ORBITS_NB_STATE at it)."""
-    return Path(os.environ["ORBITS_NB_STATE"])
-
-
-@pytest.fixture(autouse=True)
-def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    out = tmp_path / "output"
-    monkeypatch.setenv("ORBITS_NB_OUTPUT", str(out))
-    return out
-
-
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orbits_nb.cli", *args], cwd=cwd or ROOT,

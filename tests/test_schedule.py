@@ -22,12 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 UTC = ZoneInfo("UTC")
 
 
-@pytest.fixture
-def state() -> Path:
-    """This test's state file (tests/conftest.py points ORBITS_NB_STATE at it)."""
-    return Path(os.environ["ORBITS_NB_STATE"])
-
-
 def at(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 

@@ -28,25 +28,12 @@ FIVE_MIN = 300.0
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def state() -> Path:
-    """This test's state file (tests/conftest.py points ORBITS_NB_STATE at it)."""
-    return Path(os.environ["ORBITS_NB_STATE"])
-
-
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(autouse=True)
-def output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    out = tmp_path / "output"
-    monkeypatch.setenv("ORBITS_NB_OUTPUT", str(out))
-    return out
 
 
 @pytest.fixture

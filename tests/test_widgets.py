@@ -19,6 +19,7 @@ from typing import Any
 import comm
 import ipywidgets
 import pytest
+from polling import until
 from test_views_flows import DeployBackend, Many, Release
 
 import orbits_nb as ob
@@ -84,14 +85,6 @@ def frontend_sends(widget: Any, content: dict[str, Any]) -> None:
                         "buffers": []})
 
 
-def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def statuses(monitor: Monitor) -> dict[str, str]:
