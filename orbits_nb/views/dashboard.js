@@ -1,21 +1,5 @@
 // orbits_nb dashboard (anywidget front end): filters, the run list, click-through.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "style") node.style.cssText = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
 const RUN_STYLE = { pending: "pending", running: "running", succeeded: "succeeded",
   failed: "failed", cancelled: "cancelled", interrupted: "retrying" };
 
@@ -25,13 +9,6 @@ function pill(model, status) {
     || { fill: "#f1f5f9", border: "#94a3b8", text: "#475569" };
   return h("span", { class: `onb-pill onb-st-${status}`,
     style: `background:${s.fill};border-color:${s.border};color:${s.text}` }, status);
-}
-
-function seconds(value) {
-  if (value === null || value === undefined) return "";
-  if (value < 1) return `${Math.round(value * 1000)} ms`;
-  if (value < 120) return `${value.toFixed(1)} s`;
-  return `${(value / 60).toFixed(1)} min`;
 }
 
 function when(ts) {

@@ -23,7 +23,7 @@ from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.engine.table import Table
 from orbits_nb.store.duckdb_store import owner_alive
 from orbits_nb.views import inspector
-from orbits_nb.views.monitor import Monitor, asset
+from orbits_nb.views.monitor import Monitor, asset, widget_module
 from orbits_nb.views.pump import Pump
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ ORDER BY r.created_at DESC
 class RunList(anywidget.AnyWidget):
     """The dashboard's run table and filters (front end in ``dashboard.js``)."""
 
-    _esm = asset("dashboard.js")
+    _esm = widget_module("dashboard.js")
     _css = asset("theme.css")
 
     runs: t.List[Any] = t.List().tag(sync=True)

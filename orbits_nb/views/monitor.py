@@ -46,10 +46,15 @@ def asset(name: str) -> str:
     return (_HERE / name).read_text(encoding="utf-8")
 
 
+def widget_module(name: str) -> str:
+    """A widget's ES module: the shared DOM helpers followed by its own code."""
+    return asset("dom.js") + "\n" + asset(name)
+
+
 class Monitor(anywidget.AnyWidget):
     """Live view of one run. Usually made by displaying the run (``run`` in a cell)."""
 
-    _esm = asset("monitor.js")
+    _esm = widget_module("monitor.js")
     _css = asset("theme.css")
 
     run_id = t.Unicode("").tag(sync=True)
