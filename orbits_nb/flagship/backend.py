@@ -92,6 +92,15 @@ class BaseWorkflow(Workflow):
         repo, account = outcomes
         return repo, account
 
+    async def deploy_stack(self, account: dict[str, Any], parameters: dict[str, Any],
+                           tags: dict[str, str] | None = None) -> Any:
+        """The ``iac-deploy`` step: this component's stack, in the client's account."""
+        client = self.args["client"]
+        return await self.do("iac-deploy", DeployStack(
+            stack_name=f"{client}-{self.component}", template_file=self.args["template_file"],
+            parameters={"Client": client, **parameters}, tags={"client": client, **(tags or {})}),
+            executor=self.account_executor(account))
+
     def account_executor(self, account: dict[str, Any]) -> AccountExecutor:
         """The executor acting in the client's account, with the workflow's region."""
         return AccountExecutor(account_id=account["account_id"],
@@ -149,11 +158,9 @@ class DeployBackend(BaseWorkflow):
         client = self.args["client"]
         try:
             repo, account = await self.define_creation()
-            stack = await self.do("iac-deploy", DeployStack(
-                stack_name=f"{client}-backend", template_file=self.args["template_file"],
-                parameters={"Client": client, "DatabaseUrl": self.args["database_url"]},
-                tags={"client": client, "managed-by": "orbits-nb"}),
-                executor=self.account_executor(account))
+            stack = await self.deploy_stack(
+                account, {"DatabaseUrl": self.args["database_url"]},
+                tags={"managed-by": "orbits-nb"})
             migrated = await self.do("sql-migrate", RunSQLMigrations(
                 folder=self.args["migrations"]), executor=AccountExecutor(stack["env"]))
         except StepFailed as err:
@@ -185,10 +192,7 @@ class DeployFrontend(BaseWorkflow):
         client = self.args["client"]
         try:
             repo, account = await self.define_creation()
-            stack = await self.do("iac-deploy", DeployStack(
-                stack_name=f"{client}-frontend", template_file=self.args["template_file"],
-                parameters={"Client": client}, tags={"client": client}),
-                executor=self.account_executor(account))
+            stack = await self.deploy_stack(account, {})
         except StepFailed as err:
             await self.alert(err)
             raise
