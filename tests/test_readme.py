@@ -31,3 +31,18 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     assert "succeeded" in out.stdout
     assert "creating acme" in out.stdout
     assert "git-create" in out.stdout and "aws-create" in out.stdout
+
+
+def test_readme_documents_every_user_table(tmp_path: Path) -> None:
+    import orbits_nb as ob
+    from orbits_nb.store.schema import USER_TABLES
+
+    text = README.read_text()
+    tables = text[text.index("### Tables"):]
+    missing = [name for name in USER_TABLES if f"| `{name}`" not in tables]
+    assert missing == []
+    store = ob.DuckDBStore(tmp_path / "s.duckdb")
+    present = {name for (name,) in store.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
+    store.close()
+    assert set(USER_TABLES) <= present

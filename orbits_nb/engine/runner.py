@@ -17,7 +17,6 @@ from orbits_nb.core.errors import (
     InvalidArgument,
     NondeterminismError,
     OrbitsError,
-    RunCancelled,
     StepFailed,
     StepTimeout,
 )
@@ -302,6 +301,3 @@ class RunExecution:
         self.children[key] = execution
         return await asyncio.create_task(execution.execute())
 
-
-def cancelled_error(run_id: str) -> RunCancelled:
-    return RunCancelled(f"run {run_id!r} was cancelled", run_id=run_id)

@@ -44,9 +44,6 @@ class Table:
                 return row
         raise KeyError(key)
 
-    def column(self, name: str) -> list[Any]:
-        return [row.get(name) for row in self.rows]
-
     def to_pandas(self) -> Any:
         import pandas as pd
 

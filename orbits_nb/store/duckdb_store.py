@@ -114,7 +114,6 @@ class DuckDBStore:
         self._users = 0
         #: Set by the engine while it has runs in flight; idle stores close at once.
         self.busy = False
-        self.opens = 0
 
     # -- the file -------------------------------------------------------------------
     @contextmanager
@@ -173,7 +172,6 @@ class DuckDBStore:
             if self._turnstile is not None:
                 self._turnstile.release()
             raise
-        self.opens += 1
         self._opened_at = time.monotonic()
 
     def _connect(self, db: Any) -> duckdb.DuckDBPyConnection:
@@ -300,12 +298,6 @@ class DuckDBStore:
                        redact(line.message) if redact else line.message]
         values = ",".join(["(?,?,?,?,?,?)"] * len(logs))
         con.execute(f"INSERT INTO logs VALUES {values}", params)
-
-    def acquire_lease(self, run_id: str, owner: Owner) -> None:
-        """Make ``owner`` the one active owner of ``run_id``, or raise RunOwned."""
-        outcome = self.open_runs([(run_id, owner)], load=False)[run_id]
-        if isinstance(outcome, BaseException):
-            raise outcome
 
     def open_runs(self, requests: list[tuple[str, Owner]], *, load: bool = True
                   ) -> dict[str, list[Event] | RunOwned]:

@@ -204,4 +204,5 @@ SCHEMA_VERSION = max(MIGRATIONS)
 #: Tables and views documented for users (README).
 USER_TABLES = ("runs", "steps", "attempts", "events", "logs", "leases", "schema_version",
                "resources", "resource_users", "drift_checks", "resource_leases",
+               "resource_status",
                "notebook_runs", "schedules", "schedule_locks", "approvals")
