@@ -44,6 +44,10 @@ class Table:
                 return row
         raise KeyError(key)
 
+    def column(self, name: str) -> list[Any]:
+        """The values of one column, in row order."""
+        return [row.get(name) for row in self.rows]
+
     def to_pandas(self) -> Any:
         import pandas as pd
 
