@@ -67,6 +67,41 @@ def setup_four(engine: ob.Engine, root: Path) -> ob.DriftReport:
     return ob.drift(engine=engine)
 
 
+def frontend_clicks(button: Any) -> None:
+    """What JupyterLab sends when the user clicks ``button``."""
+    button._handle_msg({"content": {"data": {"method": "custom",
+                                             "content": {"event": "click"}}},
+                        "buffers": []})
+
+
+def frontend_checks(box: Any, value: bool = True) -> None:
+    """What JupyterLab sends when the user ticks (or unticks) a checkbox."""
+    box._handle_msg({"content": {"data": {"method": "update", "state": {"value": value},
+                                          "buffer_paths": []}}, "buffers": []})
+
+
+def sent_states(widget: Any, name: str) -> list[Any]:
+    """Every value of trait ``name`` the widget's model sent (open state, then updates)."""
+    return [data["state"][name] for kind, data in widget.comm.messages
+            if kind in ("comm_open", "comm_msg") and name in data.get("state", {})]
+
+
+def desired_of(engine: ob.Engine, key: str) -> Any:
+    rows = engine.store.fetch("SELECT desired, status FROM resources WHERE resource_key = ?",
+                              [key])
+    return (json.loads(rows[0][0]), rows[0][1])
+
+
+def reconcile_runs(engine: ob.Engine) -> int:
+    return len(engine.store.fetch("SELECT run_id FROM runs WHERE workflow LIKE "
+                                  "'%:Reconcile'"))
+
+
+def asked(widget: DriftWidget) -> str:
+    """The confirmation question on show ("" when none is)."""
+    return widget.question.value if widget.confirm.layout.display != "none" else ""
+
+
 def test_widget_state_shows_badges_rows_and_side_by_side_diffs(engine: ob.Engine,
                                                                root: Path) -> None:
     widget = setup_four(engine, root).widget()
@@ -84,19 +119,90 @@ def test_widget_state_shows_badges_rows_and_side_by_side_diffs(engine: ob.Engine
     assert "<i>A</i>" not in cards[0]
     assert "absent: reconcile creates it again" in cards[2]
     assert "1 resource(s) in sync" in widget.in_sync.value
+    # Nothing selected: Reconcile offers all (and says how many); Accept waits.
     assert not widget.reconcile_button.disabled
-    assert not widget.accept_button.disabled
-    # The frontend learns each button's label from the open message.
-    labels = [d["state"].get("description") for k, d in widget.reconcile_button.comm.messages
-              if k == "comm_open"]
-    assert labels == ["Reconcile"]
+    assert widget.accept_button.disabled
+    assert "select the drifted" in widget.accept_button.tooltip
+    assert sent_states(widget.reconcile_button, "description")[-1] == "Reconcile all (3)…"
+    assert sent_states(widget.accept_button, "disabled")[-1] is True
+    assert widget.confirm.layout.display == "none"
 
 
-def test_reconcile_button_converges_the_selection_and_redraws(engine: ob.Engine,
-                                                              root: Path) -> None:
+def test_accept_needs_a_selection_and_a_confirmation(engine: ob.Engine, root: Path) -> None:
     widget = setup_four(engine, root).widget()
-    widget.checkboxes["Probe:b"].value = True
-    widget.reconcile_button.click()
+    before = desired_of(engine, "Probe:a")
+    # A click that arrives with nothing selected (e.g. from a stale page) is refused.
+    frontend_clicks(widget.accept_button)
+    assert asked(widget) == ""
+    assert "select the resources whose actual state to accept first" in widget.status.value
+    assert widget.pending is None
+    assert desired_of(engine, "Probe:a") == before
+
+    frontend_checks(widget.checkboxes["Probe:a"])
+    assert not widget.accept_button.disabled
+    assert sent_states(widget.accept_button, "disabled")[-1] is False
+    frontend_clicks(widget.accept_button)
+    question = asked(widget)
+    assert "make the actual state the desired state of <code>a</code> (drifted)" in question
+    assert "b</code>" not in question
+    assert sent_states(widget.confirm.layout, "display")[-1] == "flex"
+    assert any("<code>a</code>" in v for v in sent_states(widget.question, "value"))
+    assert widget.pending is None  # asking changes nothing
+    assert desired_of(engine, "Probe:a") == before
+
+    # Keep: the question goes, nothing is accepted.
+    frontend_clicks(widget.keep_button)
+    assert asked(widget) == ""
+    assert desired_of(engine, "Probe:a") == before
+
+    # Changing the selection withdraws a question that named other resources.
+    frontend_clicks(widget.accept_button)
+    frontend_checks(widget.checkboxes["Probe:c"])
+    assert asked(widget) == ""
+    frontend_clicks(widget.accept_button)
+    question = asked(widget)
+    assert "<code>a</code> (drifted)" in question
+    assert "forget <code>c</code> (missing" in question
+    frontend_checks(widget.checkboxes["Probe:c"], False)
+
+    frontend_clicks(widget.accept_button)
+    frontend_clicks(widget.confirm_button)
+    assert widget.pending is not None
+    widget.pending.result(60)
+    assert "accepted the actual state of 1 resource(s)" in widget.status.value
+    assert desired_of(engine, "Probe:a") == ({"value": "<i>A</i>"}, "present")
+    assert desired_of(engine, "Probe:c")[1] == "present"  # not selected at confirm time
+    assert list(widget.checkboxes) == ["Probe:b", "Probe:c"]
+    assert widget.accept_button.disabled  # the accepted one was the selection
+
+    # Confirm with no question pending does nothing.
+    frontend_clicks(widget.confirm_button)
+    assert "nothing to confirm" in widget.status.value
+
+
+def test_accept_refuses_a_selection_it_cannot_accept(engine: ob.Engine, root: Path) -> None:
+    engine.start(Uses(root=str(root), name="x", value=1)).wait()
+    (root / "x.json").write_text("{not json")  # its state cannot be read
+    widget = ob.drift(engine=engine).widget()
+    assert [c.status for c in widget.report.checks] == ["error"]
+    frontend_checks(widget.checkboxes["Probe:x"])
+    assert widget.accept_button.disabled
+    frontend_clicks(widget.accept_button)
+    assert asked(widget) == ""
+    assert "only drifted or missing resources can be accepted" in widget.status.value
+
+
+def test_reconcile_asks_then_converges_the_selection(engine: ob.Engine, root: Path) -> None:
+    widget = setup_four(engine, root).widget()
+    frontend_checks(widget.checkboxes["Probe:b"])
+    assert widget.reconcile_button.description == "Reconcile selected (1)…"
+    frontend_clicks(widget.reconcile_button)
+    question = asked(widget)
+    assert "Reconcile the 1 selected resource(s): <code>b</code> (drifted)?" in question
+    assert widget.confirm_button.description == "Reconcile"
+    assert reconcile_runs(engine) == 0
+    assert json.loads((root / "b.json").read_text()) == {"value": 2}
+    frontend_clicks(widget.confirm_button)
     assert widget.pending is not None
     widget.pending.result(60)
     assert json.loads((root / "b.json").read_text()) == {"value": 1}
@@ -109,33 +215,53 @@ def test_reconcile_button_converges_the_selection_and_redraws(engine: ob.Engine,
     assert "2 in sync" in sent_values(widget.header)[-1]
 
 
-def test_accept_and_refresh_buttons(engine: ob.Engine, root: Path) -> None:
+def test_reconcile_all_names_the_count_and_waits_for_confirmation(engine: ob.Engine,
+                                                                   root: Path) -> None:
     widget = setup_four(engine, root).widget()
-    widget.checkboxes["Probe:a"].value = True
-    widget.accept_button.click()
+    frontend_clicks(widget.reconcile_button)
+    question = asked(widget)
+    assert "Reconcile all 3 drifted or missing resource(s)" in question
+    for name in ("a", "b", "c"):
+        assert f"<code>{name}</code>" in question
+    frontend_clicks(widget.keep_button)
+    assert reconcile_runs(engine) == 0
+    assert not (root / "c.json").exists()
+
+    # A check that changes the list while the question shows withdraws it.
+    frontend_clicks(widget.reconcile_button)
+    (root / "b.json").write_text(json.dumps({"value": 1}))  # fixed out of band
+    widget.show(widget.report.refresh())
+    assert asked(widget) == ""
+    assert "the drift changed since you asked" in widget.status.value
+    assert reconcile_runs(engine) == 0
+
+    frontend_clicks(widget.reconcile_button)
+    assert "Reconcile all 2 drifted or missing resource(s)" in asked(widget)
+    frontend_clicks(widget.confirm_button)
     assert widget.pending is not None
     widget.pending.result(60)
-    assert "accepted the actual state of 1 resource(s)" in widget.status.value
-    accepted = engine.store.fetch("SELECT desired FROM resources WHERE resource_key = "
-                                  "'Probe:a'")[0][0]
-    assert json.loads(accepted) == {"value": "<i>A</i>"}
-    assert list(widget.checkboxes) == ["Probe:b", "Probe:c"]
-
-    (root / "d.json").write_text(json.dumps({"value": 9}))
-    widget.refresh_button.click()
-    widget.pending.result(60)
-    assert list(widget.checkboxes) == ["Probe:b", "Probe:c", "Probe:d"]
-
-    widget.select_all.value = True
-    assert all(box.value for box in widget.checkboxes.values())
-    widget.select_all.value = False
-    # Nothing selected: Reconcile converges every drifted and missing resource.
-    widget.reconcile_button.click()
-    widget.pending.result(60)
+    assert reconcile_runs(engine) == 1
+    assert (root / "c.json").exists()
     assert widget.checkboxes == {}
     assert widget.reconcile_button.disabled
     assert widget.accept_button.disabled
-    assert (root / "c.json").exists()
+    frontend_clicks(widget.reconcile_button)
+    assert asked(widget) == ""
+    assert "nothing to reconcile" in widget.status.value
+
+
+def test_refresh_and_select_all(engine: ob.Engine, root: Path) -> None:
+    widget = setup_four(engine, root).widget()
+    (root / "d.json").write_text(json.dumps({"value": 9}))
+    widget.refresh_button.click()
+    assert widget.pending is not None
+    widget.pending.result(60)
+    assert list(widget.checkboxes) == ["Probe:a", "Probe:b", "Probe:c", "Probe:d"]
+    widget.select_all.value = True
+    assert all(box.value for box in widget.checkboxes.values())
+    assert widget.reconcile_button.description == "Reconcile selected (4)…"
+    widget.select_all.value = False
+    assert widget.reconcile_button.description == "Reconcile all (4)…"
 
 
 def test_a_failed_command_is_reported_and_buttons_come_back(engine: ob.Engine,
@@ -145,7 +271,10 @@ def test_a_failed_command_is_reported_and_buttons_come_back(engine: ob.Engine,
     (root / "broken").write_text("0")
     widget = ob.drift(engine=engine).widget()
     widget.reconcile_button.click()
+    widget.confirm_button.click()
     assert widget.reconcile_button.disabled  # while the command runs
+    assert widget.refresh_button.disabled
+    assert widget.pending is not None
     widget.pending.result(120)
     assert "reconcile failed: ResourceError: 1 of 1 resource(s) failed" in widget.status.value
     assert "od-error" in widget.status.value

@@ -40,6 +40,8 @@ CSS = """
 .orbits-drift .od-desired{background:#eef6ee}.orbits-drift .od-actual{background:#fbeee6}
 .orbits-drift summary{cursor:pointer}
 .orbits-drift .od-error{color:#6a1b9a;white-space:pre-wrap}
+.orbits-drift.od-question{background:#fff7ed;border:1px solid #fdba74;border-radius:4px;
+  padding:4px 8px;margin-right:6px;line-height:20px}
 </style>
 """
 

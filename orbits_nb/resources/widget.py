@@ -1,6 +1,7 @@
 """The drift widget (ipywidgets): status badges, expandable diffs, Reconcile / Accept /
-Refresh. Commands run in a background thread so the kernel stays responsive; the
-widget redraws itself from a fresh check when each command ends.
+Refresh. Reconcile and Accept ask for confirmation, naming what they will act on.
+Commands run in a background thread so the kernel stays responsive; the widget
+redraws itself from a fresh check when each command ends.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import html
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
+from orbits_nb.core.errors import OrbitsError
 from orbits_nb.resources.html import CSS, badge, clock, details_html, report_html, row_html
 
 if TYPE_CHECKING:
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from orbits_nb.resources.report import DriftReport
 
 ACTIONABLE = ("drifted", "missing", "error")
+#: What Accept can adopt: an observed state, or an observed absence.
+ACCEPTABLE = ("drifted", "missing")
 MAX_WIDGET_ROWS = 200
 _OFF, _ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
 _log = logging.getLogger(__name__)
@@ -78,57 +83,77 @@ def _card(check: ResourceCheck) -> str:
 
 
 class DriftWidget:
-    """Interactive view of a :class:`DriftReport` (``report.widget()``)."""
+    """Interactive view of a :class:`DriftReport` (``report.widget()``).
+
+    Reconcile and Accept ask first: pressing one shows what it will act on (by name,
+    or the count of all drifted resources) with a confirm and a keep button, and
+    nothing changes until the confirm button is pressed. Accept needs a selection; its
+    button stays disabled until there is one, and the kernel refuses it without one.
+    """
 
     def __init__(self, report: DriftReport) -> None:
         self.report = report
         self.header = W.HTML()
         self.refresh_button = W.Button(description="Refresh", icon="refresh",
                                        tooltip="check these resources again")
-        self.reconcile_button = W.Button(description="Reconcile", icon="wrench",
-                                         button_style="warning",
-                                         tooltip="converge the selected resources (all "
-                                                 "drifted and missing when none is selected)")
-        self.accept_button = W.Button(description="Accept actual", icon="check",
-                                      tooltip="adopt the observed state of the selected "
-                                              "resources as their desired state")
+        self.reconcile_button = W.Button(description="Reconcile…", icon="wrench",
+                                         button_style="warning")
+        self.accept_button = W.Button(description="Accept actual…", icon="check")
         self.select_all = W.Checkbox(description="select all", indent=False,
                                      layout=W.Layout(width="auto"))
         self.rows = W.VBox()
         self.in_sync = W.HTML()
         self.status = W.HTML()
+        self.question = W.HTML()
+        self.confirm_button = W.Button(description="Confirm", button_style="danger")
+        self.keep_button = W.Button(description="Keep as is")
+        self.confirm = W.HBox([self.question, self.confirm_button, self.keep_button],
+                              layout=W.Layout(display="none"))
+        self.confirm.add_class("od-confirm")
         toolbar = W.HBox([self.refresh_button, self.reconcile_button, self.accept_button,
                           self.select_all])
-        self.box = W.VBox([self.header, toolbar, self.rows, self.in_sync, self.status])
+        self.box = W.VBox([self.header, toolbar, self.confirm, self.rows, self.in_sync,
+                           self.status])
         self.box.add_class("orbits-drift-widget")
         self.checkboxes: dict[str, Any] = {}
+        #: The command awaiting confirmation and the keys it named.
+        self.asking: tuple[str, list[str]] | None = None
+        self._question = ""
         self.pending: concurrent.futures.Future[None] | None = None
+        self._lock = threading.RLock()
+        self._busy = False
         self._pool = concurrent.futures.ThreadPoolExecutor(1, "orbits-nb-drift-widget")
         self.refresh_button.on_click(lambda _b: self._submit("refresh", self._refresh))
-        self.reconcile_button.on_click(lambda _b: self._submit("reconcile", self._reconcile))
-        self.accept_button.on_click(lambda _b: self._submit("accept", self._accept))
+        self.reconcile_button.on_click(lambda _b: self.ask("reconcile"))
+        self.accept_button.on_click(lambda _b: self.ask("accept"))
+        self.confirm_button.on_click(lambda _b: self._confirmed())
+        self.keep_button.on_click(lambda _b: self._dismiss())
         self.select_all.observe(self._toggle_all, names="value")
         self.show(report)
 
     # -- state ----------------------------------------------------------------------------
     def show(self, report: DriftReport) -> None:
         """Redraw from ``report``, keeping the selection of resources still listed."""
-        kept = set(self.selected)
-        self.report = report
-        self.header.value = CSS + _head(report)
-        actionable = [c for c in report.checks if c.status in ACTIONABLE]
-        self.checkboxes = {}
-        rows = []
-        for check in actionable[:MAX_WIDGET_ROWS]:
-            box = W.Checkbox(value=check.key in kept, indent=False,
-                             layout=W.Layout(width="24px"))
-            box.add_class("od-select")
-            self.checkboxes[check.key] = box
-            rows.append(W.HBox([box, W.HTML(_card(check))]))
-        self.rows.children = tuple(rows)
-        self.in_sync.value = _in_sync_html(report)
-        self.reconcile_button.disabled = not actionable
-        self.accept_button.disabled = not any(c.status == "drifted" for c in actionable)
+        with self._lock:
+            kept = set(self.selected)
+            self.report = report
+            self.header.value = CSS + _head(report)
+            actionable = [c for c in report.checks if c.status in ACTIONABLE]
+            self.checkboxes = {}
+            rows = []
+            for check in actionable[:MAX_WIDGET_ROWS]:
+                box = W.Checkbox(value=check.key in kept, indent=False,
+                                 layout=W.Layout(width="24px"))
+                box.add_class("od-select")
+                box.observe(self._selection_changed, names="value")
+                self.checkboxes[check.key] = box
+                rows.append(W.HBox([box, W.HTML(_card(check))]))
+            self.rows.children = tuple(rows)
+            self.in_sync.value = _in_sync_html(report)
+            if self.asking is not None and self._still_asked() != self._question:
+                self._dismiss("the drift changed since you asked: check the list and "
+                              "choose again")
+            self._update_buttons()
 
     @property
     def selected(self) -> list[str]:
@@ -138,14 +163,122 @@ class DriftWidget:
         for box in self.checkboxes.values():
             box.value = bool(change["new"])
 
+    def _selection_changed(self, _change: Any) -> None:
+        with self._lock:
+            if self.asking is not None:
+                self._dismiss()  # the question named other resources
+            self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Labels, tooltips and enabled state from the report and the selection."""
+        chosen = self._checks(self.selected)
+        default = self.report.select(None)
+        busy = self._busy
+        self.refresh_button.disabled = busy
+        if chosen:
+            self.reconcile_button.description = f"Reconcile selected ({len(chosen)})…"
+            self.reconcile_button.tooltip = "converge the selected resources (asks first)"
+        else:
+            self.reconcile_button.description = f"Reconcile all ({len(default)})…"
+            self.reconcile_button.tooltip = ("converge every drifted and missing resource "
+                                             "(asks first); or select some")
+        self.reconcile_button.disabled = busy or not (chosen or default)
+        acceptable = [c for c in chosen if c.status in ACCEPTABLE]
+        self.accept_button.disabled = busy or not acceptable
+        self.accept_button.tooltip = (
+            "adopt the observed state of the selected resources as their desired state "
+            "(asks first)" if acceptable else
+            "select the drifted (or missing) resources whose actual state to accept")
+
+    def _checks(self, keys: list[str]) -> list[ResourceCheck]:
+        wanted = set(keys)
+        return [c for c in self.report.checks if c.key in wanted]
+
     def say(self, text: str, status: str = "in_sync") -> None:
         self.status.value = f'<div class="orbits-drift">{badge(status, text)}</div>'
 
+    # -- asking first -------------------------------------------------------------------
+    def ask(self, command: str) -> None:
+        """Show what ``command`` ("reconcile" or "accept") would do, and wait for OK."""
+        with self._lock:
+            try:
+                question = self._plan(command, self.selected)
+            except OrbitsError as err:
+                self._dismiss()
+                self.say(str(err), "error")
+                return
+            self.asking, self._question = (command, self.selected), question
+            self.question.value = f'<div class="orbits-drift od-question">{question}</div>'
+            self.confirm_button.description = ("Reconcile" if command == "reconcile"
+                                               else "Accept actual")
+            self.confirm.layout.display = "flex"
+
+    def _plan(self, command: str, keys: list[str]) -> str:
+        """The question for ``command`` on ``keys`` (HTML); raises when it cannot act."""
+        chosen = self._checks(keys)
+        if command == "reconcile":
+            targets = chosen or self.report.select(None)
+            if not targets:
+                raise OrbitsError("nothing to reconcile: every resource listed is in sync")
+            what = (f"the {len(targets)} selected resource(s)" if chosen else
+                    f"all {len(targets)} drifted or missing resource(s)")
+            return (f"Reconcile {what}: {_names(targets)}? A recorded run converges them "
+                    "to their desired state.")
+        if command != "accept":
+            raise OrbitsError(f"unknown drift widget command {command!r}")
+        if not chosen:
+            raise OrbitsError("select the resources whose actual state to accept first; "
+                              "Accept never acts on all of them at once")
+        drifted = [c for c in chosen if c.status == "drifted"]
+        missing = [c for c in chosen if c.status == "missing"]
+        if not drifted and not missing:
+            raise OrbitsError(f"nothing to accept in the selection ({_names(chosen)}): "
+                              "only drifted or missing resources can be accepted")
+        parts = []
+        if drifted:
+            parts.append(f"make the actual state the desired state of {_names(drifted)}")
+        if missing:
+            parts.append(f"forget {_names(missing)} (missing: accepting the absence drops "
+                         "its record)")
+        skipped = [c for c in chosen if c.status not in ACCEPTABLE]
+        rest = f" ({_names(skipped)} skipped: its state could not be read)" if skipped \
+            else ""
+        return f"Accept: {'; '.join(parts)}?{rest}"
+
+    def _still_asked(self) -> str:
+        """The pending question as it reads now ("" if it can no longer be asked)."""
+        if self.asking is None:
+            return ""
+        try:
+            return self._plan(*self.asking)
+        except OrbitsError:
+            return ""
+
+    def _confirmed(self) -> None:
+        with self._lock:
+            asking, self.asking = self.asking, None
+            self.confirm.layout.display = "none"
+        if asking is None:
+            self.say("nothing to confirm: press Reconcile or Accept first", "error")
+            return
+        command, keys = asking
+        if command == "reconcile":
+            self._submit("reconcile", lambda: self._reconcile(keys))
+        else:
+            self._submit("accept", lambda: self._accept(keys))
+
+    def _dismiss(self, why: str = "") -> None:
+        self.asking = None
+        self._question = ""
+        self.confirm.layout.display = "none"
+        if why:
+            self.say(why, "drifted")
+
     # -- commands -------------------------------------------------------------------------
     def _submit(self, name: str, work: Callable[[], str]) -> None:
-        buttons = (self.refresh_button, self.reconcile_button, self.accept_button)
-        for button in buttons:
-            button.disabled = True
+        with self._lock:
+            self._busy = True
+            self._update_buttons()
         self.say(f"{name}…", "drifted")
 
         def run() -> None:
@@ -158,7 +291,9 @@ class DriftWidget:
             except Exception as err:  # keep the command's message, add why no refresh
                 message += f" (refresh failed: {err})"
             finally:
-                self.refresh_button.disabled = False
+                with self._lock:
+                    self._busy = False
+                    self._update_buttons()
             self.say(message, status)
 
         self.pending = self._pool.submit(run)
@@ -166,18 +301,20 @@ class DriftWidget:
     def _refresh(self) -> str:
         return "checked again"
 
-    def _reconcile(self) -> str:
-        keys = self.selected or None
-        run = self.report.reconcile(keys, wait=False)
+    def _reconcile(self, keys: list[str]) -> str:
+        run = self.report.reconcile(keys or None, wait=False)
         if run is None:
             return "nothing to reconcile"
         self.say(f"reconciling in run {run.run_id}…", "drifted")
         run.wait()
         return f"reconciled {len(run.result or {})} resource(s) in run {run.run_id}"
 
-    def _accept(self) -> str:
-        keys = self.report.accept(self.selected or None)
-        return f"accepted the actual state of {len(keys)} resource(s)"
+    def _accept(self, keys: list[str]) -> str:
+        acceptable = [c.key for c in self._checks(keys) if c.status in ACCEPTABLE]
+        if not acceptable:  # never "all drifted": accepting is chosen resource by resource
+            raise OrbitsError("select the drifted (or missing) resources to accept first")
+        accepted = self.report.accept(acceptable)
+        return f"accepted the actual state of {len(accepted)} resource(s)"
 
     # -- display --------------------------------------------------------------------------
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -189,6 +326,13 @@ class DriftWidget:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self.box.close()
+
+
+def _names(checks: list[ResourceCheck], limit: int = 6) -> str:
+    """``a.cfg (drifted), motd (missing)``, escaped, the first ``limit`` of them."""
+    shown = ", ".join(f"<code>{html.escape(c.identity)}</code> ({html.escape(c.status)})"
+                      for c in checks[:limit])
+    return shown + (f" and {len(checks) - limit} more" if len(checks) > limit else "")
 
 
 def _head(report: DriftReport) -> str:
