@@ -135,7 +135,8 @@ def test_a_big_run_is_condensed_in_the_diagram(engine: ob.Engine) -> None:
 
 
 @pytest.mark.slow
-def test_papermill_output_keeps_the_svg_and_the_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("headless", [False, True], ids=["papermill", "orbits-nb-run"])
+def test_papermill_output_keeps_the_svg_and_the_table(tmp_path: Path, headless: bool) -> None:
     import nbformat
     import papermill
 
@@ -153,6 +154,8 @@ def test_papermill_output_keeps_the_svg_and_the_table(tmp_path: Path) -> None:
     nbformat.write(notebook, source)
     env = {"ORBITS_NB_STATE": str(tmp_path / "state.duckdb"),
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    if headless:  # as `orbits-nb run` executes a runbook
+        env["ORBITS_NB_HEADLESS"] = "1"
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -176,6 +179,11 @@ def test_papermill_output_keeps_the_svg_and_the_table(tmp_path: Path) -> None:
     rows = re.findall(r'data-step="([^"]+)"', html)
     assert rows[:3] == ["git-create", "aws-create", "nested"]
     assert "text/plain" in shown["data"]
+    text = "".join(shown["data"]["text/plain"])
+    assert text.startswith("Run DeployBackend-")
+    assert "[succeeded]" in text
+    # A widget in a headless execution's output would only say "model not found".
+    assert (WIDGET_MIME in shown["data"]) is not headless
     graph = cells[2]["outputs"][-1]["data"]
     assert "".join(graph["image/svg+xml"]).startswith("<svg")
 
@@ -198,3 +206,49 @@ def test_run_display_in_a_terminal_ipython_is_text(engine: ob.Engine) -> None:
     assert f"Run {run.run_id} [failed]" in out
     assert "iac-deploy  failed" in out
     assert "widget" not in out
+
+
+def test_the_static_view_of_a_reset_run_says_what_runs_next(engine: ob.Engine) -> None:
+    run = engine.start(DeployBackend(client="again"))
+    run.wait(30)
+    run.reset("iac-deploy")
+    html = mimebundle(run, widget=False)["text/html"]
+    assert ">reset</span> <b>DeployBackend</b>" in html
+    assert "2/4 steps done · 2 pending · will re-run from iac-deploy" in html
+    pending = re.findall(r'data-step="([^"]+)"[^>]*>(?:(?!</tr>).)*>pending</span>', html)
+    assert pending == ["iac-deploy", "sql-migrate"]
+    assert "DeployBackend · " + run.run_id + " · reset" in run.graph().source
+    svg = svg_of_html(html)
+    assert "st&#45;pending" in svg or "st-pending" in svg
+
+
+@pytest.mark.slow
+def test_an_output_is_refreshed_by_the_cell_that_waited_even_as_the_last_one(
+        tmp_path: Path) -> None:
+    """The run ends while the last cell waits: its output is refreshed within that cell,
+    not later from a thread (a headless client stops reading after the last cell)."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.cells = [
+        nbformat.v4.new_code_cell("from test_views_flows import Nap\n"
+                                  "run = Nap(seconds=1.5).start()\nrun"),
+        nbformat.v4.new_code_cell("result = await run"),
+    ]
+    source, output = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(notebook, source)
+    env = {"ORBITS_NB_STATE": str(tmp_path / "state.duckdb"), "ORBITS_NB_HEADLESS": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    code = ("import papermill, sys\n"
+            "papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', "
+            "progress_bar=False)\n")
+    subprocess.run([sys.executable, "-c", code, str(source), str(output)], cwd=tmp_path,
+                   env={**os.environ, **env}, check=True, timeout=300,
+                   capture_output=True)
+    shown = json.loads(output.read_text())["cells"][0]["outputs"][0]["data"]
+    html = "".join(shown["text/html"])
+    assert "succeeded</span> <b>Nap</b>" in html
+    assert "1/1 steps done" in html
+    assert "[succeeded]" in "".join(shown["text/plain"])

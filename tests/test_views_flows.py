@@ -93,6 +93,13 @@ class Release(ob.Workflow):
         return ok
 
 
+class Nap(ob.Workflow):
+    """One step that sleeps ``seconds``: a run that ends a while after it starts."""
+
+    async def define(self) -> Any:
+        return await self.do("nap", Sleep(seconds=self.args["seconds"]))
+
+
 class Many(ob.Workflow):
     async def define(self) -> Any:
         for i in range(int(self.args["n"])):

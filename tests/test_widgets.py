@@ -219,7 +219,8 @@ def test_retry_reset_and_cancel_buttons(engine: ob.Engine, comms: list[Recording
     frontend_sends(monitor, {"type": "action", "action": "reset", "step": "iac-deploy"})
     assert monitor.notice["level"] == "success"
     assert "reset from 'iac-deploy'" in monitor.notice["text"]
-    assert "iac-deploy" not in statuses(monitor)
+    assert statuses(monitor)["iac-deploy"] == "pending"  # runs again on the next start
+    assert monitor.header["status"] == "reset"
     stored = ob.Run(engine, run.run_id).state()
     assert [s.key for s in stored.ordered_steps()] == ["git-create", "aws-create"]
 

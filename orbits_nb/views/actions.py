@@ -1,4 +1,8 @@
-"""What the monitor's buttons do. Each handler returns the line shown to the user."""
+"""What the monitor's buttons do. Each handler returns the line shown to the user.
+
+Whether a button may act at all is decided before a handler runs, by the same mapping
+that enables the buttons (:func:`orbits_nb.views.status.controls`).
+"""
 
 from __future__ import annotations
 
@@ -6,51 +10,51 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orbits_nb.core.errors import OrbitsError
-from orbits_nb.core.state import RUN_TERMINAL
+from orbits_nb.views import status
 
 if TYPE_CHECKING:
     from orbits_nb.views.monitor import Monitor
 
+#: Run states (besides the one it was said in) in which an action's notice stays true;
+#: "*" for a fact that stays true whatever the run does next.
+LASTS: dict[str, tuple[str, ...]] = {
+    "retry": ("pending", "running"),
+    "cancel": ("pending", "running"),
+    "approve": ("*",),
+    "reject": ("*",),
+}
+
 
 def retry(monitor: Monitor, _step: str, _comment: str) -> str:
-    run = monitor.run
-    if monitor.remote and not run.done:
-        raise OrbitsError(_elsewhere(monitor, "retry"))
-    if not run.done:
-        raise OrbitsError(f"run {run.run_id!r} is still executing; cancel it or wait "
-                          "before retrying")
-    fresh = run.retry()
+    was, since = monitor.header.get("status"), monitor.header.get("reset_from")
+    fresh = monitor.run.retry()
     monitor.bind(fresh)
+    if was == "reset":
+        return f"running again from {since}: the steps before it replay from history"
+    if was == "interrupted":
+        return "resuming here: steps that succeeded replay, the others run again"
     return ("retrying: steps that succeeded are replayed from history, failed and "
             "unfinished steps run again")
 
 
 def cancel(monitor: Monitor, _step: str, _comment: str) -> str:
-    run = monitor.run
-    if monitor.header.get("terminal"):
-        raise OrbitsError(f"run {run.run_id!r} has already ended "
-                          f"({monitor.header.get('status')})")
-    if monitor.remote:
-        raise OrbitsError(_elsewhere(monitor, "cancel"))
-    run.cancel()
+    live = monitor.executing()
+    if live is None:
+        raise OrbitsError(f"run {monitor.run_id!r} is not executing in this kernel")
+    live.cancel()
+    monitor.poke()
     return "cancelling: in-flight steps are cancelled and recorded as such"
 
 
 def reset(monitor: Monitor, step: str, _comment: str) -> str:
-    from orbits_nb.engine.run import Run
-
-    run = monitor.run
-    top = step.split("/", 1)[0]
-    if not top:
-        raise OrbitsError("select the step to reset from first")
-    if monitor.header.get("status") not in RUN_TERMINAL or not run.done:
-        raise OrbitsError(f"run {run.run_id!r} is executing; cancel it (or wait) before "
-                          "resetting it")
-    run.reset(top)
-    # The old handle holds the pre-reset state in memory: follow the store from now on.
-    monitor.bind(Run(run.engine, run.run_id))
-    return (f"reset from {top!r}: that step and the ones after it will run again. Press "
-            "Retry, or re-run the cell that starts the workflow")
+    target = step.split("/", 1)[0]
+    monitor.run.reset(target)
+    # The handle (and the workflow it was started with) stays: Retry executes that
+    # workflow again; the snapshot reads the reset from the store.
+    monitor.refresh()
+    dropped = monitor.header.get("discarded") or [target]
+    return (f"reset from {target!r}: {len(dropped)} recorded step"
+            f"{'' if len(dropped) == 1 else 's'} discarded ({', '.join(dropped)})")
 
 
 def _decide(decision: str) -> Callable[[Monitor, str, str], str]:
@@ -63,17 +67,15 @@ def _decide(decision: str) -> Callable[[Monitor, str, str], str]:
                       comment=comment or None, via="notebook")
         monitor.poke()
         verb = "approved" if decision == "approved" else "rejected"
-        return f"{made.step!r} {verb} by {made.by}" + (
-            "; the run continues" if decision == "approved" else "; the step fails")
+        where = monitor.header.get("where")
+        if where == status.GONE:
+            then = "; it takes effect when the run is resumed (Retry)"
+        elif where == status.ELSEWHERE:
+            then = f"; the run goes on in {status.where_text(monitor.header)}"
+        else:
+            then = "" if decision == "approved" else "; the step fails"
+        return f"{made.step!r} {verb} by {made.by}{then}"
     return handler
-
-
-def _elsewhere(monitor: Monitor, what: str) -> str:
-    owner = monitor.header.get("owner") or {}
-    where = f"pid {owner.get('pid')} on {owner.get('host')}" if owner.get("pid") else \
-        "another process"
-    return (f"run {monitor.run_id!r} is executing in {where}; {what} it there (or wait "
-            "for it to end)")
 
 
 HANDLERS: dict[str, Callable[[Monitor, str, str], str]] = {

@@ -4,37 +4,62 @@
 renders HTML without a kernel (papermill reports, GitHub, nbviewer, untrusted
 notebooks), and the live monitor widget when a kernel with comms runs the code.
 Nothing here may fail a cell: each richer part falls back to the plainer one.
+
+A run displayed in a kernel before it ended keeps its output up to date: once the run
+settles (ends, or is reset or retried from the monitor) the output is replaced by a
+fresh bundle, so the static part a saved or executed notebook keeps shows how the run
+ended, not how it looked when the cell ran. The replacement is made when the run
+settles and, at the latest, when the cell that waited for it finishes (so a headless
+execution, which stops reading outputs after its last cell, always records it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
+
+from orbits_nb.views.snapshot import settled
 
 if TYPE_CHECKING:
     from orbits_nb.engine.run import Run
+    from orbits_nb.views.monitor import Monitor
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 ENV_VAR = "ORBITS_NB_WIDGETS"
+ENV_HEADLESS = "ORBITS_NB_HEADLESS"
+_OFF, _ON = ("0", "off", "false", "no"), ("1", "on", "true", "yes")
 _log = logging.getLogger(__name__)
 
 
-def has_widget_kernel() -> bool:
-    """Whether this code runs in a Jupyter kernel that can open widget comms.
-
-    Detected through ``sys.modules`` (nothing is imported to ask);
-    ``ORBITS_NB_WIDGETS=0`` turns the widgets off (static output only).
-    """
-    if os.environ.get(ENV_VAR, "").strip().lower() in ("0", "off", "false", "no"):
-        return False
+def _shell() -> Any:
+    """The running IPython kernel's shell, or None (looked up in ``sys.modules``)."""
     if "ipykernel" not in sys.modules:
-        return False
+        return None
     ipython = sys.modules.get("IPython")
     get_ipython = getattr(ipython, "get_ipython", None)
     shell = get_ipython() if get_ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def has_widget_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel whose outputs someone watches live.
+
+    Detected through ``sys.modules`` (nothing is imported to ask). Headless runbook
+    executions (``ORBITS_NB_HEADLESS=1``, set by ``orbits-nb run``) get static output,
+    since a widget in a saved notebook only says "model not found";
+    ``ORBITS_NB_WIDGETS=0`` turns the widgets off, ``1`` keeps them on when headless.
+    """
+    flag = os.environ.get(ENV_VAR, "").strip().lower()
+    if flag in _OFF:
+        return False
+    if flag not in _ON and os.environ.get(ENV_HEADLESS, "").strip().lower() in _ON:
+        return False
+    return _shell() is not None
 
 
 def static_bundle(run: Run) -> dict[str, Any]:
@@ -69,37 +94,134 @@ def mimebundle(run: Run, include: Any = None, exclude: Any = None,
 
 
 def widget_view(run: Run) -> dict[str, Any] | None:
-    try:
-        from orbits_nb.views.monitor import Monitor
-
-        monitor = Monitor.for_run(run)
-    except Exception:  # e.g. anywidget missing: the static bundle still shows the run
-        _log.warning("could not open the monitor widget of run %s", run.run_id,
-                     exc_info=True)
+    monitor = _monitor(run)
+    if monitor is None:
         return None
     return {"version_major": 2, "version_minor": 0, "model_id": monitor.model_id}
 
 
-def ipython_display(run: Run) -> None:
-    """Display ``run``; once a live run ends, refresh its static HTML in the output.
+def _monitor(run: Run) -> Monitor | None:
+    try:
+        from orbits_nb.views.monitor import Monitor
 
-    The refreshed bundle is what a papermill report keeps, so the saved notebook shows
-    how the run ended, not how it looked when the cell ran.
-    """
+        return Monitor.for_run(run)
+    except Exception:  # e.g. anywidget missing: the static bundle still shows the run
+        _log.warning("could not open the monitor widget of run %s", run.run_id,
+                     exc_info=True)
+        return None
+
+
+def ipython_display(run: Run) -> None:
+    """Display ``run``; in a kernel, keep the output showing how the run last settled."""
     from IPython.display import display
 
-    live = not run.done and has_widget_kernel()
-    bundle = mimebundle(run)
-    if not live or WIDGET_MIME not in bundle:
-        display(bundle, raw=True)  # type: ignore[no-untyped-call]
+    shell = _shell()
+    monitor = _monitor(run) if has_widget_kernel() else None
+    if shell is None or (monitor is None and run.done):
+        display(mimebundle(run, widget=False), raw=True)  # type: ignore[no-untyped-call]
         return
-    handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-    from orbits_nb.views.monitor import Monitor
+    # Taken before the bundle: a run that settles meanwhile gets its output refreshed.
+    output = Output(run, monitor)
+    data = output.bundle()
+    output.handle = display(data, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+    if output.handle is not None:
+        output.watch(shell)
 
-    monitor = Monitor.for_run(run)
 
-    def refresh() -> None:
-        if handle is not None:
-            handle.update(mimebundle(monitor.run, widget=True), raw=True)
+_outputs: weakref.WeakSet[Output] = weakref.WeakSet()
+_hooked: weakref.WeakSet[Any] = weakref.WeakSet()
+# Held while a thread sends an update, and when a cell ends: an update sent while a
+# cell executes then reaches the client before that cell's end, and counts as seen.
+_cell = threading.Lock()
+_in_cell = threading.Event()
 
-    monitor.on_finish(refresh)
+
+class Output:
+    """One displayed output of a run, replaced by a fresh bundle each time it settles.
+
+    An update sent from a thread while no cell executes may never be recorded (a
+    headless client stops reading after the last cell; it also ignores what arrives
+    between cells), so each cell's end sends again what no client has seen for sure.
+    """
+
+    def __init__(self, run: Run, monitor: Monitor | None) -> None:
+        self.run = run
+        self.handle: Any = None
+        self.monitor = monitor
+        self._lock = threading.Lock()
+        self._shown = self._confirmed = self._token()
+
+    def _token(self) -> tuple[Any, ...] | None:
+        """What the output shows when settled (None while the run is still moving)."""
+        if self.monitor is not None:
+            head = self.monitor.header
+            if not head.get("terminal"):
+                return None
+            return (id(self.monitor.run), head.get("status"), head.get("executions"))
+        return (id(self.run), "settled") if self.run.done else None
+
+    def watch(self, shell: Any) -> None:
+        _outputs.add(self)
+        if shell not in _hooked:
+            shell.events.register("pre_run_cell", _cell_starts)
+            shell.events.register("post_run_cell", _cell_ends)
+            _hooked.add(shell)
+        if self.monitor is not None:
+            self.monitor.on_settle(self.refresh)
+        else:
+            ended = asyncio.run_coroutine_threadsafe(settled(self.run), self.run.engine.loop)
+            ended.add_done_callback(lambda _future: threading.Thread(
+                target=self.refresh, name="orbits-nb-output", daemon=True).start())
+
+    def settle(self) -> None:
+        """At a cell's end (main thread): send what no client has surely seen."""
+        monitor = self.monitor
+        if monitor is not None and not monitor.header.get("terminal") and monitor.run.done:
+            monitor.refresh()  # its pump has not looked yet
+        self.refresh(confirm=True)
+
+    def refresh(self, confirm: bool = False) -> None:
+        with self._lock:
+            token = self._token()
+            if token is None or token == self._confirmed or (
+                    token == self._shown and not confirm):
+                return
+            if confirm:
+                self._send(token)
+                self._confirmed = token
+            else:
+                with _cell:
+                    self._send(token)
+                    viewed = self.monitor is not None and self.monitor.viewed
+                    if _in_cell.is_set() or viewed:
+                        self._confirmed = token
+        if self.monitor is None and self._confirmed is not None:
+            _outputs.discard(self)  # a run without a monitor settles once
+
+    def bundle(self) -> dict[str, Any]:
+        """The run's bundle as it is now, with the monitor's widget view if any."""
+        data = static_bundle(self.monitor.run if self.monitor is not None else self.run)
+        if self.monitor is not None:
+            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
+                                 "model_id": self.monitor.model_id}
+        return data
+
+    def _send(self, token: tuple[Any, ...]) -> None:
+        self._shown = token
+        try:
+            self.handle.update(self.bundle(), raw=True)
+        except Exception:  # a stale output is no reason to break anything
+            _log.warning("could not refresh the output of run %s", self.run.run_id,
+                         exc_info=True)
+
+
+def _cell_starts(*_: Any) -> None:
+    with _cell:
+        _in_cell.set()
+
+
+def _cell_ends(*_: Any) -> None:
+    with _cell:  # waits for an update a thread is sending
+        _in_cell.clear()
+    for output in list(_outputs):
+        output.settle()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import graphviz
 
 from orbits_nb.core.dot import Picture, dot_parts, to_dot
+from orbits_nb.views.status import run_status
 from orbits_nb.views.svg import SvgRenderError, render_svg
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def draw(dot: str) -> Diagram:
 def picture_dot(picture: Picture, *, title: bool = False, rankdir: str = "TB",
                 max_nodes: int | None = 150) -> str:
     state = picture.state
-    label = f"{state.workflow.rsplit(':', 1)[-1]} · {state.run_id} · {state.status}"
+    label = f"{state.workflow.rsplit(':', 1)[-1]} · {state.run_id} · {run_status(picture)}"
     return to_dot(picture, title=label if title else None, rankdir=rankdir,
                   max_nodes=max_nodes)
 
@@ -79,7 +80,7 @@ def run_graph(run: Run, *, rankdir: str = "TB", title: bool = True,
 
     picture = picture_of(run, previous=previous)
     state = picture.state
-    label = f"{state.workflow.rsplit(':', 1)[-1]} · {state.run_id} · {state.status}"
+    label = f"{state.workflow.rsplit(':', 1)[-1]} · {state.run_id} · {run_status(picture)}"
     parts = dot_parts(picture, title=label if title else None, rankdir=rankdir,
                       max_nodes=max_nodes)
     return RunDigraph(name=parts.name, graph_attr=parts.graph_attr,

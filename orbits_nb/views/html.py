@@ -16,12 +16,13 @@ from typing import Any
 from orbits_nb.core.dot import STYLES, Picture, seconds
 from orbits_nb.views import model
 from orbits_nb.views.graph import Diagram
+from orbits_nb.views.status import PILL_STYLE
 
 FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
 MONO = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 TABLE_LIMIT = 200
 _RUN_STYLES = {"pending": "pending", "running": "running", "succeeded": "succeeded",
-               "failed": "failed", "cancelled": "cancelled", "interrupted": "retrying"}
+               "failed": "failed", "cancelled": "cancelled", **PILL_STYLE}
 
 
 def esc(value: Any) -> str:
@@ -86,11 +87,12 @@ def run_html(picture: Picture, diagram: Diagram,
              f'<b>{esc(head["workflow"])}</b> <code style="font-family:{MONO};'
              f'font-size:12px;color:#475569">{esc(head["run_id"])}</code></div>'
              f'<div style="font-size:12px;color:#475569">{esc(model.progress_text(head))}'
+             f"{' · ' + esc(head['note']) if head['note'] else ''}"
              f"{' · started ' + esc(clock(state.started_at)) if state.started_at else ''}"
              "</div>")
     parts = [title, diagram_html(diagram, f"diagram of run {state.run_id}"),
              steps_table(model.rows(picture, redact))]
-    if state.error:
+    if state.error and head["error"]:
         trace = str(state.error.get("traceback") or "")
         if redact is not None:
             trace = redact(trace)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from orbits_nb.core.dot import STYLES, Picture, display_status, seconds, short_action
 from orbits_nb.core.state import Event, fold, short_error
 from orbits_nb.views.model import APPROVAL_ACTION, mask, to_text
+from orbits_nb.views.status import RunView, reset_target
 
 if TYPE_CHECKING:
     from orbits_nb.engine.run import Run
@@ -64,8 +65,17 @@ def detail(run: Run, picture: Picture, path: str,
         "history": _attempts(events, key), "child_run_id": step.child_run_id or "",
         "bag": to_text(step.bag) if step.bag else "",
     }
-    out.update(_logs(run, owner.state.run_id, key))
+    view = picture if isinstance(picture, RunView) and owner is picture else None
+    discarded = view is not None and key in view.discarded
+    resets = [e.ts for e in events if e.kind == "run.reset" and key in e.data.get("steps", ())]
+    # A step run again after a reset shows the lines of its new attempts only.
+    since = resets[-1] if resets and not discarded else None
+    out.update(_logs(run, owner.state.run_id, key, since))
     out.update(_reset(picture, path))
+    if view is not None and discarded:
+        out["discarded"] = (f"Discarded by the reset from {view.reset_from}: it runs "
+                            "again on the next start (Retry).")
+        out["logs_label"] = "Logs before the reset"
     if step.action == APPROVAL_ACTION:
         out["approval"] = {"prompt": step.args.get("prompt", ""),
                            "details": to_text(step.args.get("details")),
@@ -102,10 +112,10 @@ def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
     """One line per attempt: how it ended, and its error."""
     attempts: dict[int, dict[str, Any]] = {}
     for event in events:
+        if event.kind == "run.reset" and key in event.data.get("steps", ()):
+            attempts.clear()  # a reset discarded the attempts before it
         if event.step != key or event.attempt is None:
             continue
-        if event.kind == "run.reset":
-            attempts.clear()
         entry = attempts.setdefault(event.attempt, {"attempt": event.attempt,
                                                     "started": _clock(event.ts),
                                                     "status": "running", "error": ""})
@@ -117,8 +127,9 @@ def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
     return [attempts[n] for n in sorted(attempts)]
 
 
-def _logs(run: Run, run_id: str, key: str) -> dict[str, Any]:
-    lines = run.engine.store.logs(run_id, key)
+def _logs(run: Run, run_id: str, key: str, since: float | None = None) -> dict[str, Any]:
+    lines = [line for line in run.engine.store.logs(run_id, key)
+             if since is None or line[0] >= since]
     shown = lines[-LOG_LINES:]
     text = "\n".join(f"{'' if stream == 'stdout' else stream + ': '}{message}"
                      for _, _, _, stream, message in shown)
@@ -127,14 +138,15 @@ def _logs(run: Run, run_id: str, key: str) -> dict[str, Any]:
 
 def _reset(picture: Picture, path: str) -> dict[str, Any]:
     """What "reset from here" would discard: nested steps reset from their top step."""
-    top = path.split("/", 1)[0]
-    state = picture.state
-    target = state.steps.get(top)
-    if target is None:
+    top = reset_target(picture, path)
+    if not top:
         return {"reset_from": "", "reset_discards": []}
-    dropped = [s.key for s in state.ordered_steps() if s.pos >= target.pos]
-    return {"reset_from": top, "reset_discards": dropped,
-            "can_reset": state.status in ("succeeded", "failed", "cancelled")}
+    state = picture.state
+    gone = set(picture.discarded) if isinstance(picture, RunView) else set()
+    target = state.steps[top]
+    dropped = [s.key for s in state.ordered_steps() if s.pos >= target.pos
+               and s.key not in gone]
+    return {"reset_from": top, "reset_discards": dropped}
 
 
 def legend() -> list[dict[str, str]]:

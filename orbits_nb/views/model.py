@@ -13,10 +13,15 @@ from typing import Any
 
 from orbits_nb.core.dot import STYLES, Picture, display_status, seconds, short_action
 from orbits_nb.core.serde import MASK, Secret
-from orbits_nb.core.state import RUN_TERMINAL, StepState, short_error
+from orbits_nb.core.state import StepState, short_error
+from orbits_nb.views import status
+from orbits_nb.views.status import RunView
 
 APPROVAL_ACTION = "orbits_nb.approval:Approval"
 _ACTIVE = ("running", "waiting", "retrying")
+#: Step states named in the progress line, after "n/m steps done".
+PROGRESS_STATES = ("running", "waiting", "retrying", "failed", "cancelled", "pending",
+                   "expected")
 
 
 def mask(value: Any) -> Any:
@@ -76,14 +81,14 @@ def walk(picture: Picture, prefix: str = "", depth: int = 0
 def rows(picture: Picture, redact: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """The step table: one row per step (nested steps indented by ``depth``)."""
     out = []
-    for path, depth, step, status, owner in walk(picture):
+    for path, depth, step, shown, owner in walk(picture):
         out.append({
-            "path": path, "step": step.key, "depth": depth, "status": status,
+            "path": path, "step": step.key, "depth": depth, "status": shown,
             "attempts": step.attempts, "action": short_action(step.action),
             "started_at": step.started_at, "finished_at": step.finished_at,
             "duration": step.duration if step.finished_at else None,
-            "summary": "" if status == "expected" else summary(step, redact),
-            "approval": step.action == APPROVAL_ACTION and status == "waiting",
+            "summary": "" if shown == "expected" else summary(step, redact),
+            "approval": step.action == APPROVAL_ACTION and shown == "waiting",
             "run_id": owner.state.run_id,
         })
     return out
@@ -92,41 +97,52 @@ def rows(picture: Picture, redact: Callable[[str], str] | None = None) -> list[d
 def counts(picture: Picture) -> dict[str, int]:
     """Steps per display state, nested runs included (expected steps too)."""
     out: dict[str, int] = {}
-    for _, _, _, status, _ in walk(picture):
-        out[status] = out.get(status, 0) + 1
+    for _, _, _, shown, _ in walk(picture):
+        out[shown] = out.get(shown, 0) + 1
     return out
 
 
 def header(picture: Picture, redact: Callable[[str], str] | None = None) -> dict[str, Any]:
-    """The run's headline: status, workflow, progress counts, timings, error."""
+    """The run's headline: status (as shown), progress counts, timings, error, and
+    where it executes (see :mod:`orbits_nb.views.status`)."""
     state = picture.state
+    view = picture if isinstance(picture, RunView) else RunView(state)
     tally = counts(picture)
     expected = tally.get("expected", 0)
     total = sum(tally.values())
     done = tally.get("succeeded", 0) + tally.get("replayed", 0)
     error = short_error(state.error)
-    return {
+    shown = status.run_status(picture)
+    head = {
         "run_id": state.run_id, "workflow": short_action(state.workflow),
-        "workflow_path": state.workflow, "status": state.status,
-        "terminal": state.status in RUN_TERMINAL, "counts": tally, "total": total,
+        "workflow_path": state.workflow, "status": shown,
+        "recorded_status": view.recorded_status or state.status,
+        "terminal": shown in status.SETTLED and view.where != status.HERE,
+        "where": view.where, "reset_from": view.reset_from,
+        "discarded": list(view.discarded), "cancel_requested": view.cancel_requested,
+        "counts": tally, "total": total,
         "known": total - expected, "done": done, "created_at": state.created_at,
         "started_at": state.started_at, "finished_at": state.finished_at,
         "now": time.time(), "executions": state.executions,
-        "error": redact(error) if redact is not None else error,
+        # A reset or interrupted run's old error is not what happens next.
+        "error": "" if shown in ("reset", "pending") else
+        (redact(error) if redact is not None else error),
         "owner": state.owner, "notebook": state.meta.get("notebook"),
         "previous_run_id": picture.previous.run_id if picture.previous else None,
     }
+    head["note"] = status.status_line(head)
+    return head
 
 
 def progress_text(head: dict[str, Any]) -> str:
     """``3/5 steps done · 1 running · 2.4 s`` (expected steps count in the total)."""
     tally: dict[str, int] = head["counts"]
     parts = [f"{head['done']}/{head['total']} steps done"]
-    for status in ("running", "waiting", "retrying", "failed", "cancelled", "expected"):
-        if tally.get(status):
-            parts.append(f"{tally[status]} {STYLES[status].label}")
+    for name in PROGRESS_STATES:
+        if tally.get(name):
+            parts.append(f"{tally[name]} {STYLES[name].label}")
     started, finished = head.get("started_at"), head.get("finished_at")
-    if started:
+    if started and head.get("status") not in ("reset", "pending"):
         parts.append(seconds((finished or head["now"]) - started))
     return " · ".join(parts)
 
@@ -142,3 +158,27 @@ def active_first(table: list[dict[str, Any]], limit: int) -> tuple[list[dict[str
         keep.add(i)
     chosen = [table[i] for i in sorted(keep)]
     return chosen, len(table) - len(chosen)
+
+
+def auto_page(table: list[dict[str, Any]], size: int, live: bool) -> int:
+    """The page to show when following: the first problem or activity, else the end."""
+    for index, row in enumerate(table):
+        if row["status"] in ("failed", *_ACTIVE):
+            return index // size
+    if live:
+        started = [i for i, r in enumerate(table) if r["status"] not in ("expected",
+                                                                         "pending")]
+        return (started[-1] // size) if started else 0
+    return 0
+
+
+def approvals(picture: Picture) -> list[dict[str, Any]]:
+    """The approval steps waiting for a decision, nested runs included."""
+    out = []
+    for path, _, step, shown, owner in walk(picture):
+        if step.action == APPROVAL_ACTION and shown == "waiting":
+            out.append({"path": path, "run_id": owner.state.run_id, "step": step.key,
+                        "prompt": str(step.args.get("prompt", "")),
+                        "details": to_text(step.args.get("details"), 2000),
+                        "since": step.started_at})
+    return out

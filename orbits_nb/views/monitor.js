@@ -2,7 +2,9 @@
 // only draws it and sends the user's gestures back (selection, page, actions).
 
 const RUN_STYLE = { pending: "pending", running: "running", succeeded: "succeeded",
-  failed: "failed", cancelled: "cancelled", interrupted: "retrying" };
+  failed: "failed", cancelled: "cancelled", interrupted: "retrying", reset: "pending" };
+const PROGRESS_STATES = ["running", "waiting", "retrying", "failed", "cancelled", "pending",
+  "expected"];
 
 function styleOf(model, status) {
   const palette = model.get("palette") || [];
@@ -26,35 +28,33 @@ function select(model, path) {
   model.save_changes();
 }
 
+// The kernel decides which buttons act (views/status.py), and refuses the others with
+// the same reason the disabled button shows as its tooltip.
+function button(model, control, cls, onclick) {
+  const c = control || { enabled: false, label: "", title: "" };
+  return h("button", { class: `onb-btn ${cls}`, disabled: !c.enabled, title: c.title,
+    onclick }, c.label);
+}
+
 function renderHeader(model, state) {
   const head = model.get("header") || {};
+  const controls = model.get("controls") || {};
   const status = head.status || "pending";
-  const terminal = !!head.terminal;
-  const selected = model.get("selected") || "";
-  const detail = model.get("detail") || {};
-  const canRetry = terminal && status !== "succeeded";
-  const retry = h("button", { class: "onb-btn", title: "Run again: succeeded steps replay, "
-    + "failed ones run again", disabled: !canRetry, onclick: () => send(model, "retry") },
-    "↻ Retry failed");
-  const cancel = h("button", { class: "onb-btn onb-danger", disabled: terminal,
-    title: model.get("remote") ? "executing in another process" : "Cancel the run",
-    onclick: () => send(model, "cancel") }, "■ Cancel");
-  const reset = h("button", { class: "onb-btn", disabled: !(terminal && detail.reset_from),
-    title: selected ? `Reset the run from ${detail.reset_from || selected}`
-      : "Select a step first", onclick: () => { state.confirm = true; draw(model, state); } },
-    "⟲ Reset from selected…");
-  const where = model.get("remote") && !terminal
-    ? h("span", { class: "onb-sub" }, `· executing in pid ${(head.owner || {}).pid || "?"}`)
-    : null;
+  const retry = button(model, controls.retry, "onb-retry", () => send(model, "retry"));
+  const cancel = button(model, controls.cancel, "onb-danger onb-cancel",
+    () => send(model, "cancel"));
+  const reset = button(model, controls.reset, "onb-reset",
+    () => { state.confirm = true; draw(model, state); });
   return h("div", {},
     h("div", { class: "onb-head" },
       pill(model, status),
       h("span", { class: "onb-title" }, head.workflow || ""),
-      h("code", { class: "onb-runid" }, head.run_id || ""), where,
+      h("code", { class: "onb-runid" }, head.run_id || ""),
       h("span", { class: "onb-spacer" }), retry, cancel, reset),
     progressBar(model, head),
     h("div", { class: "onb-sub" }, h("span", { class: "onb-progress-text" },
       progressText(head, state)),
+    head.note ? h("span", { class: "onb-note" }, ` · ${head.note}`) : null,
     head.error ? h("span", { class: "onb-errline" }, ` · ${head.error}`) : null));
 }
 
@@ -62,10 +62,12 @@ function progressText(head, state) {
   const counts = head.counts || {};
   const now = Date.now() / 1000 - state.skew;
   const parts = [`${head.done || 0}/${head.total || 0} steps done`];
-  for (const name of ["running", "waiting", "retrying", "failed", "cancelled", "expected"]) {
+  for (const name of PROGRESS_STATES) {
     if (counts[name]) parts.push(`${counts[name]} ${name}`);
   }
-  if (head.started_at) parts.push(seconds((head.finished_at || now) - head.started_at));
+  if (head.started_at && !["reset", "pending"].includes(head.status)) {
+    parts.push(seconds((head.finished_at || now) - head.started_at));
+  }
   return parts.join(" · ");
 }
 
@@ -237,7 +239,7 @@ function renderInspector(model, state) {
   } else if (d.missing || d.failed) {
     parts.push(h("div", { class: "onb-section onb-sub" }, d.failed || "This step is no longer "
       + "in the run."));
-  } else if (d.status === "expected") {
+  } else if (d.status === "expected" && !d.discarded) {
     parts.push(h("div", { class: "onb-section onb-sub" }, `Not reached yet in this run. In the `
       + `previous run (${d.expected_from}) it ${d.previous_status}`
       + (d.previous_duration ? ` in ${d.previous_duration}` : "") + "."));
@@ -248,6 +250,7 @@ function renderInspector(model, state) {
       .map(([k, v]) => h("span", {}, `${k} `, h("b", {}, String(v))));
     if (d.child_run_id) meta.push(h("span", {}, "nested run ", h("code", {}, d.child_run_id)));
     parts.push(h("div", { class: "onb-meta" }, meta));
+    if (d.discarded) parts.push(h("div", { class: "onb-section onb-sub" }, d.discarded));
     if (d.error) parts.push(h("div", { class: "onb-section onb-errline" }, d.error));
     if (d.approval) parts.push(section("Question", d.approval.prompt));
     parts.push(section("Arguments", d.args), section("Result", d.result),
@@ -257,10 +260,12 @@ function renderInspector(model, state) {
         `#${a.attempt} ${a.started} ${a.status}${a.error ? ` — ${a.error}` : ""}`).join("\n")));
     }
     parts.push(section("Bag", d.bag));
-    parts.push(section(d.logs_hidden ? `Logs (last lines; ${d.logs_hidden} earlier hidden)`
-      : "Logs", d.logs || "(no output captured)", "onb-logs"));
+    const logs = d.logs_label || "Logs";
+    parts.push(section(d.logs_hidden ? `${logs} (last lines; ${d.logs_hidden} earlier hidden)`
+      : logs, d.logs || "(no output captured)", "onb-logs"));
   }
-  if (state.confirm && d.reset_from) {
+  const canReset = ((model.get("controls") || {}).reset || {}).enabled;
+  if (state.confirm && canReset && d.reset_from) {
     const n = (d.reset_discards || []).length;
     parts.unshift(h("div", { class: "onb-confirm" },
       h("span", {}, `Reset from `, h("b", {}, d.reset_from), `? ${n} recorded step${n === 1
@@ -310,8 +315,8 @@ function render({ model, el }) {
     queued = true;
     requestAnimationFrame(() => { queued = false; draw(model, state); });
   };
-  const traits = ["header", "svg", "dot", "rows", "selected", "detail", "approvals", "notice",
-    "page", "first_row", "total_rows", "live", "remote"];
+  const traits = ["header", "controls", "svg", "dot", "rows", "selected", "detail",
+    "approvals", "notice", "page", "first_row", "total_rows", "live", "remote"];
   model.on("change:approvals", () => { state.sent = {}; });
   model.on("change:selected", () => { state.confirm = false; });
   for (const name of traits) model.on(`change:${name}`, redraw);

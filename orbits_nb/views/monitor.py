@@ -6,10 +6,15 @@ only pokes a :class:`~orbits_nb.views.pump.Pump`, which refreshes at most every
 message per refresh) and redraws the diagram only when its DOT changed, no more
 often than its render cost allows. A run executed by another process is polled from
 the store. A finished run's monitor has no thread and no subscription.
+
+The status line, the counts and the buttons come from one mapping
+(:mod:`orbits_nb.views.status`), which also decides what the kernel accepts when a
+button is pressed, so what the view offers and what the kernel does never differ.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -25,11 +30,10 @@ import traitlets as t
 
 from orbits_nb.core.dot import Picture, dot_parts
 from orbits_nb.core.errors import OrbitsError
-from orbits_nb.core.state import RUN_TERMINAL
-from orbits_nb.views import inspector, model
+from orbits_nb.views import inspector, model, status
 from orbits_nb.views.graph import draw
 from orbits_nb.views.pump import Pump
-from orbits_nb.views.snapshot import Snapshotter
+from orbits_nb.views.snapshot import Snapshotter, settled
 
 if TYPE_CHECKING:
     from orbits_nb.engine.run import Run
@@ -72,6 +76,7 @@ class Monitor(anywidget.AnyWidget):
     detail = t.Dict().tag(sync=True)
     approvals: t.List[Any] = t.List().tag(sync=True)
     notice = t.Dict().tag(sync=True)
+    controls = t.Dict().tag(sync=True)
     live = t.Bool(False).tag(sync=True)
     remote = t.Bool(False).tag(sync=True)
 
@@ -96,6 +101,11 @@ class Monitor(anywidget.AnyWidget):
         self._pump: Pump | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._finish_callbacks: list[Callable[[], None]] = []
+        self._settle_callbacks: list[Callable[[], None]] = []
+        #: A front end has shown this widget (it pings when it renders).
+        self.viewed = False
+        #: Executions of the run when Retry was pressed (None: no retry pending).
+        self._retried_at: int | None = None
         self.observe(self._on_page, "page")
         self.observe(self._on_select, "selected")
         self.on_msg(self._on_message)
@@ -105,15 +115,22 @@ class Monitor(anywidget.AnyWidget):
     # -- following the run ---------------------------------------------------------
     @classmethod
     def for_run(cls, run: Run, **options: Any) -> Monitor:
-        """The monitor of ``run`` (one per run and engine; reused by later displays)."""
+        """The monitor of ``run`` (one per run and engine; reused by later displays).
+
+        Displayed again, a monitor that no longer follows its run looks at it afresh:
+        the run may have been reset, retried or taken over meanwhile.
+        """
         key = (id(run.engine), run.run_id)
         with _monitors_lock:
             monitor = _monitors.get(key)
             if monitor is None or monitor.comm is None:
                 monitor = cls(run, **options)
                 _monitors[key] = monitor
-            elif monitor.run is not run and not run.done:
-                monitor.bind(run)
+            elif (live := monitor.executing()) is not None and live is not monitor.run:
+                monitor.bind(live)  # e.g. started again from a cell
+            elif not monitor.following:
+                monitor.refresh()
+                monitor._follow()
             return monitor
 
     @property
@@ -133,7 +150,9 @@ class Monitor(anywidget.AnyWidget):
             self._snap = Snapshotter(run)
             self._dot_hash = ""
         self.refresh()
-        self._follow(rebound=True)
+        self._follow()
+        if not self.following:  # it ended before the first look
+            self._ended()
 
     def poke(self) -> None:
         """Refresh soon (e.g. after a decision was recorded)."""
@@ -147,20 +166,28 @@ class Monitor(anywidget.AnyWidget):
         else:
             self._finish_callbacks.append(callback)
 
-    def _follow(self, rebound: bool = False) -> None:
-        run = self._run
-        # A rebound run (a retry) may end before the first look: follow it once anyway.
-        local = run.execution is not None and (rebound or not run.done)
-        if self.header.get("terminal") and not local:
+    def on_settle(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each refresh that finds nothing executing the run
+        (it ended, or was reset); it may be called more than once per settled state."""
+        self._settle_callbacks.append(callback)
+
+    def _follow(self) -> None:
+        if self.following:
+            return
+        here = self._snap.executing_here()
+        if self.header.get("terminal") and here is None:
             self.live = self.remote = False
             return
-        self.live, self.remote = True, not local
-        if local:
-            # Events drive the refreshes; a slow poll also catches the run's very end
-            # (its future completes just after the last state change).
+        self.live, self.remote = True, self.header.get("where") == status.ELSEWHERE
+        if here is not None:
+            # Events drive the refreshes; the run's end (its future completes just
+            # after the last state change) pokes once more.
             self._pump = Pump(self._tick, interval=self.interval,
                               poll=max(1.0, 4 * self.interval), name="orbits-nb-monitor")
-            self._unsubscribe = run.engine.subscribe(self._listener)
+            self._unsubscribe = here.engine.subscribe(self._listener)
+            pump = self._pump
+            ended = asyncio.run_coroutine_threadsafe(settled(here), here.engine.loop)
+            ended.add_done_callback(lambda _future: pump.poke())
         else:
             self._pump = Pump(self._tick, interval=self.interval, poll=self.poll,
                               name="orbits-nb-monitor-poll", idle_after=60.0)
@@ -194,37 +221,66 @@ class Monitor(anywidget.AnyWidget):
         more = self.refresh()
         if not more:
             self._unsubscribe_now()
-            self.live = False
-            callbacks, self._finish_callbacks = self._finish_callbacks, []
-            for callback in callbacks:
-                try:
-                    callback()
-                except Exception:
-                    _log.exception("on_finish callback of %s failed", self.run_id)
+            self._ended()
         return more
+
+    def _ended(self) -> None:
+        self.live = False
+        self._report_retry()
+        callbacks, self._finish_callbacks = self._finish_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("on_finish callback of %s failed", self.run_id)
+
+    def _report_retry(self) -> None:
+        """Say so when a retry ended without executing the run (e.g. it is owned)."""
+        before, self._retried_at = self._retried_at, None
+        if before is None or int(self.header.get("executions") or 0) > before:
+            return
+        try:
+            self._run.wait(0)
+        except Exception as err:
+            self._say("error", f"could not retry run {self.run_id!r}: {err}")
+
+    def _say(self, level: str, text: str, *lasts: str) -> None:
+        """Show a notice while the run stays in its current status (or in ``lasts``)."""
+        until = sorted({str(self.header.get("status")), *lasts})
+        self.notice = {"level": level, "text": text, "at": time.time(), "until": until}
 
     # -- refreshing ------------------------------------------------------------------
     def refresh(self) -> bool:
-        """Bring every view up to date; False once the run has ended."""
+        """Bring every view up to date; False once nothing executes the run any more."""
         with self._lock:
-            # Read "done" before the state: a run that ends meanwhile gets another refresh.
-            run = self._run
-            done = run.execution is None or run.done
             picture = self._picture = self._snap.take()
             redact = self._run.engine.writer.redact
             head = model.header(picture, redact)
             self._table = model.rows(picture, redact)
-            # A re-executed run shows its old end state until its loop starts it again.
-            terminal = picture.state.status in RUN_TERMINAL and done
-            head["terminal"] = terminal
             with self.hold_sync():
                 if {**head, "now": 0} != {**self.header, "now": 0}:
                     self.header = head  # "now" alone (for the clock skew) is not news
+                self._send_controls()
+                until = self.notice.get("until", ()) if self.notice else ("*",)
+                if "*" not in until and head["status"] not in until:
+                    self.notice = {}  # said about a state the run has left
                 self._send_rows()
-                self.approvals = _approvals(picture)
-                self._maybe_draw(picture, terminal)
+                self.approvals = model.approvals(picture)
+                self._maybe_draw(picture, head["terminal"])
             self._refresh_detail(picture)
-            return not terminal
+        if head["terminal"]:
+            for callback in list(self._settle_callbacks):
+                try:
+                    callback()
+                except Exception:
+                    _log.exception("on_settle callback of %s failed", self.run_id)
+        return not head["terminal"]
+
+    def _send_controls(self) -> None:
+        target = status.reset_target(self._picture, self.selected) if self._picture else ""
+        controls = status.controls(self.header, target)
+        if controls != self.controls:
+            self.controls = controls
 
     def _maybe_draw(self, picture: Picture, force: bool) -> None:
         parts = dot_parts(picture, max_nodes=self.max_nodes)
@@ -247,7 +303,7 @@ class Monitor(anywidget.AnyWidget):
     def _send_rows(self) -> None:
         size = self.page_size
         total = len(self._table)
-        page = self.page if self.page >= 0 else _auto_page(self._table, size, self.live)
+        page = self.page if self.page >= 0 else model.auto_page(self._table, size, self.live)
         page = max(0, min(page, max(0, (total - 1) // size)))
         self.first_row = page * size
         self.total_rows = total
@@ -260,7 +316,9 @@ class Monitor(anywidget.AnyWidget):
     def _on_select(self, _change: Any) -> None:
         self._detail_key = ()
         if self._picture is not None:
-            self._refresh_detail(self._picture)
+            with self._lock, self.hold_sync():
+                self._send_controls()
+                self._refresh_detail(self._picture)
 
     def _refresh_detail(self, picture: Picture) -> None:
         path = self.selected
@@ -284,6 +342,7 @@ class Monitor(anywidget.AnyWidget):
         if not isinstance(content, dict):
             return
         if content.get("type") == "ping":
+            self.viewed = True
             if self._pump is not None:
                 self._pump.alive()
             return
@@ -293,41 +352,40 @@ class Monitor(anywidget.AnyWidget):
             self.act(str(content.get("action")), str(content.get("step") or ""),
                      str(content.get("comment") or ""))
         except OrbitsError as err:
-            self.notice = {"level": "error", "text": str(err), "at": time.time()}
+            self._say("error", str(err))
         except Exception as err:  # shown, never raised into the kernel's comm handler
             _log.exception("monitor action failed")
-            self.notice = {"level": "error", "text": f"{type(err).__name__}: {err}",
-                           "at": time.time()}
+            self._say("error", f"{type(err).__name__}: {err}")
 
     def act(self, action: str, step: str = "", comment: str = "") -> None:
-        """Do what a monitor button does: retry, cancel, reset, approve or reject."""
+        """Do what a monitor button does: retry, cancel, reset, approve or reject.
+
+        Refused, with the reason, when the button would be disabled in the run's
+        current state (the state is read afresh first).
+        """
         from orbits_nb.views import actions
 
         handler = actions.HANDLERS.get(action)
         if handler is None:
             raise OrbitsError(f"unknown monitor action {action!r}; use one of "
                               f"{sorted(actions.HANDLERS)}")
+        self.refresh()
+        target = status.reset_target(self._picture, step) if self._picture else ""
+        control = status.controls(self.header, target).get(action)
+        if control is not None and not control["enabled"]:
+            if action == "reset" and step and self.header.get("status") in status.SETTLED:
+                raise OrbitsError(f"cannot reset run {self.run_id!r} from {step!r}: that "
+                                  "step has no record to discard (it has not run, or a "
+                                  "reset discarded it already)")
+            raise OrbitsError(control["title"])
+        if action == "retry":
+            self._retried_at = int(self.header.get("executions") or 0)
+        asked = time.time()
         text = handler(self, step, comment)
-        self.notice = {"level": "success", "text": text, "at": time.time()}
+        if self.notice.get("level") == "error" and self.notice.get("at", 0) >= asked:
+            return  # the action already failed (a retry that could not start)
+        self._say("success", text, *actions.LASTS.get(action, ()))
 
-
-def _auto_page(table: list[dict[str, Any]], size: int, live: bool) -> int:
-    """The page to show when following: the first problem or activity, else the end."""
-    for index, row in enumerate(table):
-        if row["status"] in ("failed", "running", "waiting", "retrying"):
-            return index // size
-    if live:
-        started = [i for i, r in enumerate(table) if r["status"] != "expected"]
-        return (started[-1] // size) if started else 0
-    return 0
-
-
-def _approvals(picture: Picture) -> list[dict[str, Any]]:
-    out = []
-    for path, _, step, status, owner in model.walk(picture):
-        if step.action == model.APPROVAL_ACTION and status == "waiting":
-            out.append({"path": path, "run_id": owner.state.run_id, "step": step.key,
-                        "prompt": str(step.args.get("prompt", "")),
-                        "details": model.to_text(step.args.get("details"), 2000),
-                        "since": step.started_at})
-    return out
+    def executing(self) -> Run | None:
+        """The handle executing this run in this process, if any."""
+        return self._snap.executing_here()

@@ -1,8 +1,11 @@
 """Consistent copies of a run's state for drawing, taken without racing the engine.
 
-A live run's state is mutated on the engine's event-loop thread, so its copy is made
-there (one short call); a recorded run is folded from the store. Nested workflow runs,
-the previous run of the same workflow and finished child runs are read once and cached.
+A run executing in this process is copied on the engine's event-loop thread, where its
+state changes (one short call); any other run, finished ones included, is folded from
+the store, so a reset or a retry made elsewhere shows. A snapshot also records where
+the run executes and whether that process still lives (a
+:class:`~orbits_nb.views.status.RunView`). Nested workflow runs, the previous run of
+the same workflow and finished child runs are read once and cached.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from orbits_nb.core.dot import Picture
-from orbits_nb.core.state import RUN_TERMINAL, RunState, fold
+from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, StepState, apply, fold
+from orbits_nb.views.status import ELSEWHERE, GONE, HERE, RunView
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
@@ -52,6 +56,11 @@ def on_engine_loop(engine: Engine, function: Callable[[], T], timeout: float = 1
     return future.result(timeout)
 
 
+async def settled(run: Run) -> None:
+    """Return once ``run`` has ended, however it ended (its outcome is in the store)."""
+    await asyncio.wait([asyncio.ensure_future(run)])
+
+
 def copy_state(state: RunState, redact: Callable[[str], str] | None = None) -> RunState:
     """A copy whose step table can be read while the original keeps changing."""
     out = copy.copy(state)
@@ -65,6 +74,45 @@ def copy_state(state: RunState, redact: Callable[[str], str] | None = None) -> R
     if redact is not None and out.error:
         out.error = {k: redact(v) if isinstance(v, str) else v for k, v in out.error.items()}
     return out
+
+
+def fold_resets(run_id: str, events: list[Event]) -> tuple[RunState, list[StepState], str]:
+    """The run's state, the steps resets discarded since it last started, and the step
+    the latest reset starts from ("" when there was none)."""
+    state = RunState(run_id)
+    discarded: dict[str, StepState] = {}
+    reset_from = ""
+    for event in events:
+        if event.step is None and event.kind == "run.started":
+            discarded, reset_from = {}, ""
+        elif event.step is None and event.kind == "run.reset":
+            for key in event.data.get("steps", []):
+                if key in state.steps:
+                    discarded[key] = state.steps[key]
+            reset_from = str(event.data.get("from") or "")
+        apply(state, event)
+    return state, sorted(discarded.values(), key=lambda s: s.pos), reset_from
+
+
+def as_reset(state: RunState, discarded: list[StepState]) -> RunState:
+    """``state`` as its next start will find it: the discarded steps pending again."""
+    out = copy_state(state)
+    out.status = "pending"
+    for step in discarded:
+        out.steps[step.key] = StepState(
+            step.key, name=step.name, pos=step.pos, action=step.action, args=step.args,
+            executor=step.executor, parents=list(step.parents), concurrent=step.concurrent)
+    return out
+
+
+def owner_lives(store: DuckDBStore, run_id: str) -> bool:
+    """Whether a live process holds the lease of ``run_id`` (or of its top-level run)."""
+    from orbits_nb.store.duckdb_store import owner_alive
+
+    rows = store.fetch("SELECT host, pid, heartbeat FROM leases WHERE run_id IN (?, ?)",
+                       [run_id, run_id.split("/", 1)[0]])
+    return any(owner_alive(str(host), int(pid), float(beat or 0))
+               for host, pid, beat in rows)
 
 
 def previous_run(store: DuckDBStore, state: RunState) -> RunState | None:
@@ -87,14 +135,14 @@ DRIFT_REFRESH = 5.0
 
 
 class Snapshotter:
-    """Takes :class:`Picture` copies of one run, caching what cannot change any more."""
+    """Takes :class:`RunView` copies of one run, caching what cannot change any more."""
 
     def __init__(self, run: Run, *, previous: bool = True) -> None:
         self.run = run
         self.want_previous = previous
         self._previous: RunState | None = None
         self._previous_done = False
-        self._finished: dict[str, RunState] = {}
+        self._finished: dict[tuple[str, float | None], RunState] = {}
         self._drifted: frozenset[str] = frozenset()
         self._drifted_at = -DRIFT_REFRESH
 
@@ -106,20 +154,58 @@ class Snapshotter:
         redact = self.engine.writer.redact
         return redact(text) if redact is not None else text
 
-    def take(self) -> Picture:
+    def executing_here(self) -> Run | None:
+        """The handle executing the run in this process now, if any."""
+        live = self.engine.active.get(self.run.run_id)
+        return live if live is not None and not live.done else None
+
+    def take(self) -> RunView:
         """A consistent picture of the run as it is now."""
-        execution = self.run.execution
-        if execution is not None and not self.run.done:
+        live = self.executing_here()
+        execution = live.execution if live is not None else None
+        if live is not None and execution is not None:
             picture = on_engine_loop(self.engine, lambda: self._copy_live(execution, 0))
-        elif execution is not None:
-            picture = self._copy_live(execution, 0)
+            view = RunView(picture.state, picture.replayed, children=picture.children,
+                           recorded_status=picture.state.status, where=HERE,
+                           cancel_requested=live.cancel_requested)
         else:
-            picture = self._stored(self.run.run_id, 0)
-        self._fill_stored_children(picture, 0)
+            view = self._stored_view(live)
+        self._fill_stored_children(view, 0)
         if self.want_previous:
-            picture.previous = self._previous_of(picture.state)
-        picture.drifted = self._drifted_steps()
-        return picture
+            view.previous = self._previous_of(view.state)
+        view.drifted = self._drifted_steps()
+        return view
+
+    def _stored_view(self, live: Run | None) -> RunView:
+        """The run as the store has it, with what a reset discarded pending again."""
+        run_id = self.run.run_id
+        state, discarded, reset_from = fold_resets(run_id, self.engine.store.load_run(run_id))
+        recorded = state.status
+        where = HERE if live is not None else ""
+        if not where and recorded not in RUN_TERMINAL:
+            where = ELSEWHERE if owner_lives(self.engine.store, run_id) else GONE
+        replayed = self._replayed(state)
+        shown = copy_state(state, self._redact)
+        if recorded in RUN_TERMINAL and (where == HERE or discarded):
+            # About to execute again, or reset: drawn as its next start will find it.
+            shown = as_reset(shown, discarded)
+        elif where == GONE:
+            # Nothing executes its unfinished steps any more; a resume runs them again.
+            for step in shown.steps.values():
+                if step.status in ("running", "waiting", "retrying"):
+                    step.status = "pending"
+        return RunView(shown, replayed, recorded_status=recorded, where=where,
+                       reset_from=reset_from if discarded else "",
+                       discarded=tuple(s.key for s in discarded),
+                       cancel_requested=bool(live and live.cancel_requested))
+
+    def _replayed(self, state: RunState) -> frozenset[str]:
+        """Steps the latest execution replayed, when it ran in this process."""
+        execution = self.run.execution
+        if execution is None or execution.state.executions != state.executions:
+            return frozenset()
+        return frozenset(k for k in execution.replayed
+                         if k in state.steps and state.steps[k].status == "succeeded")
 
     def _drifted_steps(self) -> frozenset[str]:
         """Steps whose resource drifted since, re-read at most every DRIFT_REFRESH s."""
@@ -139,13 +225,15 @@ class Snapshotter:
                 picture.children[key] = self._copy_live(child, depth + 1)
         return picture
 
-    def _stored(self, run_id: str, depth: int) -> Picture:
-        cached = self._finished.get(run_id)
+    def _stored(self, run_id: str, stamp: float | None) -> Picture:
+        # A finished child changes only when its step runs again (after a reset).
+        key = (run_id, stamp)
+        cached = self._finished.get(key)
         if cached is not None:
             return Picture(cached)
         state = fold(run_id, self.engine.store.load_run(run_id))
-        if state.status in RUN_TERMINAL and depth > 0:
-            self._finished[run_id] = state
+        if state.status in RUN_TERMINAL and stamp is not None:
+            self._finished[key] = state
         return Picture(state)
 
     def _fill_stored_children(self, picture: Picture, depth: int) -> None:
@@ -154,7 +242,8 @@ class Snapshotter:
             return
         for step in list(picture.state.steps.values()):
             if step.child_run_id and step.key not in picture.children:
-                picture.children[step.key] = self._stored(step.child_run_id, depth + 1)
+                picture.children[step.key] = self._stored(step.child_run_id,
+                                                          step.finished_at)
         for child in picture.children.values():
             self._fill_stored_children(child, depth + 1)
 
@@ -165,7 +254,7 @@ class Snapshotter:
         return self._previous
 
 
-def picture_of(run: Run, *, previous: bool = True) -> Picture:
+def picture_of(run: Run, *, previous: bool = True) -> RunView:
     """One picture of ``run`` (for a static diagram or table)."""
     return Snapshotter(run, previous=previous).take()
 
