@@ -28,7 +28,8 @@ __all__ = ["comms"]  # the fixture, shared with test_widgets
 
 
 def enabled(monitor: Monitor) -> set[str]:
-    return {name for name, control in monitor.controls.items() if control["enabled"]}
+    return {name for name, control in monitor.controls.items()
+            if isinstance(control, dict) and control["enabled"]}
 
 
 def press(monitor: Monitor, action: str, step: str = "") -> dict[str, Any]:

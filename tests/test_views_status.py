@@ -103,7 +103,9 @@ EXPECTED = {
 
 def mapped(view: RunView, select: str = "git") -> tuple[dict[str, Any], dict[str, Any]]:
     head = model.header(view)
-    return head, controls(head, reset_target(view, select))
+    out = controls(head, reset_target(view, select))
+    assert out.pop("busy") == ""
+    return head, out
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -210,3 +212,65 @@ def test_resets_accumulate_until_the_run_starts_again() -> None:
     state, discarded, since = fold_resets("r-1", events_of(*again))
     assert (discarded, since) == ([], "")
     assert list(state.steps) == ["a", "b"]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_a_blocked_kernel_disables_every_button_and_says_why(name: str) -> None:
+    view = situations()[name]
+    head = model.header(view)
+    out = controls(head, reset_target(view, "git"), blocked=True)
+    assert "a cell is blocking this kernel" in out["busy"]
+    assert "orbits-nb approve r-1 STEP" in out["busy"]
+    for button in ("retry", "cancel", "reset"):
+        assert out[button]["enabled"] is False
+    free = controls(head, reset_target(view, "git"))
+    for button in ("retry", "cancel", "reset"):
+        if free[button]["enabled"]:
+            assert out[button]["title"] == out["busy"]
+
+
+def test_the_loop_probe_tells_a_blocked_loop_from_an_awaiting_one() -> None:
+    import asyncio
+    import threading
+
+    from polling import until
+
+    from orbits_nb.views.probe import LoopProbe
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    woken, release = threading.Event(), threading.Event()
+
+    def drain() -> None:
+        """Wait until the loop has run every callback queued so far."""
+        done = threading.Event()
+        loop.call_soon_threadsafe(done.set)
+        until(done.is_set)
+
+    try:
+        assert thread.ident is not None
+        probe = LoopProbe(loop, thread=thread.ident, after=0.2, wake=woken.set)
+        assert probe.blocked() is False  # sends the first probe
+        drain()
+        assert probe.blocked() is False
+
+        # A cell awaiting something (await run) leaves the loop free: not blocked.
+        waiting = asyncio.run_coroutine_threadsafe(asyncio.sleep(2), loop)
+        probe.blocked()
+        drain()
+        assert probe.blocked() is False
+        waiting.cancel()
+
+        # A cell blocked in a call (run.wait()) stops the loop: blocked, then freed.
+        loop.call_soon_threadsafe(release.wait)
+        probe.blocked()
+        until(probe.blocked)
+        assert not woken.is_set()
+        release.set()
+        until(woken.is_set)  # the loop answered again, and said so
+        assert probe.blocked() is False
+    finally:
+        release.set()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -55,6 +55,8 @@ function renderHeader(model, state) {
     h("div", { class: "onb-sub" }, h("span", { class: "onb-progress-text" },
       progressText(head, state)),
     head.note ? h("span", { class: "onb-note" }, ` · ${head.note}`) : null,
+    (model.get("controls") || {}).busy && !(model.get("approvals") || []).length
+      ? h("div", { class: "onb-busy" }, model.get("controls").busy) : null,
     head.error ? h("span", { class: "onb-errline" }, ` · ${head.error}`) : null));
 }
 
@@ -106,22 +108,25 @@ function renderNotice(model, state) {
 }
 
 function renderApprovals(model, state) {
+  const busy = (model.get("controls") || {}).busy || "";
   return (model.get("approvals") || []).map((item) => {
     const input = h("input", { type: "text", placeholder: "comment (optional)",
       value: state.comments[item.path] || "", "data-focus": `comment:${item.path}`,
       oninput: (e) => { state.comments[item.path] = e.target.value; } });
     const decide = (action) => { state.sent[item.path] = action;
       send(model, action, item.path, state.comments[item.path] || ""); draw(model, state); };
-    const busy = !!state.sent[item.path];
+    const sent = !!state.sent[item.path] || !!busy;
     return h("div", { class: "onb-approval", "data-step": item.path },
       h("span", { class: "onb-pill",
         style: "background:#fef3c7;border-color:#d97706;color:#78350f" }, "approval needed"),
       h("span", { class: "onb-q" }, item.prompt),
       h("code", {}, item.path), input,
-      h("button", { class: "onb-btn onb-primary onb-approve", disabled: busy,
+      h("button", { class: "onb-btn onb-primary onb-approve", disabled: sent, title: busy,
         onclick: () => decide("approve") }, "✓ Approve"),
-      h("button", { class: "onb-btn onb-danger onb-reject", disabled: busy,
+      h("button", { class: "onb-btn onb-danger onb-reject", disabled: sent, title: busy,
         onclick: () => decide("reject") }, "✕ Reject"),
+      busy ? h("div", { class: "onb-sub onb-busy", style: "width:100%" },
+        busy.replace(/ STEP$/, ` ${item.path}`)) : null,
       item.details ? h("pre", { style: "width:100%;margin:4px 0 0 0" }, item.details) : null);
   });
 }
@@ -246,7 +251,8 @@ function renderInspector(model, state) {
   } else {
     const meta = [["action", d.action], ["executor", d.executor], ["attempts", d.attempts],
       ["started", d.started], ["duration", d.duration]]
-      .filter(([, v]) => v !== "" && v !== undefined && v !== null)
+      .filter(([k, v]) => v !== "" && v !== undefined && v !== null
+        && !(k === "attempts" && v === 0))
       .map(([k, v]) => h("span", {}, `${k} `, h("b", {}, String(v))));
     if (d.child_run_id) meta.push(h("span", {}, "nested run ", h("code", {}, d.child_run_id)));
     parts.push(h("div", { class: "onb-meta" }, meta));

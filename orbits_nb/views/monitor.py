@@ -32,6 +32,7 @@ from orbits_nb.core.dot import Picture, dot_parts
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.views import inspector, model, status
 from orbits_nb.views.graph import draw
+from orbits_nb.views.probe import LoopProbe
 from orbits_nb.views.pump import Pump
 from orbits_nb.views.snapshot import Snapshotter, settled
 
@@ -106,6 +107,8 @@ class Monitor(anywidget.AnyWidget):
         self.viewed = False
         #: Executions of the run when Retry was pressed (None: no retry pending).
         self._retried_at: int | None = None
+        # Created in a kernel cell: watch whether a cell blocks the kernel's loop.
+        self._probe = LoopProbe.of_this_thread(wake=self.poke)
         self.observe(self._on_page, "page")
         self.observe(self._on_select, "selected")
         self.on_msg(self._on_message)
@@ -278,7 +281,8 @@ class Monitor(anywidget.AnyWidget):
 
     def _send_controls(self) -> None:
         target = status.reset_target(self._picture, self.selected) if self._picture else ""
-        controls = status.controls(self.header, target)
+        blocked = self._probe is not None and self._probe.blocked()
+        controls = status.controls(self.header, target, blocked=blocked)
         if controls != self.controls:
             self.controls = controls
 

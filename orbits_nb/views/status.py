@@ -98,15 +98,26 @@ def _button(enabled: bool, label: str, title: str) -> dict[str, Any]:
     return {"enabled": enabled, "label": label, "title": title}
 
 
-def controls(head: dict[str, Any], target: str = "") -> dict[str, dict[str, Any]]:
+def controls(head: dict[str, Any], target: str = "", *, blocked: bool = False
+             ) -> dict[str, Any]:
     """The monitor's Retry, Cancel and Reset buttons for run ``head`` (a header).
 
     ``target`` is the recorded top-level step a reset would start from ("" when the
-    selection names none). A disabled button's title says why and what to do, and is
-    the kernel's answer if the button is pressed anyway.
+    selection names none); ``blocked`` says a cell blocks the kernel, so no button
+    (approvals included) can act until it returns: ``busy`` then says so. A disabled
+    button's title says why and what to do, and is the kernel's answer if the button
+    is pressed anyway.
     """
-    return {"retry": _retry(head), "cancel": _cancel(head),
-            "reset": _reset(head, target)}
+    out: dict[str, Any] = {"retry": _retry(head), "cancel": _cancel(head),
+                           "reset": _reset(head, target), "busy": ""}
+    if blocked:
+        out["busy"] = (f"a cell is blocking this kernel (e.g. run.wait()): the buttons act "
+                       f"once it returns. Interrupt it (■), or decide an approval from a "
+                       f"terminal: orbits-nb approve {head.get('run_id')} STEP")
+        for name in ("retry", "cancel", "reset"):
+            if out[name]["enabled"]:
+                out[name] = {**out[name], "enabled": False, "title": out["busy"]}
+    return out
 
 
 def _busy(head: dict[str, Any], verb: str) -> str:

@@ -153,3 +153,94 @@ def test_approve_button_resumes_the_run(jupyter_lab: JupyterLab, browser_page: P
     finally:
         engine.close()
     assert rows == [("approved", "notebook", "checked the release notes")]
+
+
+def test_reset_from_a_step_then_retry_runs_it_again(jupyter_lab: JupyterLab,
+                                                    browser_page: Page,
+                                                    tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    write_notebook(jupyter_lab.root_dir, "reset.ipynb", [
+        setup_cell(tmp_path / "state.duckdb"),
+        "run = DeployBackend(client='again').start()\nrun.wait(60)\nrun",
+    ])
+    open_notebook(page, jupyter_lab, "reset.ipynb")
+    run_all_cells(page)
+    output = cell_output(page, 1)
+    monitor = output.locator(".onb-monitor")
+    retry, cancel = output.locator("button.onb-retry"), output.locator("button.onb-cancel")
+    reset = output.locator("button.onb-reset")
+    progress = output.locator(".onb-progress-text")
+    expect(monitor).to_have_attribute("data-status", "succeeded")
+    expect(progress).to_contain_text("4/4 steps done")
+    for button in (retry, cancel, reset):
+        expect(button).to_be_disabled()
+    expect(reset).to_have_attribute("title", re.compile("select a step that ran"))
+
+    node(output, "iac-deploy").click()
+    expect(reset).to_be_enabled()
+    expect(reset).to_have_text("⟲ Reset from iac-deploy…")
+    reset.click()
+    confirm = output.locator(".onb-confirm")
+    expect(confirm).to_contain_text(
+        "2 recorded steps (iac-deploy, sql-migrate) will be discarded")
+    confirm.locator(".onb-confirm-reset").click()
+
+    # The run now says it will run again from there, and Retry does that.
+    expect(monitor).to_have_attribute("data-status", "reset")
+    expect(output.locator(".onb-head .onb-pill").first).to_have_text("reset")
+    expect(output.locator(".onb-note")).to_contain_text(
+        "will re-run from iac-deploy: press Retry")
+    expect(progress).to_have_text("2/4 steps done · 2 pending")
+    for step in ("iac-deploy", "sql-migrate"):
+        expect(output.locator(f'tr[data-step="{step}"] .onb-pill')).to_have_text("pending")
+        expect(node(output, step)).to_have_attribute("class", re.compile(r"\bst-pending\b"))
+    expect(output.locator(".onb-notice")).to_contain_text("reset from 'iac-deploy'")
+    expect(retry).to_be_enabled()
+    expect(cancel).to_be_disabled()
+    expect(output.locator(".onb-diagram g.node title", has_text="#end")).to_have_count(0)
+    screenshot(page, "monitor-after-reset")
+
+    retry.click()
+    expect(monitor).to_have_attribute("data-status", "succeeded")
+    expect(progress).to_contain_text("4/4 steps done")
+    expect(node(output, "git-create")).to_have_attribute("class", re.compile("st-replayed"))
+    expect(node(output, "iac-deploy")).to_have_attribute("class", re.compile("st-succeeded"))
+    expect(output.locator('tr[data-step="sql-migrate"] .onb-pill')).to_have_text("succeeded")
+    expect(output.locator(".onb-note")).to_have_count(0)
+    expect(retry).to_be_disabled()
+    screenshot(page, "monitor-after-retry")
+
+
+def test_a_cell_blocking_the_kernel_disables_the_buttons_until_it_returns(
+        jupyter_lab: JupyterLab, browser_page: Page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    from .harness import click_menu, wait_kernel_idle
+
+    page = browser_page
+    write_notebook(jupyter_lab.root_dir, "blocked.ipynb", [
+        setup_cell(tmp_path / "state.duckdb"),
+        "run = Release(version='5.0').start()\nrun",
+        "run.wait(600)  # blocks the kernel: the monitor cannot act meanwhile",
+    ])
+    open_notebook(page, jupyter_lab, "blocked.ipynb")
+    click_menu(page, "Run", "Run All Cells")
+    output = cell_output(page, 1)
+    banner = output.locator('.onb-approval[data-step="approve"]')
+    expect(banner).to_be_visible()
+    # The kernel is blocked in run.wait(): a press would wait, unseen, for ever.
+    expect(banner.locator(".onb-busy")).to_contain_text("a cell is blocking this kernel")
+    expect(banner.locator(".onb-busy")).to_contain_text("orbits-nb approve")
+    expect(banner.locator(".onb-approve")).to_be_disabled()
+    expect(output.locator("button.onb-cancel")).to_be_disabled()
+    screenshot(page, "monitor-kernel-blocked")
+
+    click_menu(page, "Kernel", "Interrupt Kernel")
+    wait_kernel_idle(page)
+    expect(banner.locator(".onb-busy")).to_have_count(0)
+    expect(output.locator("button.onb-cancel")).to_be_enabled()
+    banner.locator(".onb-approve").click()
+    expect(output.locator(".onb-monitor")).to_have_attribute("data-status", "succeeded")
+    expect(output.locator(".onb-notice")).to_contain_text("approved by")
