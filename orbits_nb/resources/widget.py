@@ -94,19 +94,25 @@ class DriftWidget:
     def __init__(self, report: DriftReport) -> None:
         self.report = report
         self.header = W.HTML()
+        # Labels name counts: sized to fit, never cut.
         self.refresh_button = W.Button(description="Refresh", icon="refresh",
-                                       tooltip="check these resources again")
+                                       tooltip="check these resources again",
+                                       layout=W.Layout(width="auto"))
         self.reconcile_button = W.Button(description="Reconcile…", icon="wrench",
-                                         button_style="warning")
-        self.accept_button = W.Button(description="Accept actual…", icon="check")
+                                         button_style="warning",
+                                         layout=W.Layout(width="auto"))
+        self.accept_button = W.Button(description="Accept actual…", icon="check",
+                                      layout=W.Layout(width="auto"))
         self.select_all = W.Checkbox(description="select all", indent=False,
                                      layout=W.Layout(width="auto"))
         self.rows = W.VBox()
         self.in_sync = W.HTML()
         self.status = W.HTML()
         self.question = W.HTML()
-        self.confirm_button = W.Button(description="Confirm", button_style="danger")
-        self.keep_button = W.Button(description="Keep as is")
+        self.confirm_button = W.Button(description="Confirm", button_style="danger",
+                                       layout=W.Layout(width="auto", flex="none"))
+        self.keep_button = W.Button(description="Keep as is",
+                                    layout=W.Layout(width="auto", flex="none"))
         self.confirm = W.HBox([self.question, self.confirm_button, self.keep_button],
                               layout=W.Layout(display="none"))
         self.confirm.add_class("od-confirm")

@@ -4,6 +4,7 @@ Accept buttons, and a background watch that notices drift made out of band."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,26 +88,56 @@ def test_drift_widget_reconcile_accept_and_watch(jupyter_lab: JupyterLab, browse
     expect(table_row.locator("table.od-diff code")).to_have_text("columns[name=extra]")
     screenshot(page, "drift-widget-diff")
 
-    # Reconcile the file only.
+    # Nothing selected: Accept waits for a selection, Reconcile offers all, counted.
+    accept = widget.get_by_role("button", name="Accept actual…")
+    reconcile = widget.get_by_role("button", name=re.compile(r"Reconcile (all|selected)"))
+    expect(accept).to_be_disabled()
+    expect(reconcile).to_have_text("Reconcile all (3)…")
+    question = widget.locator(".od-question")
+
+    # Reconcile the file only: the question names it, and nothing happens before OK.
     config.locator("input[type=checkbox]").check()
-    widget.get_by_role("button", name="Reconcile").click()
+    expect(reconcile).to_have_text("Reconcile selected (1)…")
+    reconcile.click()
+    expect(question).to_contain_text("Reconcile the 1 selected resource(s):")
+    expect(question).to_contain_text("app.cfg")
+    expect(question).not_to_contain_text("motd")
+    screenshot(page, "drift-widget-confirm-reconcile")
+    assert (demo / "app.cfg").read_text() == "debug=true\n"
+    widget.locator(".od-confirm").get_by_role("button", name="Reconcile").click()
     status = widget.locator(".od-badge").last
     expect(status).to_contain_text("reconciled 1 resource(s) in run Reconcile-")
     expect(header.locator(".od-badge.od-drifted")).to_have_text("1 drifted")
     expect(row(widget, "app.cfg")).to_have_count(0)
+    expect(question).to_be_hidden()
     assert (demo / "app.cfg").read_text() == "debug=false\n"
 
-    # Accept the altered table as it is now.
+    # Accept the altered table as it is now: named, then confirmed.
     row(widget, "wh.duckdb").locator("input[type=checkbox]").check()
-    widget.get_by_role("button", name="Accept actual").click()
+    expect(accept).to_be_enabled()
+    accept.click()
+    expect(question).to_contain_text("make the actual state the desired state of")
+    expect(question).to_contain_text("wh.duckdb")
+    screenshot(page, "drift-widget-confirm-accept")
+    widget.get_by_role("button", name="Keep as is").click()
+    expect(question).to_be_hidden()
+    expect(header.locator(".od-badge.od-drifted")).to_have_text("1 drifted")
+    accept.click()
+    widget.locator(".od-confirm").get_by_role("button", name="Accept actual").click()
     expect(status).to_contain_text("accepted the actual state of 1 resource(s)")
     expect(header.locator(".od-badge.od-drifted")).to_have_count(0)
     screenshot(page, "drift-widget-after-accept")
 
-    # Nothing selected: Reconcile converges what is left (the missing file).
-    widget.get_by_role("button", name="Reconcile").click()
+    # Nothing selected: Reconcile converges what is left (the missing file), after
+    # a question that says how many.
+    expect(reconcile).to_have_text("Reconcile all (1)…")
+    reconcile.click()
+    expect(question).to_contain_text("Reconcile all 1 drifted or missing resource(s)")
+    expect(question).to_contain_text("motd")
+    widget.locator(".od-confirm").get_by_role("button", name="Reconcile").click()
     expect(header.locator(".od-badge.od-in_sync")).to_have_text("3 in sync")
-    expect(widget.get_by_role("button", name="Reconcile")).to_be_disabled()
+    expect(reconcile).to_be_disabled()
+    expect(accept).to_be_disabled()
     assert (demo / "motd").read_text() == "welcome\n"
     screenshot(page, "drift-widget-in-sync")
 
