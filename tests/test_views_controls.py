@@ -240,3 +240,26 @@ def test_displayed_again_after_a_reset_in_code_the_monitor_shows_it(
     Monitor.for_run(run)
     until(lambda: monitor.header.get("status") == "succeeded")
     assert statuses(monitor)["sql-migrate"] == "succeeded"
+
+
+def test_the_dashboard_and_the_monitor_agree_on_a_reset_run(
+        engine: ob.Engine, comms: list[RecordingComm]) -> None:
+    from orbits_nb.views.dashboard import Dashboard
+
+    run = engine.start(DeployBackend(client="agree"))
+    run.wait(30)
+    run.reset("iac-deploy")
+    board = Dashboard(engine, interval=0.2)
+    try:
+        row = board.runs()[0]
+        monitor = board.open(run.run_id)
+        head = monitor.header
+        assert row["status"] == head["status"] == "reset"
+        assert (row["steps_done"], row["steps_total"]) == (head["done"], head["total"])
+        assert (row["steps_done"], row["steps_total"]) == (2, 4)
+        run.retry().wait(30)
+        board.refresh(force=True)
+        row = board.runs()[0]
+        assert (row["status"], row["steps_done"], row["steps_total"]) == ("succeeded", 4, 4)
+    finally:
+        board.close()

@@ -1,7 +1,7 @@
 // orbits_nb dashboard (anywidget front end): filters, the run list, click-through.
 
 const RUN_STYLE = { pending: "pending", running: "running", succeeded: "succeeded",
-  failed: "failed", cancelled: "cancelled", interrupted: "retrying" };
+  failed: "failed", cancelled: "cancelled", interrupted: "retrying", reset: "pending" };
 
 function pill(model, status) {
   const palette = model.get("palette") || [];

@@ -20,6 +20,7 @@ import traitlets as t
 
 from orbits_nb.core.dot import short_action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
+from orbits_nb.core.state import RUN_TERMINAL
 from orbits_nb.engine.table import Table
 from orbits_nb.store.duckdb_store import owner_alive
 from orbits_nb.views import inspector
@@ -44,12 +45,25 @@ c AS (
     count(*) FILTER (WHERE status = 'waiting') AS waiting,
     count(*) FILTER (WHERE status = 'waiting' AND action = 'orbits_nb.approval:Approval')
       AS approvals
-  FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id)
+  FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id),
+s AS (
+  SELECT run_id, max(seq) AS started FROM events
+  WHERE step IS NULL AND kind = 'run.started' AND run_id IN (SELECT run_id FROM r)
+  GROUP BY run_id),
+x AS (
+  -- steps discarded by resets since the run last started: they run again next time
+  SELECT e.run_id, sum(json_array_length(e.data->'steps')) AS discarded
+  FROM events e LEFT JOIN s USING (run_id)
+  WHERE e.step IS NULL AND e.kind = 'run.reset' AND e.run_id IN (SELECT run_id FROM r)
+    AND e.seq > coalesce(s.started, -1)
+  GROUP BY e.run_id)
 SELECT r.run_id, r.workflow, r.status, epoch(r.created_at), epoch(r.finished_at),
   r.duration_s, r.error->>'type', r.error->>'message', r.executions,
   r.meta->>'notebook', coalesce(c.total, 0), coalesce(c.done, 0), coalesce(c.failed, 0),
-  coalesce(c.waiting, 0), coalesce(c.approvals, 0), l.host, l.pid, l.heartbeat
+  coalesce(c.waiting, 0), coalesce(c.approvals, 0), l.host, l.pid, l.heartbeat,
+  coalesce(x.discarded, 0)
 FROM r LEFT JOIN c USING (run_id) LEFT JOIN leases l USING (run_id)
+  LEFT JOIN x USING (run_id)
 ORDER BY r.created_at DESC
 """
 
@@ -107,11 +121,14 @@ def query_runs(engine: Engine, *, workflow: str = "", status: str = "", since: s
 
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
     (run_id, workflow, status, created, finished, duration, etype, emsg, executions,
-     notebook, total, done, failed, waiting, approvals, host, pid, beat) = r
+     notebook, total, done, failed, waiting, approvals, host, pid, beat, discarded) = r
     shown = status
     if status in ("pending", "running") and (host is None or not owner_alive(
             host, int(pid), float(beat or 0))):
         shown = "interrupted"  # nobody executes it any more: resume it to continue
+    elif status in RUN_TERMINAL and discarded:
+        # As the run's monitor says: it runs again from the reset step on its next start.
+        shown, total, etype = "reset", total + int(discarded), None
     error = f"{str(etype).rsplit('.', 1)[-1]}: {emsg}" if etype else ""
     return {"run_id": run_id, "workflow": short_action(workflow or ""),
             "workflow_path": workflow, "status": shown, "created_at": created,
