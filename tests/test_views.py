@@ -14,6 +14,9 @@ from pathlib import Path
 import graphviz
 import pytest
 from test_views_flows import DeployBackend, Many
+from test_widgets import comms, frontend_sends
+
+__all__ = ["comms"]  # the fixture, shared with test_widgets
 
 import orbits_nb as ob
 from orbits_nb.views.display import WIDGET_MIME, has_widget_kernel, mimebundle
@@ -252,3 +255,69 @@ def test_an_output_is_refreshed_by_the_cell_that_waited_even_as_the_last_one(
     assert "succeeded</span> <b>Nap</b>" in html
     assert "1/1 steps done" in html
     assert "[succeeded]" in "".join(shown["text/plain"])
+
+
+class FakeHandle:
+    """A display handle that keeps the bundles it was updated with."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict[str, object]] = []
+
+    def update(self, data: dict[str, object], raw: bool = False) -> None:
+        self.updates.append(data)
+
+
+class FakeShell:
+    """The two IPython events the outputs use, fired by the test as a kernel would."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list[object]] = {}
+
+    @property
+    def events(self) -> FakeShell:
+        return self
+
+    def register(self, name: str, callback: object) -> None:
+        self.hooks.setdefault(name, []).append(callback)
+
+    def run_cell(self) -> None:
+        for name in ("pre_run_cell", "post_run_cell"):
+            for callback in self.hooks.get(name, []):
+                callback()  # type: ignore[operator]
+
+
+def status_of(data: dict[str, object]) -> str:
+    found = re.findall(r">(\w+)</span> <b>", str(data["text/html"]))
+    return found[0] if found else ""
+
+
+def test_outputs_follow_each_settled_state_and_a_cell_end_makes_sure(
+        engine: ob.Engine, tmp_path: Path, comms: list[object]) -> None:
+    from orbits_nb.views.display import Output
+    from orbits_nb.views.monitor import SETTLE_CALLBACKS, Monitor
+
+    gate = tmp_path / "gate"
+    run = engine.start(DeployBackend(client="out", gate=str(gate)))
+    monitor = Monitor.for_run(run, interval=0.05)
+    shell, handles = FakeShell(), []
+    for _ in range(SETTLE_CALLBACKS + 4):  # the cell displayed again and again
+        output = Output(run, monitor)
+        output.handle = FakeHandle()
+        output.watch(shell)
+        handles.append(output.handle)
+    gate.touch()
+    run.wait(30)
+    shell.run_cell()  # the cell that waited ends: every kept output is refreshed
+    kept, dropped = handles[4:], handles[:4]
+    for handle in kept:
+        assert handle.updates, "a kept output was not refreshed"
+        assert status_of(handle.updates[-1]) == "succeeded"
+        assert handle.updates[-1][WIDGET_MIME]["model_id"] == monitor.model_id
+    assert all(not h.updates for h in dropped)
+    counts = [len(h.updates) for h in kept]
+    shell.run_cell()  # nothing new: nothing sent again
+    assert [len(h.updates) for h in kept] == counts
+
+    frontend_sends(monitor, {"type": "action", "action": "reset", "step": "sql-migrate"})
+    assert monitor.header["status"] == "reset"
+    assert all(status_of(h.updates[-1]) == "reset" for h in kept)

@@ -129,6 +129,7 @@ def ipython_display(run: Run) -> None:
 
 
 _outputs: weakref.WeakSet[Output] = weakref.WeakSet()
+_last_bundle: dict[tuple[str, Any], dict[str, Any]] = {}
 _hooked: weakref.WeakSet[Any] = weakref.WeakSet()
 # Held while a thread sends an update, and when a cell ends: an update sent while a
 # cell executes then reaches the client before that cell's end, and counts as seen.
@@ -198,9 +199,18 @@ class Output:
         if self.monitor is None and self._confirmed is not None:
             _outputs.discard(self)  # a run without a monitor settles once
 
-    def bundle(self) -> dict[str, Any]:
-        """The run's bundle as it is now, with the monitor's widget view if any."""
-        data = static_bundle(self.monitor.run if self.monitor is not None else self.run)
+    def bundle(self, token: tuple[Any, ...] | None = None) -> dict[str, Any]:
+        """The run's bundle as it is now, with the monitor's widget view if any.
+
+        Outputs of one run refreshed for the same settled state share one rendering.
+        """
+        run = self.monitor.run if self.monitor is not None else self.run
+        key = (run.run_id, token)
+        cached = _last_bundle.get(key) if token is not None else None
+        data = dict(cached) if cached is not None else static_bundle(run)
+        if token is not None and cached is None:
+            _last_bundle.clear()
+            _last_bundle[key] = dict(data)
         if self.monitor is not None:
             data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
                                  "model_id": self.monitor.model_id}
@@ -209,7 +219,7 @@ class Output:
     def _send(self, token: tuple[Any, ...]) -> None:
         self._shown = token
         try:
-            self.handle.update(self.bundle(), raw=True)
+            self.handle.update(self.bundle(token), raw=True)
         except Exception:  # a stale output is no reason to break anything
             _log.warning("could not refresh the output of run %s", self.run.run_id,
                          exc_info=True)

@@ -15,6 +15,7 @@ button is pressed, so what the view offers and what the kernel does never differ
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import logging
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from orbits_nb.engine.runner import RunExecution
 
 _HERE = Path(__file__).parent
+#: How many displayed outputs of one run are kept up to date.
+SETTLE_CALLBACKS = 16
 _log = logging.getLogger(__name__)
 _monitors: weakref.WeakValueDictionary[tuple[int, str], Monitor] = (
     weakref.WeakValueDictionary())
@@ -102,7 +105,8 @@ class Monitor(anywidget.AnyWidget):
         self._pump: Pump | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._finish_callbacks: list[Callable[[], None]] = []
-        self._settle_callbacks: list[Callable[[], None]] = []
+        self._settle_callbacks: collections.deque[Callable[[], None]] = collections.deque(
+            maxlen=SETTLE_CALLBACKS)
         #: A front end has shown this widget (it pings when it renders).
         self.viewed = False
         #: Executions of the run when Retry was pressed (None: no retry pending).
@@ -171,7 +175,11 @@ class Monitor(anywidget.AnyWidget):
 
     def on_settle(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after each refresh that finds nothing executing the run
-        (it ended, or was reset); it may be called more than once per settled state."""
+        (it ended, or was reset); it may be called more than once per settled state.
+
+        Only the latest SETTLE_CALLBACKS are kept: a cell displayed again and again
+        leaves outputs that are gone from the notebook.
+        """
         self._settle_callbacks.append(callback)
 
     def _follow(self) -> None:
