@@ -87,6 +87,11 @@ def test_reset_shows_the_run_will_run_again_and_retry_executes_it(
     assert monitor.notice == {}  # it spoke of the retry in progress
     stored = ob.Run(engine, run.run_id).state()
     assert [s.attempts for s in stored.ordered_steps()] == [1, 1, 1, 1]
+    # The inspector of a step run again shows its new attempt, not the discarded one.
+    frontend_sets(monitor, selected="iac-deploy")
+    assert monitor.detail["logs"].count("working on iac-deploy") == 1
+    assert [a["status"] for a in monitor.detail["history"]] == ["succeeded"]
+    assert "discarded" not in monitor.detail
 
 
 def test_cancel_then_retry(engine: ob.Engine, comms: list[RecordingComm],
