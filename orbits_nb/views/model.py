@@ -124,7 +124,7 @@ def header(picture: Picture, redact: Callable[[str], str] | None = None) -> dict
         "known": total - expected, "done": done, "created_at": state.created_at,
         "started_at": state.started_at, "finished_at": state.finished_at,
         "now": time.time(), "executions": state.executions,
-        # A reset or interrupted run's old error is not what happens next.
+        # The old error of a reset run, or of a retry about to start, is not news.
         "error": "" if shown in ("reset", "pending") else
         (redact(error) if redact is not None else error),
         "owner": state.owner, "notebook": state.meta.get("notebook"),
