@@ -366,25 +366,34 @@ class DuckDBStore:
             params.append(step)
         return self.fetch(query + " ORDER BY ts", params)
 
-    def relation(self, query: str) -> duckdb.DuckDBPyRelation:
-        """Run a read-only ``query``; return its result as an in-memory DuckDB relation.
-
-        The result is copied out (through a temporary Parquet file) so the relation
-        stays usable after the state file is handed to another process.
-        """
+    def relation(self, query: str,
+                 params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run one read-only ``query`` (``?`` bound to ``params``) in a read-only
+        transaction (so ``SELECT nextval(...)`` is refused too); return its result as an
+        in-memory DuckDB relation, copied out through a temporary Parquet file so it
+        stays usable after the state file is handed to another process."""
         import duckdb
 
         with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
             target = Path(tmp) / "result.parquet"
             with self.connection() as con:
                 try:
-                    kinds = {s.type.name for s in con.extract_statements(query)}
-                    if kinds != {"SELECT"}:
+                    kinds = [s.type.name for s in con.extract_statements(query)]
+                    if kinds != ["SELECT"]:
                         raise StoreError(
-                            f"only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
-                            f"allowed here, got {', '.join(sorted(kinds)) or 'nothing'}; "
-                            "the store is written by orbits_nb only", query=query)
-                    con.sql(query).write_parquet(str(target))
+                            "only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
+                            f"allowed here, got {len(kinds)} statement(s) "
+                            f"({', '.join(kinds) or 'none'}); the store is written by "
+                            "orbits_nb only", query=query)
+                    con.execute("BEGIN TRANSACTION READ ONLY")
+                    try:
+                        con.sql(query, params=params).write_parquet(str(target))
+                    finally:
+                        con.execute("ROLLBACK")
+                except duckdb.TransactionException as err:
+                    raise StoreError(f"the query would change the store ({err}); only "
+                                     "read-only queries are allowed here",
+                                     query=query) from None
                 except duckdb.Error as err:
                     raise StoreError(f"query failed: {err}", query=query) from None
             mem = duckdb.connect(":memory:")
