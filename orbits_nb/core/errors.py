@@ -11,9 +11,24 @@ from typing import Any
 
 
 class OrbitsError(Exception):
-    """Base class of every error raised by orbits_nb."""
+    """Base class of every error raised by orbits_nb.
+
+    Two optional fields say what to do next: ``hint`` (in Python; it ends the message)
+    and ``cli_hint`` (the same from the command line, which ``orbits-nb`` shows
+    instead), e.g. ``hint="run.reset('deploy')"``, ``cli_hint="orbits-nb reset RUN
+    deploy"``. Both travel with the error, into the store too; an error whose
+    ``cause`` has them (a StepFailed) carries them as well.
+    """
+
+    hint: str | None = None
+    cli_hint: str | None = None
 
     def __init__(self, message: str, **fields: Any) -> None:
+        cause = fields.get("cause")
+        if isinstance(cause, OrbitsError):
+            for name in ("hint", "cli_hint"):
+                if fields.get(name) is None and getattr(cause, name) is not None:
+                    fields[name] = getattr(cause, name)
         super().__init__(message)
         self.message = message
         self.fields = fields
@@ -24,6 +39,8 @@ class OrbitsError(Exception):
         return (_rebuild, (type(self), self.message, self.fields))
 
     def __str__(self) -> str:
+        if self.hint and self.hint not in self.message:
+            return f"{self.message}; {self.hint}"
         return self.message
 
 

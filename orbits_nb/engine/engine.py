@@ -129,9 +129,11 @@ class Engine:
                     # of the old definition is still executing.
                     raise OrbitsError(
                         f"run {run_id!r} is still executing here with an earlier "
-                        f"definition of {type(live.workflow).__qualname__}; cancel it "
-                        "(run.cancel()) or wait for it, then start again to continue "
-                        "with the new code", run_id=run_id)
+                        f"definition of {type(live.workflow).__qualname__}", run_id=run_id,
+                        hint="cancel it (run.cancel()) or wait for it, then start again "
+                             "to continue with the new code",
+                        cli_hint="wait for it to finish (or stop the process executing "
+                                 f"it), then `orbits-nb resume {run_id}`")
                 return live
             loop = self.loop
             self.store.busy = True
@@ -152,8 +154,12 @@ class Engine:
             if state.workflow and state.workflow != workflow.type_name():
                 raise NondeterminismError(
                     f"run {run_id!r} was recorded for {state.workflow}, not "
-                    f"{workflow.type_name()}; use another run_id or start(fresh=True)",
-                    run_id=run_id, expected=state.workflow, actual=workflow.type_name())
+                    f"{workflow.type_name()}", run_id=run_id, expected=state.workflow,
+                    actual=workflow.type_name(),
+                    hint="use another run_id or start(fresh=True)",
+                    cli_hint="start the workflow under another run id (the code that "
+                             f"starts it chooses it); `orbits-nb show {run_id}` shows "
+                             "what the id holds")
             execution = RunExecution(self, workflow, state)
             execution.task = asyncio.current_task()
             run.execution = execution
@@ -183,8 +189,9 @@ class Engine:
             return live
         state = fold(run_id, self.store.load_run(run_id))
         if not state.workflow:
-            raise RunNotFound(f"no run {run_id!r} in {self.store.path}; list runs with "
-                              "`orbits-nb runs`", run_id=run_id)
+            raise RunNotFound(f"no run {run_id!r} in {self.store.path}", run_id=run_id,
+                              hint="list runs with ob.history()",
+                              cli_hint="list runs with `orbits-nb runs`")
         return Run(self, run_id)
 
     # -- observers, secrets, metadata ---------------------------------------------------
