@@ -107,14 +107,45 @@ def zone(name: str | None) -> tzinfo:
         return UTC
 
 
-def check_cron(cron: str) -> str:
-    from croniter import croniter
+SHORTCUTS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly",
+             "@annually")
+_CRON_HELP = ("5 fields: minute hour day month weekday, e.g. '0 2 * * *' (every day at "
+              "02:00) or '*/15 * * * 1-5', or one of @hourly, @daily, @weekly, @monthly, "
+              "@yearly")
 
+
+def check_cron(cron: Any) -> str:
+    """A 5-field cron expression (or an @shortcut), normalised; ScheduleError otherwise.
+
+    Six fields are refused: croniter would read the sixth as seconds, which system
+    cron (``schedule crontab``) does not have.
+    """
+    from croniter import CroniterError, croniter
+
+    if not isinstance(cron, str):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: give a string of "
+                            f"{_CRON_HELP}", cron=cron)
     text = " ".join(cron.split())
-    if not text or not croniter.is_valid(text):
-        raise ScheduleError(f"{cron!r} is not a valid cron expression (expected 5 fields "
-                            "'minute hour day month weekday', e.g. '0 2 * * *', or "
-                            "@hourly/@daily/@weekly)", cron=cron)
+    if text.startswith("@"):
+        if text.lower() not in SHORTCUTS:
+            raise ScheduleError(f"{cron!r} is not a valid cron expression (unknown "
+                                f"shortcut); give {_CRON_HELP}", cron=cron)
+        return text.lower()
+    parts = text.split(" ") if text else []
+    if len(parts) != 5:
+        extra = (" (a sixth field would be seconds, which schedules do not take)"
+                 if len(parts) == 6 else "")
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: it has {len(parts)} "
+                            f"field(s){extra}; give {_CRON_HELP}", cron=cron)
+    if not croniter.is_valid(text):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression; give {_CRON_HELP}",
+                            cron=cron)
+    try:
+        croniter(text, datetime.now(UTC)).get_next(float)
+    except (CroniterError, ValueError):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: it never comes due "
+                            f"(no such date, e.g. 30 February); give {_CRON_HELP}",
+                            cron=cron) from None
     return text
 
 
