@@ -79,6 +79,10 @@ def assert_refused(out: subprocess.CompletedProcess[str], *words: str) -> None:
     (["show", ""], ["RUN_ID"]),
     (["approve", "some-run", "/"], ["STEP", "names no step"]),
     (["schedule", "crontab", "--python", "/no/such/python"], ["--python"]),
+    (["accept", ""], ["KEY"]),
+    (["uninstall", "x", " "], ["KEY"]),
+    (["drift-history", ""], ["KEY"]),
+    (["approve", "some-run", "approve", "--by", ""], ["--by"]),
 ])
 def test_bad_options_are_refused_by_name(recorded: str, args: list[str],
                                          words: list[str]) -> None:
@@ -92,6 +96,9 @@ def test_bad_options_are_refused_by_name(recorded: str, args: list[str],
     (["--autosave-cell-every", "-1"], ["--autosave-cell-every"]),
     (["--cwd", "/no/such/folder"], ["--cwd", "/no/such/folder"]),
     (["-k", ""], ["--kernel"]),
+    (["--output-dir", ""], ["--output-dir"]),
+    (["--stdout-file", ""], ["stdout_file"]),
+    (["-k", "no-such-kernel"], ["no-such-kernel"]),
 ])
 def test_bad_run_options_are_refused_before_a_kernel_starts(
         state: Path, args: list[str], words: list[str]) -> None:
@@ -104,6 +111,10 @@ def test_schedule_options_are_checked_before_anything_is_stored(state: Path) -> 
     assert_refused(cli("schedule", "add", "0 2 * * *", notebook, "--cell-timeout", "0"),
                    "--cell-timeout")
     assert_refused(cli("schedule", "add", "0 2 * * *", notebook, "--name", ""), "--name")
+    assert_refused(cli("schedule", "add", "0 2 * * *", notebook, "-k", "no-such-kernel"),
+                   "no-such-kernel")
+    assert_refused(cli("schedule", "add", "0 2 * * *", notebook, "--tz", "Mars/Olympus"),
+                   "Mars/Olympus")
     assert not state.exists()
 
 

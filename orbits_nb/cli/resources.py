@@ -30,19 +30,20 @@ def register(commands: Any) -> None:
     drift.set_defaults(handler=cmd_drift)
 
     reconcile = commands.add_parser("reconcile", help="converge drifted/missing resources")
-    reconcile.add_argument("select", nargs="*", metavar="KEY",
+    reconcile.add_argument("select", nargs="*", metavar="KEY", type=arguments.text,
                            help="keys, identities or globs (default: all drifted/missing)")
     reconcile.add_argument("--concurrency", type=arguments.positive_int, default=8,
                            metavar="N", help="resources converged at once (default: 8)")
     reconcile.set_defaults(handler=cmd_reconcile)
 
     accept = commands.add_parser("accept", help="adopt the observed state as desired")
-    accept.add_argument("select", nargs="+", metavar="KEY",
+    accept.add_argument("select", nargs="+", metavar="KEY", type=arguments.text,
                         help="keys, identities or globs of drifted resources")
     accept.set_defaults(handler=cmd_accept)
 
     uninstall = commands.add_parser("uninstall", help="delete resources no workflow uses")
-    uninstall.add_argument("targets", nargs="+", metavar="KEY", help="keys or identities")
+    uninstall.add_argument("targets", nargs="+", metavar="KEY", type=arguments.text,
+                           help="keys or identities")
     uninstall.add_argument("--release", action="append", default=[], metavar="USER",
                            type=arguments.text,
                            help="root run id or workflow on whose behalf to uninstall")
@@ -51,7 +52,8 @@ def register(commands: Any) -> None:
     uninstall.set_defaults(handler=cmd_uninstall)
 
     history = commands.add_parser("drift-history", help="recorded drift checks, newest first")
-    history.add_argument("key", nargs="?", help="a resource key (glob allowed)")
+    history.add_argument("key", nargs="?", metavar="KEY", type=arguments.text,
+                         help="a resource key (glob allowed)")
     history.add_argument("--limit", type=arguments.positive_int, default=50, metavar="N",
                          help="at most N checks (default: 50)")
     history.add_argument("--json", action="store_true", help="print JSON lines")

@@ -46,7 +46,7 @@ def parameter_options(parser: argparse.ArgumentParser) -> None:
 
 
 def execution_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", metavar="DIR",
+    parser.add_argument("--output-dir", metavar="DIR", type=arguments.text,
                         help="output folder (default: $ORBITS_NB_OUTPUT, else output/ in "
                              "the project root)")
     parser.add_argument("-k", "--kernel", type=arguments.text,

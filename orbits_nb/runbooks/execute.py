@@ -121,9 +121,9 @@ def prepare(notebook: str | Path, parameters: dict[str, Any] | None = None, *,
     given.update(from_cli(sig, cli or []))
     values = validate(sig, given)
     kernel_name = kernel or _notebook_kernel(data)
-    _check_kernel(kernel_name)
-    _check_seconds("cell timeout", cell_timeout, allow_none=True)
-    _check_seconds("start timeout", start_timeout)
+    check_kernel(kernel_name)
+    check_seconds("cell timeout", cell_timeout, allow_none=True)
+    check_seconds("start timeout", start_timeout)
     options = _papermill_options(papermill)
     runbook = nbfile.runbook_name(path)
     started = time.time()
@@ -140,7 +140,8 @@ def prepare(notebook: str | Path, parameters: dict[str, Any] | None = None, *,
                cell_timeout, start_timeout, progress, log_output, options)
 
 
-def _check_seconds(what: str, value: Any, allow_none: bool = False) -> None:
+def check_seconds(what: str, value: Any, allow_none: bool = False) -> None:
+    """Refuse a duration that is not a positive number of seconds."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
@@ -188,7 +189,8 @@ def _notebook_kernel(data: dict[str, Any]) -> str:
     return str(name) if name else DEFAULT_KERNEL
 
 
-def _check_kernel(name: str) -> None:
+def check_kernel(name: str) -> None:
+    """Refuse a kernel name that no installed Jupyter kernel has."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()

@@ -200,6 +200,7 @@ def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
     schedule = Schedule(schedule_id, cron, str(path), values.recorded(), catch_up,
                         dict(options or {}), True, created, created)
     schedule.zone()  # an unknown tz option fails here, not in the scheduler
+    _check_options(schedule.options)
     with store.connection() as con:
         con.execute("BEGIN")
         try:
@@ -218,6 +219,20 @@ def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
             con.execute("ROLLBACK")
             raise
     return schedule
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """What each run would refuse (kernel, timeout, output folder), refused now."""
+    from orbits_nb.runbooks.execute import check_kernel, check_seconds
+
+    if options.get("kernel") is not None:
+        check_kernel(str(options["kernel"]))
+    check_seconds("cell timeout", options.get("cell_timeout"), allow_none=True)
+    folder = options.get("output_dir")
+    if folder is not None and Path(str(folder)).expanduser().exists() and \
+            not Path(str(folder)).expanduser().is_dir():
+        raise ScheduleError(f"output folder {folder!r} is a file; give a folder",
+                            output_dir=folder)
 
 
 def remove(store: DuckDBStore, schedule_id: str) -> Schedule:
