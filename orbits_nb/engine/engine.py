@@ -30,6 +30,7 @@ from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
 from orbits_nb.executors.local import LocalExecutor
 from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.location import default_state_path
 
 HEARTBEAT_SECONDS = 15.0
@@ -120,6 +121,8 @@ class Engine:
         """Start or resume ``workflow``; returns at once with the :class:`Run` handle."""
         if not isinstance(workflow, Workflow):
             raise TypeError(f"start() needs a Workflow, got {type(workflow).__name__}")
+        if run_id is not None and run_id != "":
+            check_run_id(run_id)
         run_id = run_id or run_id_for(workflow, fresh)
         with self._lock:
             live = self.active.get(run_id)
@@ -178,7 +181,7 @@ class Engine:
 
     def get_run(self, run_id: str) -> Run:
         """The handle of a run, live in this process or recorded in the store."""
-        live = self.active.get(run_id)
+        live = self.active.get(check_run_id(run_id))
         if live is not None:
             return live
         state = fold(run_id, self.store.load_run(run_id))
