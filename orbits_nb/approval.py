@@ -210,6 +210,8 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
     if "/" in step:
         nested, _, step = step.rpartition("/")
         run_id = f"{run_id}/{nested}"
+    if not store.exists:  # nothing can be pending: do not create the file to say so
+        raise _nothing_pending(store, run_id, step)
     by = by or current_user()
     now = time.time()
     with store.connection() as con:

@@ -120,6 +120,40 @@ def test_damaged_files_are_refused_clearly(damage: Callable[[Path], None],
     assert digest(path) == before
 
 
+READS: list[tuple[str, ...]] = [
+    ("runs",), ("runs", "--notebooks"), ("sql", "SELECT * FROM steps"), ("approvals",),
+    ("resources",), ("drift-history",), ("schedule", "list"), ("drift",),
+]
+
+
+@pytest.mark.parametrize("args", READS, ids=[" ".join(a) for a in READS])
+def test_every_cli_read_of_a_damaged_file_fails_cleanly(args: tuple[str, ...],
+                                                        recorded: tuple[Path, list[str]],
+                                                        tmp_path: Path) -> None:
+    path, _ = _copy(recorded, tmp_path)
+    _header(path)
+    assert_clean_error(cli(*args, state=path), str(path), "move it aside")
+
+
+def test_a_folder_or_a_file_in_the_way_of_the_state_path(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.duckdb"
+    folder.mkdir()
+    with pytest.raises(ob.StoreError, match="is a folder"):
+        ob.DuckDBStore(folder).fetch("SELECT * FROM runs")
+    assert_clean_error(cli("runs", state=folder), "is a folder")
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("not a folder")
+    below = blocker / "state.duckdb"
+    assert ob.DuckDBStore(below).fetch("SELECT count(*) FROM runs") == [(0,)]
+    engine = ob.Engine(below)
+    try:
+        with pytest.raises(ob.StoreError, match="cannot create its folder") as info:
+            engine.start(Steps(n=1)).wait(60)
+    finally:
+        engine.close()
+    assert str(below) in str(info.value)
+
+
 def test_statement_errors_inside_a_connection_are_store_errors(tmp_path: Path) -> None:
     store = ob.DuckDBStore(tmp_path / "s.duckdb")
     with pytest.raises(ob.StoreError) as info, store.connection() as con:
@@ -188,8 +222,15 @@ def test_a_read_only_folder_can_be_read_not_written(recorded: tuple[Path, list[s
 
         missing = view / "other" / "state.duckdb"
         assert ob.DuckDBStore(missing).fetch("SELECT count(*) FROM runs") == [(0,)]
-        assert_clean_error(cli("approve", "some-run", "approve-prod", state=missing),
+        notebook = Path(__file__).parent / "notebooks" / "success.ipynb"
+        assert_clean_error(cli("schedule", "add", "@daily", str(notebook), state=missing),
                            str(missing), "read-only")
+        engine = ob.Engine(missing)
+        try:
+            with pytest.raises(ob.StoreError, match="read-only"):
+                engine.start(Steps(n=1)).wait(60)
+        finally:
+            engine.close()
         assert not missing.parent.exists()
     assert sorted(p.name for p in folder.iterdir()) == before
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from polling import until
-from store_helpers import SmallDisk, small_disk
+from store_helpers import SmallDisk, Steps, small_disk
 
 import orbits_nb as ob
 from orbits_nb.store.integrity import check
@@ -134,6 +134,22 @@ def test_memory_stays_bounded_and_the_loss_is_reported(
         assert err.count("dropping the oldest log lines") == 1, err
     finally:
         engine.close()
+
+
+def test_a_new_state_file_on_a_full_disk_is_not_left_half_made(disk: SmallDisk) -> None:
+    disk.fill()
+    path = disk.folder / "new" / "state.duckdb"
+    engine = ob.Engine(path)
+    try:
+        with pytest.raises(ob.StoreError, match="no room is left") as info:
+            engine.start(Steps(n=1)).wait(60)
+        assert str(path) in str(info.value)
+        assert not path.exists() and not Path(f"{path}.wal").exists()
+        disk.free()  # and nothing the failed attempt held blocks the next one
+        assert engine.start(Steps(n=1)).wait(60) == 1
+    finally:
+        engine.close()
+    assert ob.DuckDBStore(path).fetch("SELECT status FROM runs") == [("succeeded",)]
 
 
 CHILD = """

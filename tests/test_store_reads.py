@@ -87,7 +87,8 @@ def test_a_read_sees_a_file_created_after_it(typo: Path) -> None:
 READS: list[tuple[str, ...]] = [
     ("runs",), ("runs", "--json"), ("runs", "--notebooks"), ("show", "nope"),
     ("sql", "SELECT count(*) FROM runs"), ("approvals",), ("resources",),
-    ("drift-history",), ("schedule", "list"), ("schedule", "crontab"),
+    ("drift-history",), ("schedule", "list"), ("schedule", "crontab"), ("drift",),
+    ("drift", "--no-record"), ("reconcile",),
 ]
 
 
@@ -101,6 +102,23 @@ def test_cli_reads_of_a_mistyped_state_path_create_nothing(args: tuple[str, ...]
         assert out.returncode == 2 and "no run 'nope'" in out.stderr
     else:
         assert out.returncode == 0, out.stderr
+    assert _nothing_under(tmp_path) == before
+
+
+NOTHING_THERE: list[tuple[str, ...]] = [
+    ("approve", "r", "approve-prod"), ("reject", "r", "approve-prod"), ("resume", "r"),
+    ("accept", "k"), ("uninstall", "k"), ("schedule", "remove", "x"),
+    ("schedule", "run", "x"),
+]
+
+
+@pytest.mark.parametrize("args", NOTHING_THERE, ids=[" ".join(a) for a in NOTHING_THERE])
+def test_cli_commands_that_find_nothing_create_nothing(args: tuple[str, ...], typo: Path,
+                                                       tmp_path: Path) -> None:
+    before = _nothing_under(tmp_path)
+    out = cli(*args, state=typo)
+    assert out.returncode == 2 and out.stderr.startswith("orbits-nb: error: "), out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
     assert _nothing_under(tmp_path) == before
 
 

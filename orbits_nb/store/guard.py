@@ -75,8 +75,9 @@ def fault(path: Path, err: BaseException, *, query: str | None = None) -> StoreE
         reason = "io"
     where = _where(path)
     if reason == "disk-full":
-        text = (f"cannot write {where}: the disk is full ({detail}); free some space, "
-                "or point ORBITS_NB_STATE at a file on another disk, then try again")
+        text = (f"cannot write {where}: no room is left for it, the disk is full or a "
+                f"file size limit is reached ({detail}); free some space, or point "
+                "ORBITS_NB_STATE at a file on another disk, then try again")
     elif reason == "read-only":
         text = read_only_message(path, detail)
     elif reason == "damaged":

@@ -62,9 +62,7 @@ class Turnstile:
                 os.close(file_fd)
                 raise
             if create:
-                # Say who holds the file, for the error a starved waiter reports.
-                os.ftruncate(file_fd, 0)
-                os.pwrite(file_fd, f"{socket.gethostname()} pid {os.getpid()}".encode(), 0)
+                _sign(file_fd)
             self._file_fd = file_fd
         finally:
             if queue_fd is not None:
@@ -132,3 +130,12 @@ class Turnstile:
             return Path(f"{self.path}.lock").read_text() or "another process"
         except OSError:
             return "another process"
+
+
+def _sign(fd: int) -> None:
+    """Say who holds the file, for the error a starved waiter reports."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()}".encode(), 0)
+    except OSError:
+        pass  # e.g. a full disk: the lock is held all the same, only unsigned
