@@ -162,6 +162,12 @@ def test_statement_errors_inside_a_connection_are_store_errors(tmp_path: Path) -
     assert "no_such_table" in str(info.value)
     with pytest.raises(ob.StoreError, match="query failed"):
         store.fetch("SELEKT 1")
+    # Words in the SQL itself do not make the file look damaged, full or read-only.
+    for query in ("SELECT * FROM corrupt_checksum_table",
+                  "SELECT 'no space left, read-only'::INTEGER"):
+        with pytest.raises(ob.StoreError, match="query failed") as info:
+            store.relation(query)
+        assert info.value.fields["reason"] == "query"
     store.close()
 
 
@@ -280,3 +286,14 @@ def test_run_ids_of_the_wrong_type_are_rejected_before_any_sql(bad: object,
         store.logs("run", step=7)  # type: ignore[arg-type]
     assert not store.is_open
     assert not state.exists() and not state.parent.exists()
+
+
+@pytest.mark.parametrize("name", ["ORBITS_NB_LOCK_TIMEOUT", "ORBITS_NB_WRITE_RETRY"])
+@pytest.mark.parametrize("value", ["soon", "-3", "nan"])
+def test_bad_durations_in_the_environment_are_named(name: str, value: str, state: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ob.InvalidArgument, match=f"{name}={value!r}"):
+        ob.Engine(state)
+    out = cli("runs", state=state, env={name: value})
+    assert_clean_error(out, name)

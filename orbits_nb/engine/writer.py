@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from orbits_nb.core.errors import StoreError
 from orbits_nb.core.state import Event
 from orbits_nb.store.duckdb_store import Batch, DuckDBStore, LogLine, Owner
+from orbits_nb.store.guard import seconds_from_env
 
 RETRY_ENV = "ORBITS_NB_WRITE_RETRY"
 _FIRST_DELAY = 0.05
@@ -66,8 +66,7 @@ class Writer:
         self.store = store
         self.lazy_delay = lazy_delay
         self.redact = redact
-        self.retry_for = (float(os.environ.get(RETRY_ENV, "30")) if retry_for is None
-                          else retry_for)
+        self.retry_for = seconds_from_env(RETRY_ENV, 30.0) if retry_for is None else retry_for
         self.max_kept_logs = max_kept_logs
         self._cond = threading.Condition()
         self._urgent: list[tuple[Batch, concurrent.futures.Future[None]]] = []

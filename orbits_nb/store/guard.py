@@ -8,6 +8,7 @@ arguments are refused as :class:`~orbits_nb.InvalidArgument` before any SQL runs
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,27 @@ _REASONS = (
 )
 #: Reasons after which the connection is closed, so the next use starts afresh.
 BROKEN = frozenset({"disk-full", "read-only", "damaged", "invalidated", "io"})
+#: DuckDB exception types that may report a fault of the file; the others (parser,
+#: binder, catalog, constraint...) are about the SQL, whatever words they quote.
+_FAULT_TYPES = frozenset({"Error", "DatabaseError", "OperationalError", "IOException",
+                          "FatalException", "InternalException", "TransactionException",
+                          "InvalidInputException", "PermissionException",
+                          "SerializationException"})
 
 
-def reason_of(text: str, path: Path | None = None) -> str:
-    """Why a message says the store failed (``"query"`` when it names no fault)."""
+def reason_of(err: BaseException, path: Path | None = None) -> str:
+    """Why ``err`` says the store failed (``"query"`` when it names no fault)."""
+    if _is_duckdb(err) and type(err).__name__ not in _FAULT_TYPES:
+        return "query"
+    text = str(err)
     if path is not None:
         text = text.replace(str(path), "")  # the file's own name must not decide
     low = text.lower()
     for reason, words in _REASONS:
         if any(word in low for word in words):
             return reason
+    if type(err).__name__ in ("IOException", "FatalException", "InternalException"):
+        return "io"
     return "query"
 
 
@@ -52,7 +64,7 @@ def _telling(err: BaseException, path: Path) -> BaseException:
         chain.append(current)
         current = current.__cause__ or current.__context__
     for candidate in reversed(chain):
-        if _is_duckdb(candidate) and reason_of(str(candidate), path) != "query":
+        if _is_duckdb(candidate) and reason_of(candidate, path) != "query":
             return candidate
     return err
 
@@ -68,11 +80,10 @@ def _where(path: Path) -> str:
 def fault(path: Path, err: BaseException, *, query: str | None = None) -> StoreError:
     """The :class:`StoreError` for a DuckDB (or OS) error met while using ``path``."""
     cause = _telling(err, path)
-    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    reason = reason_of(detail, path)
-    if reason == "query" and type(cause).__name__ in ("IOException", "FatalException",
-                                                      "InternalException"):
-        reason = "io"
+    reason = reason_of(cause, path)
+    full = str(cause).strip() or type(cause).__name__
+    # A fault reads best on one line; a SQL error keeps the line that points at it.
+    detail = full if reason == "query" else full.splitlines()[0]
     where = _where(path)
     if reason == "disk-full":
         text = (f"cannot write {where}: no room is left for it, the disk is full or a "
@@ -106,7 +117,7 @@ def read_only_message(path: Path, detail: str = "") -> str:
 def os_fault(path: Path, err: OSError, doing: str) -> StoreError:
     """A :class:`StoreError` for an OS error while ``doing`` something to the file."""
     detail = f"{err.strerror or err}" + (f": {err.filename}" if err.filename else "")
-    reason = reason_of(detail)
+    reason = reason_of(OSError(detail))
     if reason in ("disk-full", "read-only"):
         return fault(path, OSError(detail))
     return StoreError(f"cannot {doing} for {_where(path)} ({detail}); check the path, or "
@@ -138,3 +149,18 @@ def check_query(query: object, params: object = None) -> str:
         raise InvalidArgument(f"query parameters must be a list, got {params!r}",
                               value=repr(params))
     return query
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A duration in seconds from environment variable ``name``, or ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise InvalidArgument(f"{name}={text!r} is not a number of seconds; set it to e.g. "
+                              f"{default:g}, or unset it", value=text)
+    return value

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from orbits_nb.core.errors import StoreBusy, StoreError
-from orbits_nb.store.guard import BROKEN, fault, os_fault, read_only_message
+from orbits_nb.store.guard import (
+    BROKEN,
+    fault,
+    os_fault,
+    read_only_message,
+    seconds_from_env,
+)
 from orbits_nb.store.handoff import Turnstile
 from orbits_nb.store.migrate import empty_store, ensure_schema
 
@@ -41,7 +47,7 @@ class StateFile:
                  time_slice: float = 0.2, idle_release: float = 0.05) -> None:
         self.memory = str(path) == ":memory:"
         self.path = Path(path) if not self.memory else Path(":memory:")
-        timeout = lock_timeout or float(os.environ.get("ORBITS_NB_LOCK_TIMEOUT", "120"))
+        timeout = lock_timeout or seconds_from_env("ORBITS_NB_LOCK_TIMEOUT", 120.0)
         self.lock_timeout = timeout
         self.time_slice = time_slice
         self.idle_release = idle_release
