@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from orbits_nb.core.errors import RunOwned, StoreBusy, StoreError
-from orbits_nb.core.serde import dumps_record, loads
+from orbits_nb.core.serde import dumps_record, loads_record
 from orbits_nb.core.state import Event
 from orbits_nb.store.handoff import Turnstile
 from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
@@ -341,7 +341,7 @@ class DuckDBStore:
             events = outcome[run_id]
             assert isinstance(events, list)
             events.append(Event(run_id=run_id, seq=seq, ts=ts, step=step, kind=kind,
-                                attempt=attempt, data=loads(data) or {}))
+                                attempt=attempt, data=loads_record(data) or {}))
         return outcome
 
     # -- reads ----------------------------------------------------------------------
@@ -352,7 +352,7 @@ class DuckDBStore:
                 "SELECT seq, ts, step, kind, attempt, data FROM events WHERE run_id = ? "
                 "ORDER BY seq", [run_id]).fetchall()
         return [Event(run_id=run_id, seq=r[0], ts=r[1], step=r[2], kind=r[3],
-                      attempt=r[4], data=loads(r[5]) or {}) for r in rows]
+                      attempt=r[4], data=loads_record(r[5]) or {}) for r in rows]
 
     def fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connection() as con:
