@@ -288,3 +288,11 @@ def test_runner_knows_the_values_of_secret_defaults(monkeypatch: pytest.MonkeyPa
                      "c": "from-the-environment", "d": "literal-secret",
                      "api_token": "by-its-name", "note": "by-its-comment", "plain": None,
                      "e": None}
+
+
+def test_an_action_shown_in_a_notebook_masks_known_values() -> None:
+    value = fresh("shown")
+    ob.Secret(value)
+    shown = repr(Leaky(note=f"deploy failed, token {value}"))
+    assert value not in shown
+    assert "token ****" in shown
