@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polling import until
 
 import orbits_nb as ob
 from orbits_nb.core.serde import MAX_DEPTH, check_json, dumps_record, loads, loads_record
@@ -251,3 +252,42 @@ def test_unstorable_values_are_refused_where_they_enter(value: Any, problem: str
         Give(value=value)
     assert problem in str(info.value)
     assert "argument 'value' of Give" in str(info.value)
+
+
+WATCH = {"done": False}
+
+
+class Keep(ob.Action):
+    poll_interval = 0.01
+
+    def main(self) -> Any:
+        self.bag["kept"] = self.args["value"]
+        return ob.IN_PROGRESS
+
+    def watch(self) -> Any:
+        return self.bag["kept"] if WATCH["done"] else ob.IN_PROGRESS
+
+
+class Watching(ob.Workflow):
+    async def define(self) -> Any:
+        return await self.do("keep", Keep(value=self.args["value"]))
+
+
+@pytest.mark.parametrize("name", ["big int", "floats", "unicode", "key order",
+                                  "looks like a secret", "secrets"])
+def test_a_resumed_watcher_gets_its_bag_back_exactly(name: str, tmp_path: Path) -> None:
+    value = check_json(EXAMPLES[name], "value")
+    path = tmp_path / "state.duckdb"
+    WATCH["done"] = False
+    first = ob.Engine(path)
+    try:
+        run = first.start(Watching(value=value))
+        until(lambda: run.state().steps.get("keep") and run.state().steps["keep"].watching)
+    finally:
+        first.close()  # cancels the run: the watcher stays recorded with its bag
+    WATCH["done"] = True
+    again = ob.Engine(path)
+    try:
+        assert same(again.start(Watching(value=value)).wait(60), value)
+    finally:
+        again.close()
