@@ -2,18 +2,22 @@
 
 Every error carries structured fields (run id, step, cause) and a message that tells
 the user what to do next. All of them pickle cleanly so they can travel back from a
-subprocess executor.
+subprocess executor. Messages never carry a known secret value: it is masked when the
+error is created (so ``str(step_failed)`` is safe to send in an alert).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from orbits_nb.core.masking import mask
+
 
 class OrbitsError(Exception):
     """Base class of every error raised by orbits_nb."""
 
     def __init__(self, message: str, **fields: Any) -> None:
+        message = mask(message)
         super().__init__(message)
         self.message = message
         self.fields = fields
@@ -114,7 +118,7 @@ class RemoteError(OrbitsError):
     traceback: str
 
     def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
-        super().__init__(message, type_name=type_name, traceback=traceback)
+        super().__init__(message, type_name=type_name, traceback=mask(traceback))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RemoteError, (self.type_name, self.message, self.traceback))

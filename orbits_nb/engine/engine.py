@@ -21,7 +21,7 @@ from typing import Any
 
 from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound
 from orbits_nb.core.ports import Executor
-from orbits_nb.core.serde import MASK, Secret, digest
+from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine import capture
@@ -58,7 +58,6 @@ class Engine:
         self.executor: Executor = executor or LocalExecutor()
         self.owner = Owner(token=uuid.uuid4().hex)
         self.max_threads = max_threads
-        self._secrets: set[str] = set()
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -201,19 +200,19 @@ class Engine:
         return lambda: self._listeners.remove(listener)
 
     def learn_secrets(self, secrets: Iterable[Secret]) -> None:
-        for secret in secrets:
-            try:
-                value = secret.reveal()
-            except Exception:  # revealed (and reported) by the action that uses it
-                continue
-            if len(value) >= 4:
-                self._secrets.add(value)
+        """Mask the values of ``secrets`` from now on (in this whole process).
 
-    def _redact(self, text: str) -> str:
-        for value in self._secrets:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
+        Revealing a secret already teaches its value to the process-wide masking
+        registry; this reveals the ones an action is about to use, so their values are
+        masked even if only another process (a subprocess executor) reveals them.
+        """
+        for secret in secrets:
+            with contextlib.suppress(Exception):  # reported by the action that uses it
+                secret.reveal()
+
+    @staticmethod
+    def _redact(text: str) -> str:
+        return mask_json(text)
 
     def run_meta(self) -> dict[str, Any]:
         """Context recorded with each new run (e.g. the notebook that started it)."""

@@ -8,6 +8,8 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core import masking
+from orbits_nb.core.masking import MaskingStream
 from orbits_nb.runbooks import kernel as kenv
 from orbits_nb.runbooks import records, report
 from orbits_nb.runbooks.execute import kernel_env, notebook_label, secret_values
@@ -21,20 +23,6 @@ if TYPE_CHECKING:
 _SOURCE_LINES = 40
 
 
-class _ScrubbedStream:
-    """``--log-output``: cell output echoed to the console, secrets masked."""
-
-    def __init__(self, stream: Any, secrets: list[str]) -> None:
-        self.stream = stream
-        self.secrets = secrets
-
-    def write(self, text: str) -> int:
-        return int(self.stream.write(report.scrub(text, self.secrets)))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     """Execute ``job`` (already recorded as running) and complete its record."""
     import papermill
@@ -42,7 +30,9 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     from orbits_nb.runbooks._papermill import Hooks, register
 
     record = job.record
-    secrets = secret_values(job.values)
+    secrets = secret_values(job.values, job.signature)
+    # The runner masks these in everything it writes (store, notebook, console).
+    masking.remember_all(secrets)
 
     def kernel_started(pid: int) -> None:
         record.kernel_pid = pid
@@ -50,12 +40,13 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
 
     hooks = Hooks(env=kernel_env(job), cwd=job.notebook.parent, secrets=secrets,
                   header=report.header(record, notebook_label(job)),
-                  bootstrap=kenv.bootstrap_source() if job.values.secrets else None,
+                  bootstrap=kenv.bootstrap_source() if _has_secrets(job) else None,
                   on_kernel=kernel_started)
-    streams: dict[str, Any] = {}
+    # --log-output: cell output echoed to the console, secrets masked.
+    streams: dict[str, MaskingStream] = {}
     if job.log_output:
-        streams = {"stdout_file": _ScrubbedStream(sys.stdout, secrets),
-                   "stderr_file": _ScrubbedStream(sys.stderr, secrets)}
+        streams = {"stdout_file": MaskingStream(sys.stdout),
+                   "stderr_file": MaskingStream(sys.stderr)}
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
     failure: BaseException | None = None
     try:
@@ -66,11 +57,18 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
             execution_timeout=job.cell_timeout, orbits_hooks=hooks, **streams)
     except BaseException as err:  # recorded below; interrupts are raised again after
         failure = err
+    for stream in streams.values():
+        stream.close()
     with records.held(store):
         finish(job, store, hooks, failure)
     if failure is not None and not isinstance(failure, Exception):
         raise failure
     return record
+
+
+def _has_secrets(job: Job) -> bool:
+    return bool(job.values.secrets) or any(
+        p.secret for p in job.signature.parameters.values())
 
 
 def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import RunOwned, StoreError
-from orbits_nb.core.serde import dumps_record, loads
+from orbits_nb.core.serde import dumps_record, loads_record
 from orbits_nb.core.state import Event
 from orbits_nb.store.guard import check_query, check_run_id, check_step, fault, os_fault
 from orbits_nb.store.migrate import rollback
@@ -201,7 +201,7 @@ class DuckDBStore(StateFile):
             events = outcome[run_id]
             assert isinstance(events, list)
             events.append(Event(run_id=run_id, seq=seq, ts=ts, step=step, kind=kind,
-                                attempt=attempt, data=loads(data) or {}))
+                                attempt=attempt, data=loads_record(data) or {}))
         return outcome
 
     # -- reads ----------------------------------------------------------------------
@@ -213,7 +213,7 @@ class DuckDBStore(StateFile):
                 "SELECT seq, ts, step, kind, attempt, data FROM events WHERE run_id = ? "
                 "ORDER BY seq", [run_id]).fetchall()
         return [Event(run_id=run_id, seq=r[0], ts=r[1], step=r[2], kind=r[3],
-                      attempt=r[4], data=loads(r[5]) or {}) for r in rows]
+                      attempt=r[4], data=loads_record(r[5]) or {}) for r in rows]
 
     def fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of ``query``; a query that only selects creates no file when none exists."""
