@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orbits_nb.core.action import IN_PROGRESS, Action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError, RunNotFound, StoreBusy
-from orbits_nb.core.serde import check_json, dumps, loads
+from orbits_nb.core.masking import mask
+from orbits_nb.core.serde import check_json, dumps, loads, mask_json
 from orbits_nb.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
@@ -151,8 +152,8 @@ def create_request(store: DuckDBStore, run_id: str, step: str, prompt: str,
     with store.connection() as con:
         con.execute("INSERT INTO approvals (request_id, run_id, step, prompt, details, "
                     "requested_at, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [request_id, run_id, step, prompt,
-                     None if details is None else dumps(details), time.time(),
+                    [request_id, run_id, step, mask(prompt),
+                     None if details is None else mask_json(dumps(details)), time.time(),
                      current_user()])
     return request_id
 
@@ -216,6 +217,8 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
     if "/" in step:
         nested, _, step = step.rpartition("/")
         run_id = f"{run_id}/{nested}"
+    if not store.exists:  # nothing can be pending: do not create the file to say so
+        raise _nothing_pending(store, root, run_id, step)
     by = by or current_user()
     now = time.time()
     with store.connection() as con:
@@ -229,7 +232,7 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
             request_id = str(rows[0][0])
             con.execute("UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ?, "
                         "comment = ?, decided_via = ? WHERE request_id = ?",
-                        [decision, by, now, comment or "", via, request_id])
+                        [decision, by, now, mask(comment or ""), via, request_id])
             con.execute("COMMIT")
         except OrbitsError:
             raise

@@ -8,7 +8,8 @@ from typing import Any
 from orbits_nb.actions._http import TransientHTTPError, request
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.errors import InvalidArgument
-from orbits_nb.core.serde import Secret
+from orbits_nb.core.masking import mask
+from orbits_nb.core.serde import Secret, dumps, loads, mask_json
 
 #: Longer messages are cut: Slack truncates them anyway, and tracebacks get long.
 MAX_TEXT = 3000
@@ -23,7 +24,8 @@ class SendSlackAlert(Action):
     ``{"text": ...}`` payload (plus optional ``blocks``, ``username``, ``icon_emoji``,
     ``channel``). 429 and 5xx answers and network errors are retried with backoff
     (a 429's ``Retry-After`` is honoured); other errors fail at once. The URL never
-    reaches the store, the logs or an error message.
+    reaches the store, the logs or an error message, and every known secret value is
+    masked in what is posted (``text=str(step_failed)`` is safe).
 
     >>> SendSlackAlert(webhook=Secret.from_env("SLACK_WEBHOOK_URL"), text="deployed")
     SendSlackAlert(webhook='****', text='deployed')
@@ -47,6 +49,8 @@ class SendSlackAlert(Action):
         if blocks is not None and not isinstance(blocks, list):
             raise InvalidArgument("SendSlackAlert: blocks must be a list of Block Kit "
                                   "blocks", argument="blocks")
+        # Masked before it is cut, so no secret is left half visible at the cut.
+        text = mask(text)
         if len(text) > MAX_TEXT:
             text = text[: MAX_TEXT - 1] + "…"
         args: dict[str, Any] = {"webhook": webhook, "text": text}
@@ -56,8 +60,10 @@ class SendSlackAlert(Action):
         super().__init__(**args)
 
     def payload(self) -> dict[str, Any]:
-        """The JSON body posted to the webhook."""
-        return {k: v for k, v in self.args.items() if k != "webhook"}
+        """The JSON body posted to the webhook (known secret values masked)."""
+        body = {k: v for k, v in self.args.items() if k != "webhook"}
+        masked: dict[str, Any] = loads(mask_json(dumps(body)))
+        return masked
 
     def main(self) -> Any:
         url = self.args["webhook"].reveal()

@@ -108,9 +108,9 @@ def cmd_schedule_remove(args: argparse.Namespace) -> int:
 def cmd_schedule_crontab(args: argparse.Namespace) -> int:
     from orbits_nb.runbooks import schedules
 
-    if existing_state() is None:
-        return 0
-    print(schedules.crontab(schedules.listing(_store()), _state(), python=args.python),
+    # Without a state file there is no schedule, yet the lines still say which file.
+    found = schedules.listing(_store()) if existing_state() is not None else []
+    print(schedules.crontab(found, _state(), python=args.python),
           end="")
     return 0
 

@@ -31,6 +31,7 @@ def existing_state(nothing: str = "nothing recorded") -> Path | None:
     path = state_path()
     if path.exists():
         return path
+    _check_settings()
     print(f"orbits-nb: no state file at {path} yet ({nothing})", file=sys.stderr)
     return None
 
@@ -41,6 +42,15 @@ def missing(what: str, error: type[OrbitsError] = OrbitsError,
     path = state_path()
     if path.exists():
         return None
+    _check_settings()
     return error(f"no {what} in {path} (there is no state file there yet); check --state "
                  "or $ORBITS_NB_STATE, or the folder you run orbits-nb from",
                  path=str(path), **fields)
+
+
+def _check_settings() -> None:
+    """Bad settings in the environment (ORBITS_NB_LOCK_TIMEOUT...) are named even when
+    there is no file to use them on; making the engine opens nothing."""
+    from orbits_nb.engine.engine import default_engine
+
+    default_engine()

@@ -2,12 +2,15 @@
 
 Every error carries structured fields (run id, step, cause) and a message that tells
 the user what to do next. All of them pickle cleanly so they can travel back from a
-subprocess executor.
+subprocess executor. Messages never carry a known secret value: it is masked when the
+error is created (so ``str(step_failed)`` is safe to send in an alert).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from orbits_nb.core.masking import mask
 
 
 class OrbitsError(Exception):
@@ -24,6 +27,7 @@ class OrbitsError(Exception):
     cli_hint: str | None = None
 
     def __init__(self, message: str, **fields: Any) -> None:
+        message = mask(message)
         cause = fields.get("cause")
         if isinstance(cause, OrbitsError):
             for name in ("hint", "cli_hint"):
@@ -131,7 +135,7 @@ class RemoteError(OrbitsError):
     traceback: str
 
     def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
-        super().__init__(message, type_name=type_name, traceback=traceback)
+        super().__init__(message, type_name=type_name, traceback=mask(traceback))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RemoteError, (self.type_name, self.message, self.traceback))

@@ -21,7 +21,7 @@ from typing import Any
 
 from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound
 from orbits_nb.core.ports import Executor
-from orbits_nb.core.serde import MASK, Secret, digest
+from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine import capture
@@ -30,6 +30,7 @@ from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
 from orbits_nb.executors.local import LocalExecutor
 from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.location import default_state_path
 
 HEARTBEAT_SECONDS = 15.0
@@ -57,7 +58,6 @@ class Engine:
         self.executor: Executor = executor or LocalExecutor()
         self.owner = Owner(token=uuid.uuid4().hex)
         self.max_threads = max_threads
-        self._secrets: set[str] = set()
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +120,8 @@ class Engine:
         """Start or resume ``workflow``; returns at once with the :class:`Run` handle."""
         if not isinstance(workflow, Workflow):
             raise TypeError(f"start() needs a Workflow, got {type(workflow).__name__}")
+        if run_id is not None and run_id != "":
+            check_run_id(run_id)
         run_id = run_id or run_id_for(workflow, fresh)
         with self._lock:
             live = self.active.get(run_id)
@@ -184,7 +186,7 @@ class Engine:
 
     def get_run(self, run_id: str) -> Run:
         """The handle of a run, live in this process or recorded in the store."""
-        live = self.active.get(run_id)
+        live = self.active.get(check_run_id(run_id))
         if live is not None:
             return live
         state = fold(run_id, self.store.load_run(run_id))
@@ -205,19 +207,19 @@ class Engine:
         return lambda: self._listeners.remove(listener)
 
     def learn_secrets(self, secrets: Iterable[Secret]) -> None:
-        for secret in secrets:
-            try:
-                value = secret.reveal()
-            except Exception:  # revealed (and reported) by the action that uses it
-                continue
-            if len(value) >= 4:
-                self._secrets.add(value)
+        """Mask the values of ``secrets`` from now on (in this whole process).
 
-    def _redact(self, text: str) -> str:
-        for value in self._secrets:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
+        Revealing a secret already teaches its value to the process-wide masking
+        registry; this reveals the ones an action is about to use, so their values are
+        masked even if only another process (a subprocess executor) reveals them.
+        """
+        for secret in secrets:
+            with contextlib.suppress(Exception):  # reported by the action that uses it
+                secret.reveal()
+
+    @staticmethod
+    def _redact(text: str) -> str:
+        return mask_json(text)
 
     def run_meta(self) -> dict[str, Any]:
         """Context recorded with each new run (e.g. the notebook that started it)."""

@@ -3,7 +3,8 @@
 It is papermill's own nbclient engine with four differences: the kernel gets the
 runner's environment and working directory, the runner learns the kernel's pid as
 soon as it starts, every save of the output notebook is scrubbed of secret values
-first (papermill itself is given no output path, so it writes nothing unscrubbed),
+first (with stream outputs coalesced per cell, so no secret is split between two;
+papermill itself is given no output path, so it writes nothing unscrubbed),
 and the runner's header and bootstrap cells are placed around papermill's injected
 parameters.
 """
@@ -113,7 +114,10 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
             kernel_name=kernel_name, log=logger, log_output=log_output,
             stdout_file=stdout_file, stderr_file=stderr_file,
             # ipykernel's start-up warnings (TCP on loopback) are noise in a report.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # One stream output per cell and name: a secret written in several pieces
+            # is whole again when the notebook is scrubbed.
+            coalesce_streams=True)
 
         def started(**_: Any) -> None:
             pid = getattr(getattr(client.km, "provisioner", None), "pid", None)

@@ -24,7 +24,7 @@ from orbits_nb.runbooks import kernel as kenv
 from orbits_nb.runbooks import notebook as nbfile
 from orbits_nb.runbooks.destination import Destination
 from orbits_nb.runbooks.errors import NotebookError, RunbookError
-from orbits_nb.runbooks.parameters import Signature, signature_of
+from orbits_nb.runbooks.parameters import Signature, secret_default, signature_of
 from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.runbooks.values import Values, from_cli, validate
 from orbits_nb.store.duckdb_store import DuckDBStore
@@ -234,8 +234,13 @@ def kernel_env(job: Job) -> dict[str, str]:
     return env
 
 
-def secret_values(values: Values) -> list[str]:
-    """The clear values of every secret of the run, longest first (for masking)."""
+def secret_values(values: Values, signature: Signature | None = None) -> list[str]:
+    """The clear values of every secret of the run, longest first (for masking).
+
+    The secrets given for this run, and what the secret parameters of ``signature``
+    get from their defaults when they are not given (a literal, or an environment
+    variable named by ``Secret.from_env``): the kernel may print either.
+    """
     found = []
     for secret in values.secrets.values():
         try:
@@ -244,6 +249,9 @@ def secret_values(values: Values) -> list[str]:
             continue
         if value:
             found.append(value)
+    if signature is not None:
+        found += [default for param in signature.parameters.values()
+                  if (default := secret_default(param)) is not None]
     return sorted(set(found), key=len, reverse=True)
 
 

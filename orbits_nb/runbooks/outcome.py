@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core import masking
+from orbits_nb.core.masking import MaskingStream
 from orbits_nb.runbooks import kernel as kenv
 from orbits_nb.runbooks import records, report
 from orbits_nb.runbooks.execute import kernel_env, notebook_label, secret_values
@@ -22,17 +24,15 @@ if TYPE_CHECKING:
 _SOURCE_LINES = 40
 
 
-class _ScrubbedStream:
-    """Cell output echoed to the console or written to a file, secrets masked."""
+class _Tee:
+    """Writes to several text streams (the console and a file)."""
 
-    def __init__(self, streams: list[Any], secrets: list[str]) -> None:
+    def __init__(self, streams: list[Any]) -> None:
         self.streams = streams
-        self.secrets = secrets
 
     def write(self, text: str) -> int:
-        clean = report.scrub(text, self.secrets)
         for stream in self.streams:
-            stream.write(clean)
+            stream.write(text)
         return len(text)
 
     def flush(self) -> None:
@@ -41,13 +41,14 @@ class _ScrubbedStream:
 
 
 @contextlib.contextmanager
-def _streams(job: Job, secrets: list[str]) -> Iterator[dict[str, Any]]:
-    """papermill's ``stdout_file``/``stderr_file``: the console (``--log-output``; stderr
-    when the notebook itself goes to stdout) and the files asked for."""
+def _streams(job: Job) -> Iterator[dict[str, MaskingStream]]:
+    """papermill's ``stdout_file``/``stderr_file``, secrets masked: the console
+    (``--log-output``; stderr when the notebook itself goes to stdout) and the files
+    asked for (``--stdout-file``/``--stderr-file``)."""
     console = {"stdout_file": sys.stderr if job.output.to_stdout else sys.stdout,
                "stderr_file": sys.stderr}
     with contextlib.ExitStack() as stack:
-        found: dict[str, Any] = {}
+        found: dict[str, MaskingStream] = {}
         for name, echo in console.items():
             targets = [echo] if job.log_output else []
             given = getattr(job.papermill, name)
@@ -57,8 +58,12 @@ def _streams(job: Job, secrets: list[str]) -> Iterator[dict[str, Any]]:
             elif given is not None:
                 targets.append(given)
             if targets:
-                found[name] = _ScrubbedStream(targets, secrets)
-        yield found
+                found[name] = MaskingStream(_Tee(targets))
+        try:
+            yield found
+        finally:
+            for stream in found.values():
+                stream.close()  # what was held back, before the files close
 
 
 def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
@@ -68,7 +73,9 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     from orbits_nb.runbooks._papermill import Hooks, register
 
     record = job.record
-    secrets = secret_values(job.values)
+    secrets = secret_values(job.values, job.signature)
+    # The runner masks these in everything it writes (store, notebook, console).
+    masking.remember_all(secrets)
     options = job.papermill
 
     def kernel_started(pid: int) -> None:
@@ -77,14 +84,14 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
 
     hooks = Hooks(env=kernel_env(job), cwd=Path(options.cwd or job.notebook.parent),
                   secrets=secrets, header=report.header(record, notebook_label(job)),
-                  bootstrap=kenv.bootstrap_source() if job.values.secrets else None,
+                  bootstrap=kenv.bootstrap_source() if _has_secrets(job) else None,
                   on_kernel=kernel_started, output=str(job.output),
                   save_to=job.output.autosave_target()
                   if options.request_save_on_cell_execute else None)
     failure: BaseException | None = None
     try:
         job.output.make_room()
-        with _streams(job, secrets) as streams:
+        with _streams(job) as streams:
             # papermill itself writes nothing (output None): its own saves would not be
             # scrubbed of secrets; the engine saves through `hooks.save_to` instead.
             papermill.execute_notebook(
@@ -101,6 +108,11 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     if failure is not None and not isinstance(failure, Exception):
         raise failure
     return record
+
+
+def _has_secrets(job: Job) -> bool:
+    return bool(job.values.secrets) or any(
+        p.secret for p in job.signature.parameters.values())
 
 
 def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | None) -> None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core import masking
 from orbits_nb.core.serde import MASK
 
 if TYPE_CHECKING:
@@ -129,19 +131,22 @@ def report_cells(nbformat: Any, engine: Engine, run_ids: list[str]) -> list[Any]
     return cells
 
 
-def scrub(node: Any, secrets: list[str]) -> Any:
-    """Replace every secret value in the strings of ``node`` (in place for containers)."""
-    if not secrets:
-        return node
+def scrub(node: Any, secrets: Iterable[str] = ()) -> Any:
+    """Mask every known secret value (and ``secrets``) in the strings of ``node``.
+
+    Containers are changed in place; the masked node is returned.
+    """
+    masking.remember_all(secrets)
+    return _scrub(node)
+
+
+def _scrub(node: Any) -> Any:
     if isinstance(node, str):
-        for value in secrets:
-            if value in node:
-                node = node.replace(value, MASK)
-        return node
+        return masking.mask(node)
     if isinstance(node, dict):
         for key in list(node):
-            node[key] = scrub(node[key], secrets)
+            node[key] = _scrub(node[key])
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            node[index] = scrub(item, secrets)
+            node[index] = _scrub(item)
     return node
