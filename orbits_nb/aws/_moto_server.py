@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -42,7 +43,7 @@ from orbits_nb.aws.emulator import ACCOUNT_MODEL, FEATURE, UnsupportedMoto
 from orbits_nb.core.errors import MissingDependency
 
 #: The moto releases these patches were written and tested against (pyproject pins it).
-SUPPORTED = ((5, 0), (5, 3))
+SUPPORTED = ((5, 1, 9), (5, 3, 0))
 
 
 # -- Organizations -------------------------------------------------------------------------
@@ -248,13 +249,31 @@ _RELIES_ON = {
 }
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """``5.2.5`` -> ``(5, 2, 5)``; a suffix such as ``.dev1`` or ``rc1`` is ignored."""
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def pin() -> str:
+    """The supported range as pip writes it: ``moto>=5.1.9,<5.3``."""
+    low, high = SUPPORTED
+    upper = ".".join(map(str, high[:2] if high[2] == 0 else high))
+    return f"moto>={'.'.join(map(str, low))},<{upper}"
+
+
 def check_moto() -> None:
     """Refuse a moto release the patches were not made for, saying what to do."""
     import importlib
 
     import moto
 
-    version = tuple(int(part) for part in moto.__version__.split(".")[:2])
+    version = _release(moto.__version__)
     low, high = SUPPORTED
     missing = []
     for module_name, names in _RELIES_ON.items():
@@ -272,7 +291,7 @@ def check_moto() -> None:
     if missing or not low <= version < high:
         raise UnsupportedMoto(
             f"moto {moto.__version__} is not a release the emulator's AWS-like behaviours "
-            f"support (moto>={low[0]}.{low[1]},<{high[0]}.{high[1]}"
+            f"support ({pin()}"
             + (f"; missing {', '.join(missing)}" if missing else "")
             + "): pip install 'orbits_nb[demo]' installs a supported one, or pass "
             "Emulator(plain=True) for moto as shipped")
