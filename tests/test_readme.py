@@ -96,16 +96,17 @@ def project_folder(base: Path) -> Path:
     base.mkdir(parents=True)
     (base / ".orbits_nb").mkdir()
     shutil.copytree(ROOT / "notebooks", base / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "repos"))
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "repos", "output",
+                                                  "kernel-ipc-*"))
     return base
 
 
-def run_section(python: str | Path, title: str, folder: Path,
-                env: dict[str, str]) -> dict[str, object]:
-    """Run one section's blocks with ``python``; return the runner's report."""
+def run_blocks(python: str | Path, blocks: list[Block], folder: Path,
+               env: dict[str, str]) -> dict[str, object]:
+    """Run ``blocks`` with ``python`` in ``folder``; return the runner's report."""
     spec = folder.parent / f"{folder.name}.json"
     spec.write_text(json.dumps({"cwd": str(folder), "blocks": [
-        {"lang": b.lang, "code": b.code, "line": b.line} for b in sections()[title]]}))
+        {"lang": b.lang, "code": b.code, "line": b.line} for b in blocks]}))
     done = subprocess.run([str(python), str(RUNNER), str(spec)], capture_output=True,
                           text=True, cwd=folder, env=env)
     lines = done.stdout.strip().splitlines()
@@ -120,8 +121,8 @@ def run_section(python: str | Path, title: str, folder: Path,
 def check_section(python: str | Path, title: str, tmp_path: Path, *,
                   keep_pythonpath: bool) -> dict[str, object]:
     folder = project_folder(tmp_path / "project")
-    report = run_section(python, title, folder,
-                         reader_env(keep_pythonpath=keep_pythonpath, scratch=tmp_path))
+    report = run_blocks(python, sections()[title], folder,
+                        reader_env(keep_pythonpath=keep_pythonpath, scratch=tmp_path))
     shown = "\n".join(report["outputs"])  # type: ignore[arg-type]
     missing = [text for text in EXPECTED.get(title, []) if text not in shown]
     assert not missing, f"{title}: {missing} not in\n{shown}"

@@ -75,9 +75,9 @@ class AWS:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client; the endpoint comes from the standard AWS configuration."""
+        session = self.session()  # first: it says which extra to install if boto3 is missing
         from botocore.config import Config
 
-        session = self.session()
         region = kwargs.pop("region_name", None) or session.region_name
         if region is None:
             region = GLOBAL_SERVICES.get(service)
@@ -163,8 +163,10 @@ def aws_errors(operation: str, hints: dict[str, str] | None = None) -> Iterator[
     Transient errors (throttling, 5xx, connection failures) propagate unchanged, so the
     engine's retry policy applies to them. ``hints`` maps error codes to advice.
     """
-    from botocore.exceptions import ClientError, NoCredentialsError
-
+    try:
+        from botocore.exceptions import ClientError, NoCredentialsError
+    except ImportError:
+        raise OrbitsError("AWS actions need boto3: pip install 'orbits_nb[aws]'") from None
     try:
         yield
     except ClientError as err:
