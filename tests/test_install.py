@@ -3,10 +3,10 @@
 The fast checks read the code and ``pyproject.toml``: every third-party module the
 package imports is declared (in the base dependencies or an extra), extras are only
 imported lazily, and nothing is declared that the code does not use. The slow ones
-build the wheel once, install it in fresh virtualenvs (``python -m venv`` + ``pip``, with
+build the wheel once, install it in a fresh virtualenv (``python -m venv`` + ``pip``, with
 the machine's package indexes), and use it as a user would: the README blocks with only
-the base dependencies, and ``orbits-nb demo`` from ``[demo]``, including the live view of
-its executed notebook in a real kernel.
+the base dependencies, then, with ``[demo]`` added, ``orbits-nb demo`` and the live view
+of its executed notebook in a real kernel.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -209,15 +210,32 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-@pytest.fixture(scope="module")
-def base_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv holding the wheel and its base dependencies only."""
-    return new_venv(tmp_path_factory.mktemp("base") / "venv", str(wheel))
+@dataclass
+class Venv:
+    python: Path
+    extras: set[str] = field(default_factory=set)
 
 
 @pytest.fixture(scope="module")
-def demo_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return new_venv(tmp_path_factory.mktemp("demo") / "venv", f"{wheel}[demo]")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """One virtualenv per run: the base install first, ``[demo]`` added for the demo."""
+    return Venv(new_venv(tmp_path_factory.mktemp("install") / "venv", str(wheel)))
+
+
+@pytest.fixture
+def base_python(venv: Venv) -> Path:
+    """The virtualenv while it holds the wheel and its base dependencies only."""
+    assert not venv.extras, (f"{venv.extras} already installed: the base-install tests must "
+                             "run before the demo test (keep them above it in this file)")
+    return venv.python
+
+
+@pytest.fixture
+def demo_python(venv: Venv, wheel: Path) -> Path:
+    if "demo" not in venv.extras:
+        pip(venv.python, "install", "--quiet", f"{wheel}[demo]")
+        venv.extras.add("demo")
+    return venv.python
 
 
 def user_env(tmp_path: Path) -> dict[str, str]:
