@@ -78,7 +78,7 @@ class AWS:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client; the endpoint comes from the standard AWS configuration."""
-        session = self.session()
+        session = self.session()  # first: it says which extra to install if boto3 is missing
         with needs("aws", FEATURE):
             from botocore.config import Config
 
