@@ -136,7 +136,8 @@ def test_engine_for_is_one_engine_per_file(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.duckdb"
     store = ob.DuckDBStore(path)
-    store.fetch("SELECT count(*) FROM runs")
+    with store.connection():  # a write session creates the file (reads never do)
+        pass
     store.close()
     monkeypatch.chdir(tmp_path)
     assert engine_for("s.duckdb") is engine_for(path)
