@@ -6,9 +6,12 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb._filters import check_limit, check_status, check_text, since_epoch
-from orbits_nb.engine.engine import Engine, default_engine
+from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.engine.engine import Engine, default_engine, engine_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
 
     from orbits_nb.engine.run import Run
@@ -62,8 +65,17 @@ def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     return engine.store.relation(query)
 
 
-def get_run(run_id: str, *, engine: Engine | None = None) -> Run:
-    """The handle of a recorded (or live) run."""
+def get_run(run_id: str, *, state: str | Path | None = None,
+            engine: Engine | None = None) -> Run:
+    """The handle of a recorded (or live) run.
+
+    ``state`` opens another state file than the default one, e.g. the one an executed
+    runbook's report names: ``ob.get_run("Deploy-1a2b", state="state.duckdb")``.
+    """
+    if state is not None:
+        if engine is not None:
+            raise InvalidArgument("get_run() takes state= or engine=, not both")
+        engine = engine_for(state)
     return (engine or default_engine()).get_run(run_id)
 
 

@@ -58,6 +58,16 @@ class InvalidArgument(OrbitsError, TypeError):
     """An action argument, result or bag value is not JSON-serializable."""
 
 
+class MissingDependency(OrbitsError, ImportError):
+    """An optional package a feature needs is not installed.
+
+    Raised at first use (never when ``orbits_nb`` is imported), with the command that
+    installs it. Fields: ``package`` (what is missing), ``extra`` (the orbits_nb extra
+    that brings it, or None), ``feature`` (what needed it). Never retried: installing
+    is the user's move.
+    """
+
+
 class StepFailed(OrbitsError):
     """A workflow step failed after its retries; raised inside ``define()``.
 

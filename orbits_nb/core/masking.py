@@ -59,6 +59,10 @@ class _Registry:
             self._forms = sorted(forms, key=lambda f: (-len(f), f))
             self._pattern = re.compile("|".join(map(re.escape, self._forms)))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._values, self._forms, self._pattern = set(), [], None
+
     def mask(self, text: str) -> str:
         pattern = self._pattern
         if pattern is None or not text:
@@ -87,6 +91,11 @@ def remember(*values: str) -> None:
 def remember_all(values: Iterable[str]) -> None:
     """:func:`remember` for an iterable of values."""
     _REGISTRY.remember(values)
+
+
+def forget_all() -> None:
+    """Forget every remembered value (test suites isolating one test from another)."""
+    _REGISTRY.clear()
 
 
 def mask(text: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound
+from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound, StoreError
 from orbits_nb.core.ports import Executor
 from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
@@ -241,11 +241,28 @@ _engines: dict[Path, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def default_engine() -> Engine:
-    """The engine of this process for the default state file (created on first use)."""
-    path = default_state_path()
+def _engine_of(path: Path) -> Engine:
     with _engines_lock:
         engine = _engines.get(path)
         if engine is None:
             engine = _engines[path] = Engine(path)
         return engine
+
+
+def default_engine() -> Engine:
+    """The engine of this process for the default state file (created on first use)."""
+    return _engine_of(default_state_path())
+
+
+def engine_for(state: str | Path) -> Engine:
+    """The engine of this process for an existing state file (one engine per file).
+
+    A relative path is taken from the working directory (a kernel's is its notebook's
+    folder). A missing file is refused rather than created: a mistyped path must not
+    leave an empty store behind.
+    """
+    path = Path(state).expanduser().resolve()
+    if path != default_state_path() and not path.is_file():
+        raise StoreError(f"no state file at {path}: pass the path of an existing state "
+                         "file (orbits-nb run and orbits-nb demo print it)", path=str(path))
+    return _engine_of(path)

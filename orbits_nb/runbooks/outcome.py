@@ -176,7 +176,8 @@ def _complete_notebook(nbformat: Any, job: Job, store: DuckDBStore, nb: Any) -> 
     nb.cells = heads + [c for c in nb.cells if id(c) not in seen and report.REPORT_TAG
                         not in c.get("metadata", {}).get("tags", [])]
     engine = Engine(store)
-    nb.cells += report.report_cells(nbformat, engine, record.workflow_runs)
+    nb.cells += report.report_cells(nbformat, engine, record.workflow_runs,
+                                    job.output_path)
     nb.metadata["orbits_nb"] = {
         "notebook_run_id": record.notebook_run_id, "runbook": record.runbook,
         "status": record.status, "parameters": record.masked_parameters(),
