@@ -27,8 +27,9 @@ def register(commands: Any) -> None:
                          help="the step key (a path like deploy/approve for nested runs)")
         sub.add_argument("-m", "--comment", default="", help="why (recorded with the "
                          "decision)")
-        sub.add_argument("--by", type=arguments.text, help="who decides (default: $ORBITS_NB_USER, "
-                         "$JUPYTERHUB_USER, else the OS user)")
+        sub.add_argument("--by", type=arguments.text,
+                         help="who decides (default: $ORBITS_NB_USER, $JUPYTERHUB_USER, "
+                              "else the OS user)")
         sub.set_defaults(handler=cmd_decide, decision=decision)
 
 
