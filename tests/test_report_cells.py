@@ -33,6 +33,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(FIXTURE, root / "notebooks" / "success.ipynb")
     monkeypatch.delenv("ORBITS_NB_STATE", raising=False)
     monkeypatch.delenv("ORBITS_NB_OUTPUT", raising=False)
+    monkeypatch.chdir(root)  # the state and the outputs are found from where one works
     return root
 
 

@@ -81,10 +81,11 @@ def output_path_for(notebook: Path, notebook_run_id: str, started: float,
     """``<output dir>/<runbook>/<YYYY-MM-DD>/<notebook run id>.ipynb``.
 
     The output dir is ``output_dir``, else ``$ORBITS_NB_OUTPUT``, else ``output/`` in
-    the notebook's project root (the folder holding ``.git`` or ``pyproject.toml``).
+    the project root found from the working directory, like the state file (so a
+    runbook shipped inside an installed package never writes beside itself).
     """
     base = Path(output_dir or os.environ.get(OUTPUT_ENV) or
-                project_root(notebook.parent) / "output").expanduser().resolve()
+                project_root() / "output").expanduser().resolve()
     day = time.strftime("%Y-%m-%d", time.localtime(started))
     return base / nbfile.runbook_name(notebook) / day / f"{notebook_run_id}.ipynb"
 
