@@ -4,6 +4,10 @@
     python3 dev.py demo     # venv + packages, then the flagship runbook on a local AWS emulator
     python3 dev.py test     # venv + packages + chromium/graphviz, then ruff, mypy and pytest
 
+The pytest suite includes the install checks (tests/test_install.py): they build the
+wheel, install it in fresh virtualenvs, and run the README with only the base
+dependencies and the demo from ``[demo]``.
+
 Needs only Python 3.11+ and git. System packages (Debian's chromium and graphviz, for
 the browser tests and the system-Graphviz path) are installed with apt-get when
 missing, as root or through passwordless sudo.

@@ -2,57 +2,80 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
-from orbits_nb.engine.engine import Engine, default_engine
+from orbits_nb._filters import check_limit, check_status, check_text, since_epoch
+from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.engine.engine import Engine, default_engine, engine_for
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
 
     from orbits_nb.engine.run import Run
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def history(*, workflow: str | None = None, status: str | None = None,
-            since: str | None = None, limit: int | None = 200,
+            since: str | dt.date | dt.timedelta | None = None, limit: int | None = 200,
             engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     """Past runs, newest first, as an in-memory DuckDB relation (``.df()`` for pandas).
 
-    ``workflow`` matches the class name (or ``module:Class``); ``since`` is a date or
-    timestamp, e.g. ``"2026-11-01"``.
+    ``workflow`` matches the class name (or ``module:Class``); ``status`` is one of
+    ``pending``, ``running``, ``succeeded``, ``failed``, ``cancelled``; ``since`` is a
+    ``datetime``/``date``, an ISO string (``"2026-11-01"``, ``"2026-11-01 14:00"``) or an
+    age (``timedelta(days=7)``, ``"7d"``, ``"12h"``); ``limit`` a positive int or None.
+    A bad value raises :class:`~orbits_nb.InvalidArgument` naming it.
 
-    >>> ob.history(status="failed").df()          # doctest: +SKIP
+    >>> ob.history(status="failed", since="7d").df()          # doctest: +SKIP
     """
+    workflow = check_text(workflow, "workflow")
+    status = check_status(status)
+    after = None if since is None else since_epoch(since)
+    limit = check_limit(limit)
     engine = engine or default_engine()
     engine.writer.flush()
-    where = ["parent_run_id IS NULL"]
+    where: list[str] = ["parent_run_id IS NULL"]
+    params: list[Any] = []
     if workflow:
-        where.append(f"(workflow = {_quote(workflow)} OR workflow LIKE "
-                     f"{_quote('%:' + workflow)})")
+        where.append("(workflow = ? OR split_part(workflow, ':', 2) = ?)")
+        params += [workflow, workflow]
     if status:
-        where.append(f"status = {_quote(status)}")
-    if since:
-        where.append(f"created_at >= CAST({_quote(since)} AS TIMESTAMPTZ)")
+        where.append("status = ?")
+        params.append(status)
+    if after is not None:
+        where.append("created_at >= to_timestamp(?)")
+        params.append(after)
     query = ("SELECT run_id, workflow, status, created_at, finished_at, duration_s, "
              "executions, args, result, error FROM runs WHERE " + " AND ".join(where) +
              " ORDER BY created_at DESC")
-    if limit:
-        query += f" LIMIT {int(limit)}"
-    return engine.store.relation(query)
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    return engine.store.relation(query, params)
 
 
 def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
-    """Run a SQL query against the state file; the result is an in-memory relation."""
+    """Run one read-only SQL query against the state file; the result is an in-memory
+    relation. Several statements, or a statement that would write, are refused."""
+    check_text(query, "query")
     engine = engine or default_engine()
     engine.writer.flush()
     return engine.store.relation(query)
 
 
-def get_run(run_id: str, *, engine: Engine | None = None) -> Run:
-    """The handle of a recorded (or live) run."""
+def get_run(run_id: str, *, state: str | Path | None = None,
+            engine: Engine | None = None) -> Run:
+    """The handle of a recorded (or live) run.
+
+    ``state`` opens another state file than the default one, e.g. the one an executed
+    runbook's report names: ``ob.get_run("Deploy-1a2b", state="state.duckdb")``.
+    """
+    if state is not None:
+        if engine is not None:
+            raise InvalidArgument("get_run() takes state= or engine=, not both")
+        engine = engine_for(state)
     return (engine or default_engine()).get_run(run_id)
 
 

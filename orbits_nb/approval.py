@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orbits_nb.core.action import IN_PROGRESS, Action
-from orbits_nb.core.errors import InvalidArgument, OrbitsError, StoreBusy
-from orbits_nb.core.serde import check_json, dumps, loads
+from orbits_nb.core.errors import InvalidArgument, OrbitsError, RunNotFound, StoreBusy
+from orbits_nb.core.masking import mask
+from orbits_nb.core.serde import check_json, dumps, loads, mask_json
 from orbits_nb.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
@@ -151,8 +152,8 @@ def create_request(store: DuckDBStore, run_id: str, step: str, prompt: str,
     with store.connection() as con:
         con.execute("INSERT INTO approvals (request_id, run_id, step, prompt, details, "
                     "requested_at, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [request_id, run_id, step, prompt,
-                     None if details is None else dumps(details), time.time(),
+                    [request_id, run_id, step, mask(prompt),
+                     None if details is None else mask_json(dumps(details)), time.time(),
                      current_user()])
     return request_id
 
@@ -203,13 +204,21 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
     """Approve or reject the pending approval ``step`` of ``run_id``.
 
     ``step`` may be a path into nested workflows (``deploy/approve``). Raises
-    OrbitsError naming what is pending when there is nothing to decide.
+    RunNotFound for an unknown run, and OrbitsError naming what is pending when
+    there is nothing to decide.
     """
     if decision not in DECISIONS:
         raise InvalidArgument(f"decision {decision!r}: use 'approved' or 'rejected'")
+    if not isinstance(step, str) or not step.strip("/"):
+        raise InvalidArgument(f"step {step!r} names no step; give a step key, e.g. "
+                              "'approve-prod' (or 'deploy/approve' in a nested run)")
+    step = step.strip("/")
+    root = run_id
     if "/" in step:
         nested, _, step = step.rpartition("/")
         run_id = f"{run_id}/{nested}"
+    if not store.exists:  # nothing can be pending: do not create the file to say so
+        raise _nothing_pending(store, root, run_id, step)
     by = by or current_user()
     now = time.time()
     with store.connection() as con:
@@ -219,11 +228,11 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
                                [run_id, step]).fetchall()
             if not rows:
                 con.execute("ROLLBACK")
-                raise _nothing_pending(store, run_id, step)
+                raise _nothing_pending(store, root, run_id, step)
             request_id = str(rows[0][0])
             con.execute("UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ?, "
                         "comment = ?, decided_via = ? WHERE request_id = ?",
-                        [decision, by, now, comment or "", via, request_id])
+                        [decision, by, now, mask(comment or ""), via, request_id])
             con.execute("COMMIT")
         except OrbitsError:
             raise
@@ -233,14 +242,37 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
     return Decision(request_id, run_id, step, decision, by, now, comment or "")
 
 
-def _nothing_pending(store: DuckDBStore, run_id: str, step: str) -> OrbitsError:
-    root = run_id.split("/", 1)[0]
+def check_run(store: DuckDBStore, run_id: str, nested_in: str | None = None) -> None:
+    """Raise RunNotFound unless ``run_id`` is recorded (a nested run of ``nested_in``)."""
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidArgument(f"run id {run_id!r} must be a non-empty string")
+    if store.fetch("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", [run_id]):
+        return
+    if nested_in is not None:
+        raise RunNotFound(f"run {nested_in!r} has no nested run {run_id[len(nested_in) + 1:]!r}"
+                          f" in {store.path}", run_id=run_id,
+                          hint=f"see its steps with ob.get_run({nested_in!r}).steps()",
+                          cli_hint=f"see its steps with `orbits-nb show {nested_in}`")
+    raise RunNotFound(f"no run {run_id!r} in {store.path}", run_id=run_id,
+                      hint="list runs with ob.history()",
+                      cli_hint="list runs with `orbits-nb runs`")
+
+
+def _nothing_pending(store: DuckDBStore, root: str, run_id: str, step: str) -> OrbitsError:
+    check_run(store, root)
+    if run_id != root:
+        check_run(store, run_id, nested_in=root)
+    root = root.split("/", 1)[0]
     waiting = [f"{p.run_id[len(root) + 1:] + '/' if p.run_id != root else ''}{p.step}"
                for p in pending(store, root)]
     decided = store.fetch("SELECT decision, decided_by FROM approvals WHERE run_id = ? AND "
                           "step = ? ORDER BY requested_at DESC LIMIT 1", [run_id, step])
+    steps = [r[0] for r in store.fetch("SELECT step FROM steps WHERE run_id = ? ORDER BY pos",
+                                       [run_id])]
     if decided and decided[0][0]:
         why = f"it was already {decided[0][0]} by {decided[0][1]}"
+    elif step not in steps:
+        why = f"the run has no step {step!r} (steps: {', '.join(steps) or 'none'})"
     else:
         why = "no approval request is waiting there"
     hint = (f"pending in this run: {', '.join(waiting)}" if waiting

@@ -4,10 +4,15 @@ Starts a local AWS emulator (moto's server on 127.0.0.1) and a local Slack-compa
 webhook receiver, runs ``notebooks/deploy_backend.ipynb`` headlessly twice against
 them (the second execution replays everything and creates nothing), stops both
 servers, and prints where the executed notebooks and the state file are.
+
+Everything it writes (executed notebooks, state, repositories, logs) lands in one
+visible folder, ``output/demo/<timestamp>/`` in the project root by default, so the
+executed notebooks open in JupyterLab and their report cells find the state beside them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +26,8 @@ from orbits_nb.core.errors import OrbitsError
 from orbits_nb.store.location import project_root
 
 TAKEN_EMAIL_DOMAIN = "taken.example.com"
+# What the demo imports beyond the base install (the emulator and the AWS actions).
+DEMO_MODULES = ("boto3", "moto")
 
 
 class DemoError(OrbitsError):
@@ -40,25 +47,48 @@ class DemoRun:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+def shipped_notebooks() -> Path:
+    """The folder of the runbooks and assets that ship with orbits_nb.
+
+    In a wheel it is package data (``orbits_nb/notebooks/``); in a clone or an editable
+    install ``orbits_nb/notebooks`` links to the repository's ``notebooks/`` folder, so
+    both name the same files.
+    """
+    package = Path(__file__).resolve().parent
+    folder = (package / "notebooks").resolve()
+    # A checkout without symbolic links (core.symlinks=false) holds a text file instead.
+    return folder if folder.is_dir() else package.parent / "notebooks"
+
+
 def default_notebook() -> Path:
-    return Path(__file__).resolve().parent.parent / "notebooks" / "deploy_backend.ipynb"
+    return shipped_notebooks() / "deploy_backend.ipynb"
 
 
 def default_out() -> Path:
+    """``output/demo/<timestamp>/`` in the project root: visible, beside other outputs."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return project_root() / ".orbits_nb" / "demo" / stamp
+    return project_root() / "output" / "demo" / stamp
+
+
+def check_extras() -> None:
+    """Refuse early, with the install command, when the demo extra is missing."""
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DemoError(f"the demo needs {', '.join(missing)} (the demo extra): "
+                        "pip install 'orbits_nb[demo]'", missing=missing)
 
 
 def run_demo(*, client: str = "acme", region: str = "eu-west-1",
              notebook: Path | None = None, out: Path | None = None, fail: bool = False,
              account_delay: float = 0.0, echo: Any = print) -> list[DemoRun]:
     """Run the demo; return what each execution did. ``fail`` uses a taken e-mail."""
-    from orbits_nb.actions.receiver import WebhookReceiver
-    from orbits_nb.aws.emulator import Emulator
-
     notebook = (notebook or default_notebook()).resolve()
     if not notebook.is_file():
         raise DemoError(f"runbook {notebook} not found; pass --notebook PATH")
+    check_extras()
+    from orbits_nb.actions.receiver import WebhookReceiver
+    from orbits_nb.aws.emulator import Emulator
+
     out = (out or default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)
     email = f"aws+{client}@{TAKEN_EMAIL_DOMAIN if fail else 'example.com'}"
@@ -136,7 +166,8 @@ def _report(echo: Any, runs: list[DemoRun], alerts: list[Any], out: Path,
     for alert in alerts:
         echo(f"  alert received by the webhook: {json.dumps(alert)[:300]}")
     run_id = runs[0].steps[0]["run_id"] if runs and runs[0].steps else None
-    echo("\nExecuted notebooks:")
+    echo("\nExecuted notebooks (open them in JupyterLab; the report cell at the end of "
+         "each shows its run live):")
     for run in runs:
         echo(f"  {run.output}")
     echo(f"State: {state}")
@@ -144,6 +175,15 @@ def _report(echo: Any, runs: list[DemoRun], alerts: list[Any], out: Path,
     echo(f"  {cli} --state {state} runs")
     if run_id:
         echo(f"  {cli} --state {state} show {run_id} --logs")
+
+
+def _cli_name() -> str:
+    """How the user can call the CLI: plain ``orbits-nb`` when it is on PATH."""
+    beside = Path(sys.executable).with_name("orbits-nb")
+    on_path = shutil.which("orbits-nb")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "orbits-nb"
+    return str(beside) if beside.exists() else "orbits-nb"
 
 
 class _environ:
@@ -175,11 +215,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _cli_name() -> str:
-    """How the user can call the CLI: plain ``orbits-nb`` when it is on PATH."""
-    beside = Path(sys.executable).with_name("orbits-nb")
-    on_path = shutil.which("orbits-nb")
-    if on_path and Path(on_path).resolve() == beside.resolve():
-        return "orbits-nb"
-    return str(beside) if beside.exists() else "orbits-nb"

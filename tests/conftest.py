@@ -17,6 +17,15 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Secret values remembered by one test must not mask another test's data."""
+    yield
+    from orbits_nb.core.masking import forget_all
+
+    forget_all()
+
+
 @pytest.fixture
 def state() -> Path:
     """This test's default state file (set by ``_isolated_state``)."""

@@ -1,13 +1,15 @@
 """A tiny GitHub + GitLab REST API on 127.0.0.1, enough for CreateGitRepo's calls.
 
 GitHub lives under ``/gh`` and GitLab under ``/gl/api/v4``. Both check the token
-(``Authorization: Bearer`` / ``PRIVATE-TOKEN``) and record every request.
+(``Authorization: Bearer`` / ``PRIVATE-TOKEN``) and record every request (with its
+arrival time, ``at``); ``fail_next`` answers failures first, with headers if asked.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -20,7 +22,8 @@ class FakeGitAPI:
         self.token = token
         self.repos: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
-        self.fail_next: list[int] = []
+        #: Answers to give first: a status, or (status, headers) for e.g. Retry-After.
+        self.fail_next: list[int | tuple[int, dict[str, str]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -39,11 +42,18 @@ class FakeGitAPI:
 
     # -- routing ---------------------------------------------------------------------
     def handle(self, method: str, path: str, headers: dict[str, str],
-               body: Any) -> tuple[int, Any]:
+               body: Any) -> tuple[int, Any, dict[str, str]]:
         self.requests.append({"method": method, "path": path, "headers": headers,
-                              "body": body})
+                              "body": body, "at": time.monotonic()})
         if self.fail_next:
-            return self.fail_next.pop(0), {"message": "injected failure"}
+            failure = self.fail_next.pop(0)
+            status, extra = failure if isinstance(failure, tuple) else (failure, {})
+            return status, {"message": "injected failure"}, extra
+        status, reply = self._route(method, path, headers, body)
+        return status, reply, {}
+
+    def _route(self, method: str, path: str, headers: dict[str, str],
+               body: Any) -> tuple[int, Any]:
         if path.startswith("/gh/"):
             if headers.get("authorization") != f"Bearer {self.token}":
                 return 401, {"message": "Bad credentials"}
@@ -102,9 +112,11 @@ class FakeGitAPI:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, reply = api.handle(method, self.path, headers, body)
+                status, reply, extra = api.handle(method, self.path, headers, body)
                 data = json.dumps(reply).encode()
                 self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -17,8 +17,6 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-# Imports the notebook runtime itself provides on mybinder (the kernel, Jupyter).
-RUNTIME = {"IPython", "ipykernel", "ipywidgets", "jupyter_client"}
 
 
 def requirement_lines() -> list[str]:
@@ -114,7 +112,7 @@ def test_binder_installs_every_import_of_the_shipped_notebooks() -> None:
     assert "orbits_nb" in imports, "the shipped notebooks should use the project"
     missing = {}
     for module, notebooks in imports.items():
-        if module in sys.stdlib_module_names or module in RUNTIME:
+        if module in sys.stdlib_module_names:
             continue
         dists = {canonicalize_name(d) for d in providers.get(module, [])}
         if module == "orbits_nb":

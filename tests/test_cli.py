@@ -77,3 +77,27 @@ def test_unknown_run_and_bad_sql_are_clear_errors(state_path: Path) -> None:
     assert out.returncode == 2
     assert "syntax error" in out.stderr.lower()
     assert "Traceback" not in out.stderr
+
+
+def test_missing_runs_and_steps_are_named_in_approvals(state_path: Path) -> None:
+    engine = ob.Engine(state_path)
+    ok = engine.start(Greet(who="acme"))
+    ok.wait(30)
+    engine.close()
+    for args in (["approvals", "--run", "nope"], ["approve", "nope", "approve"],
+                 ["reject", "nope", "approve", "-m", "no"]):
+        out = cli(*args, state=state_path)
+        assert out.returncode == 2, out.stdout
+        assert f"no run 'nope' in {state_path}" in out.stderr
+        assert "orbits-nb runs" in out.stderr
+        assert "Traceback" not in out.stderr
+    nested = cli("approve", ok.run_id, "deploy/approve", state=state_path)
+    assert nested.returncode == 2
+    assert f"run {ok.run_id!r} has no nested run 'deploy'" in nested.stderr
+    step = cli("approve", ok.run_id, "approve", state=state_path)
+    assert step.returncode == 2
+    assert "has no step 'approve' (steps: greet)" in step.stderr
+    listed = cli("approvals", "--run", ok.run_id, state=state_path)
+    assert listed.returncode == 0
+    assert "no approvals pending" in listed.stdout
+    assert cli("approve", ok.run_id, "approve", "--by", "", state=state_path).returncode == 2

@@ -136,7 +136,8 @@ def test_foreign_duckdb_file(tmp_path: Path) -> None:
 def test_state_file_from_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "newer.duckdb"
     store = ob.DuckDBStore(path)
-    store.fetch("SELECT 1")
+    with store.connection():
+        pass  # opening for a write creates the file (a read would not)
     store.close()
     con = duckdb.connect(str(path))
     con.execute("UPDATE orbits_nb_meta SET value = '999' WHERE key = 'schema_version'")

@@ -16,6 +16,7 @@ import nbformat
 import papermill
 import pytest
 from aws_helpers import TAKEN_EMAIL, accounts_named, assert_nowhere
+from nbclient import NotebookClient
 
 from orbits_nb.actions import WebhookReceiver
 from orbits_nb.aws.emulator import Emulator
@@ -129,8 +130,36 @@ def demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                            *extra], capture_output=True, text=True, timeout=600)
 
 
+def live_view(executed: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the report cells of an executed notebook in a new kernel beside it."""
+    monkeypatch.delenv("ORBITS_NB_STATE", raising=False)
+    notebook = nbformat.read(str(executed), as_version=4)
+    cells = [c for c in notebook.cells if "orbits-nb-report" in c.metadata.get("tags", [])
+             and c.cell_type == "code"]
+    assert cells
+    for cell in cells:
+        cell.outputs = []
+    fresh = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(fresh, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(executed.parent)}}).execute()
+    return text_of(fresh)
+
+
+def test_demo_writes_to_a_visible_folder_and_finds_the_shipped_runbook(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbits_nb.demo import default_notebook, default_out, shipped_notebooks
+
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    out = default_out()
+    assert out.parent == tmp_path / "output" / "demo"
+    assert not any(part.startswith(".") for part in out.relative_to(tmp_path).parts)
+    assert shipped_notebooks() == NOTEBOOKS.resolve()
+    assert default_notebook() == NOTEBOOKS.resolve() / "deploy_backend.ipynb"
+
+
 @pytest.mark.slow
-def test_demo_command(tmp_path: Path) -> None:
+def test_demo_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     done = demo(tmp_path / "demo")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "second execution: every step replayed from the store; AWS accounts for the " \
@@ -142,6 +171,12 @@ def test_demo_command(tmp_path: Path) -> None:
         assert str(tmp_path / "demo" / name) in done.stdout
     second = nbformat.read(str(tmp_path / "demo" / "deploy_backend.second.ipynb"), 4)
     assert "executed now: nothing" in text_of(second)
+    # The folder can move: its report cells name the state beside them.
+    moved = tmp_path / "moved"
+    (tmp_path / "demo").rename(moved)
+    shown = live_view(moved / "deploy_backend.second.ipynb", monkeypatch)
+    [run_id] = second.metadata["orbits_nb"]["workflow_runs"]
+    assert run_id in shown and "succeeded" in shown and "RunNotFound" not in shown
 
 
 @pytest.mark.slow

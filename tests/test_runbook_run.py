@@ -210,7 +210,7 @@ def test_runs_notebooks_lists_notebook_runs(state: Path) -> None:
 
 
 def test_cwd_anywhere_in_a_fresh_clone(tmp_path: Path) -> None:
-    """No ORBITS_NB_* variables: state and output follow the notebook's project root."""
+    """No ORBITS_NB_* variables: state and output go to the project root of the cwd."""
     project = tmp_path / "clone"
     (project / ".git").mkdir(parents=True)
     (project / "notebooks").mkdir()

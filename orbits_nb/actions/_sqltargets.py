@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from orbits_nb._optional import needs
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 
 
@@ -123,11 +124,8 @@ class DuckDBTarget:
 
 class PostgresTarget:
     def __init__(self, url: str, table: str) -> None:
-        try:
+        with needs("postgres", "PostgreSQL migrations (RunSQLMigrations on postgresql://)"):
             import psycopg
-        except ImportError:
-            raise OrbitsError("PostgreSQL migrations need psycopg: pip install "
-                              "'orbits_nb[postgres]'") from None
         self.label = describe_url(url)
         self.table = table
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from orbits_nb.actions._http import TransientHTTPError
+from orbits_nb.actions._http import TransientHTTPError, honouring_retry_after
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.core.serde import Secret
@@ -87,7 +87,8 @@ class CreateGitRepo(Action):
             return self._local()
         from orbits_nb.actions._hosted import github, gitlab
 
-        return (github if provider == "github" else gitlab)(self.args, self.log)
+        with honouring_retry_after(self):  # rate limits answer 429 or 403 + Retry-After
+            return (github if provider == "github" else gitlab)(self.args, self.log)
 
     def _local(self) -> dict[str, Any]:
         git = shutil.which("git")

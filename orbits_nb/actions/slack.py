@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from orbits_nb.actions._http import TransientHTTPError, request
+from orbits_nb.actions._http import (
+    MAX_RETRY_AFTER,
+    TransientHTTPError,
+    honouring_retry_after,
+    request,
+)
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.errors import InvalidArgument
-from orbits_nb.core.serde import Secret
+from orbits_nb.core.masking import mask
+from orbits_nb.core.serde import Secret, dumps, loads, mask_json
 
 #: Longer messages are cut: Slack truncates them anyway, and tracebacks get long.
 MAX_TEXT = 3000
-#: A 429's Retry-After is honoured up to this many seconds before the next attempt.
-MAX_RETRY_AFTER = 30.0
+__all__ = ["MAX_RETRY_AFTER", "MAX_TEXT", "SendSlackAlert"]
 
 
 class SendSlackAlert(Action):
@@ -21,9 +25,11 @@ class SendSlackAlert(Action):
 
     Slack, Mattermost, Rocket.Chat and Teams' Slack-compatible endpoints accept the
     ``{"text": ...}`` payload (plus optional ``blocks``, ``username``, ``icon_emoji``,
-    ``channel``). 429 and 5xx answers and network errors are retried with backoff
-    (a 429's ``Retry-After`` is honoured); other errors fail at once. The URL never
-    reaches the store, the logs or an error message.
+    ``channel``). 408, 429 and 5xx answers, timeouts and network errors are retried
+    with backoff (a ``Retry-After`` is honoured, up to ``MAX_RETRY_AFTER`` seconds);
+    other errors fail at once. The URL never reaches the store, the logs or an error
+    message, and every known secret value is masked in what is posted
+    (``text=str(step_failed)`` is safe).
 
     >>> SendSlackAlert(webhook=Secret.from_env("SLACK_WEBHOOK_URL"), text="deployed")
     SendSlackAlert(webhook='****', text='deployed')
@@ -47,6 +53,8 @@ class SendSlackAlert(Action):
         if blocks is not None and not isinstance(blocks, list):
             raise InvalidArgument("SendSlackAlert: blocks must be a list of Block Kit "
                                   "blocks", argument="blocks")
+        # Masked before it is cut, so no secret is left half visible at the cut.
+        text = mask(text)
         if len(text) > MAX_TEXT:
             text = text[: MAX_TEXT - 1] + "…"
         args: dict[str, Any] = {"webhook": webhook, "text": text}
@@ -56,19 +64,16 @@ class SendSlackAlert(Action):
         super().__init__(**args)
 
     def payload(self) -> dict[str, Any]:
-        """The JSON body posted to the webhook."""
-        return {k: v for k, v in self.args.items() if k != "webhook"}
+        """The JSON body posted to the webhook (known secret values masked)."""
+        body = {k: v for k, v in self.args.items() if k != "webhook"}
+        masked: dict[str, Any] = loads(mask_json(dumps(body)))
+        return masked
 
     def main(self) -> Any:
         url = self.args["webhook"].reveal()
         label = f"webhook {self.args['webhook'].name!r}"
-        try:
+        with honouring_retry_after(self):
             reply = request("POST", url, label=label, payload=self.payload(), timeout=30.0)
-        except TransientHTTPError as err:
-            if err.status == 429 and err.retry_after:
-                # The engine's backoff is fixed; wait what the server asked first.
-                time.sleep(min(err.retry_after, MAX_RETRY_AFTER))
-            raise
         self.log.info("posted to %s (HTTP %s)", label, reply.status)
         return {"delivered": True, "status": reply.status, "attempt": self.attempt,
                 "text": self.args["text"]}

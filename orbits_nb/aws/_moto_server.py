@@ -1,16 +1,24 @@
 """Child side of :class:`~orbits_nb.aws.emulator.Emulator`: moto's server, AWS-like.
 
-``python -m orbits_nb.aws._moto_server [--account-delay S] [--taken-email E ...]``
-serves moto's WSGI application on 127.0.0.1 (port 0 by default: the kernel picks a
-free one) and prints ``{"port": N}`` on stdout once it listens.
+``python -m orbits_nb.aws._moto_server [--taken-email E ...] [--plain]`` runs moto's
+own :class:`moto.server.ThreadedMotoServer` on 127.0.0.1 (port 0: the kernel picks a
+free one), prints ``{"port": N, "pid": P}`` on stdout once it listens, and stops on
+SIGTERM, SIGINT or when its stdin closes (the parent died).
 
-Unless ``--plain`` is given, it first makes moto behave like AWS where the runbooks
-depend on it and moto does not (moto 5.x):
+It runs in a process of its own because moto's backends are process-wide state, and
+the two patches below change moto's classes: in the user's kernel they would leak
+into anything else that uses moto there (``mock_aws`` in tests, for instance).
 
-- Organizations: ``CreateAccount`` is ``IN_PROGRESS`` for ``--account-delay`` seconds
-  before ``SUCCEEDED`` (moto succeeds at once), and ends ``FAILED`` with
-  ``EMAIL_ALREADY_EXISTS`` for an e-mail already used by an account or listed with
-  ``--taken-email`` (moto accepts duplicates and never fails).
+Unless ``--plain`` is given, it makes moto behave like AWS in the two places the
+runbooks depend on and moto offers no setting for (moto 5.x; checked at start):
+
+- Organizations: a new account is a request first. It stays ``IN_PROGRESS`` (not in
+  ``ListAccounts`` yet) as long as moto's state manager says, under the model name
+  ``organizations::account`` (``immediate`` by default, like moto; the emulator's
+  ``account_delay`` sets ``{"progression": "time", "seconds": ...}`` through
+  ``/moto-api/state-manager/set-transition``, ``manual`` progresses per describe
+  call). An e-mail already used by an account, or given with ``--taken-email``, ends
+  ``FAILED`` with ``EMAIL_ALREADY_EXISTS`` (moto accepts duplicates).
 - CloudFormation: a resource that cannot be created makes the stack end
   ``ROLLBACK_COMPLETE`` with a ``CREATE_FAILED`` event naming the resource and the
   reason (moto fails the ``CreateStack`` call itself and leaves the stack
@@ -23,13 +31,119 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from typing import Any
 
+from orbits_nb._optional import needs
+from orbits_nb.aws.emulator import ACCOUNT_MODEL, FEATURE, UnsupportedMoto
+from orbits_nb.core.errors import MissingDependency
 
+#: The moto releases these patches were written and tested against (pyproject pins it).
+SUPPORTED = ((5, 1, 9), (5, 3, 0))
+
+
+# -- Organizations -------------------------------------------------------------------------
+class _Failed:
+    """A creation request AWS refused (moto has no such thing)."""
+
+    def __init__(self, request_id: str, name: str, reason: str) -> None:
+        self.create_account_status_id = request_id
+        self.name, self.reason, self.at = name, reason, time.time()
+
+    @property
+    def create_account_status(self) -> dict[str, Any]:
+        return {"CreateAccountStatus": {
+            "Id": self.create_account_status_id, "AccountName": self.name,
+            "State": "FAILED", "FailureReason": self.reason,
+            "RequestedTimestamp": self.at, "CompletedTimestamp": self.at}}
+
+
+def _creating(account: Any) -> bool:
+    """Whether the account's creation is still in flight (per moto's state manager)."""
+    creation = account.__dict__.get("_orbits_creation")
+    return creation is not None and creation.status != "SUCCEEDED"
+
+
+def patch_organizations(taken: set[str]) -> None:
+    """Slow account creation paced by moto's state manager; refused duplicate e-mails."""
+    from moto.moto_api import state_manager
+    from moto.moto_api._internal.managed_state_model import ManagedState
+    from moto.organizations import models, utils
+
+    backend: Any = models.OrganizationsBackend
+    account_cls: Any = models.FakeAccount
+    original_status = account_cls.create_account_status.fget
+    original = {name: getattr(backend, name) for name in (
+        "create_account", "describe_create_account_status", "list_create_account_status")}
+    state_manager.register_default_transition(ACCOUNT_MODEL, {"progression": "immediate"})
+
+    def create_account_status(account: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original_status(account)
+        if _creating(account):  # no account id nor completion time before it exists
+            status = result["CreateAccountStatus"]
+            status["State"] = "IN_PROGRESS"
+            status.pop("AccountId", None)
+            status.pop("CompletedTimestamp", None)
+        return result
+
+    def get_accounts(self: Any) -> list[Any]:
+        # Every API reads the organization's accounts here: a request whose creation
+        # finished joins them, so all calls agree on what exists.
+        accounts: list[Any] = self.__dict__["_orbits_accounts"]
+        pending: list[Any] = self.__dict__["_orbits_pending"]
+        for account in [a for a in pending if not _creating(a)]:
+            pending.remove(account)
+            accounts.append(account)
+        return accounts
+
+    def set_accounts(self: Any, value: list[Any]) -> None:  # moto's reset
+        self.__dict__.update(_orbits_accounts=value, _orbits_pending=[], _orbits_failed=[])
+
+    def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
+        email = str(kwargs["Email"]).lower()
+        known = {a.email.lower() for a in [*self.accounts, *self._orbits_pending]}
+        if self.org is not None and (email in taken or email in known):
+            failed = _Failed(utils.make_random_create_account_status_id(),
+                             str(kwargs["AccountName"]), "EMAIL_ALREADY_EXISTS")
+            self._orbits_failed.append(failed)
+            return failed.create_account_status
+        original["create_account"](self, **kwargs)
+        account = self._orbits_accounts.pop()
+        account._orbits_creation = ManagedState(ACCOUNT_MODEL, [("IN_PROGRESS", "SUCCEEDED")])
+        self._orbits_pending.append(account)
+        return dict(account.create_account_status)
+
+    def describe_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
+        wanted = kwargs["CreateAccountRequestId"]
+        for item in [*self._orbits_pending, *self._orbits_failed]:
+            if item.create_account_status_id == wanted:
+                if isinstance(item, account_cls):
+                    item._orbits_creation.advance()  # "manual" progression counts these
+                return dict(item.create_account_status)
+        result: dict[str, Any] = original["describe_create_account_status"](self, **kwargs)
+        return result
+
+    def list_create_account_status(self: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original["list_create_account_status"](self, **kwargs)
+        states = kwargs.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
+        for item in [*self._orbits_pending, *self._orbits_failed]:
+            entry = item.create_account_status["CreateAccountStatus"]
+            if entry["State"] in states:
+                result["CreateAccountStatuses"].append(entry)
+        return result
+
+    account_cls.create_account_status = property(create_account_status)
+    backend.accounts = property(get_accounts, set_accounts)
+    backend.create_account = create_account
+    backend.describe_create_account_status = describe_create_account_status
+    backend.list_create_account_status = list_create_account_status
+
+
+# -- CloudFormation ------------------------------------------------------------------------
 class _ResourceFailed(Exception):
     def __init__(self, logical_id: str, resource_type: str, reason: str) -> None:
         super().__init__(reason)
@@ -42,107 +156,6 @@ def _reason(err: BaseException) -> str:
         if isinstance(value, str) and value:
             return value
     return f"{type(err).__name__}: {err}"
-
-
-def _as_method(bound: Any) -> Any:
-    """A plain function (so it binds to the backend) calling ``bound(backend, ...)``."""
-
-    def method(backend: Any, *args: Any, **kwargs: Any) -> Any:
-        return bound(backend, *args, **kwargs)
-
-    return method
-
-
-class _Organizations:
-    """The Organizations behaviours moto lacks: slow creation, refused e-mails."""
-
-    def __init__(self, delay: float, taken: set[str]) -> None:
-        from moto.organizations import exceptions, models
-
-        self.delay, self.taken, self.not_found = delay, taken, exceptions.AccountNotFoundException
-        backend: Any = models.OrganizationsBackend
-        account_cls: Any = models.FakeAccount
-        self.status_property: Any = account_cls.create_account_status
-        self.original = {name: getattr(backend, name) for name in (
-            "create_account", "list_create_account_status", "list_accounts")}
-        account_cls.create_account_status = property(self.status)
-        backend.create_account = _as_method(self.create_account)
-        backend.describe_create_account_status = _as_method(self.describe)
-        backend.list_create_account_status = _as_method(self.list_status)
-        backend.list_accounts = _as_method(self.list_accounts)
-
-    def status(self, account: Any) -> dict[str, Any]:
-        ready_at = getattr(account, "_orbits_ready_at", 0.0)
-        if ready_at > time.time():
-            return {"CreateAccountStatus": {
-                "Id": account.create_account_status_id, "AccountName": account.name,
-                "State": "IN_PROGRESS", "RequestedTimestamp": ready_at - self.delay}}
-        result: dict[str, Any] = self.status_property.fget(account)
-        return result
-
-    @staticmethod
-    def promote(backend: Any) -> list[Any]:
-        """Move accounts whose creation finished into the organization; the others."""
-        pending = getattr(backend, "_orbits_pending", [])
-        for account in [a for a in pending if a._orbits_ready_at <= time.time()]:
-            pending.remove(account)
-            backend.accounts.append(account)
-        return [*pending, *getattr(backend, "_orbits_failed", [])]
-
-    def create_account(self, backend: Any, **kwargs: Any) -> dict[str, Any]:
-        email = str(kwargs["Email"]).lower()
-        pending = getattr(backend, "_orbits_pending", [])
-        known = [a.email.lower() for a in [*backend.accounts, *pending]]
-        if backend.org is not None and (email in self.taken or email in known):
-            failed = _Failed(str(kwargs["AccountName"]), "EMAIL_ALREADY_EXISTS")
-            backend.__dict__.setdefault("_orbits_failed", []).append(failed)
-            return failed.create_account_status
-        result: dict[str, Any] = self.original["create_account"](backend, **kwargs)
-        if self.delay > 0:
-            account = backend.accounts.pop()
-            account._orbits_ready_at = time.time() + self.delay
-            backend.__dict__.setdefault("_orbits_pending", []).append(account)
-            return dict(account.create_account_status)
-        return result
-
-    def describe(self, backend: Any, **kwargs: Any) -> dict[str, Any]:
-        wanted = kwargs["CreateAccountRequestId"]
-        others = self.promote(backend)  # first: it moves ready accounts into the list
-        for item in [*backend.accounts, *others]:
-            if item.create_account_status_id == wanted:
-                return dict(item.create_account_status)
-        raise self.not_found
-
-    def list_status(self, backend: Any, **kwargs: Any) -> dict[str, Any]:
-        others = self.promote(backend)
-        result: dict[str, Any] = self.original["list_create_account_status"](backend, **kwargs)
-        states = kwargs.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
-        for item in others:
-            entry = item.create_account_status["CreateAccountStatus"]
-            if entry["State"] in states:
-                result["CreateAccountStatuses"].append(entry)
-        return result
-
-    def list_accounts(self, backend: Any, *args: Any, **kwargs: Any) -> Any:
-        self.promote(backend)
-        return self.original["list_accounts"](backend, *args, **kwargs)
-
-
-class _Failed:
-    """A creation request AWS refused (moto has no such thing)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        from moto.organizations import utils
-
-        self.create_account_status_id = utils.make_random_create_account_status_id()
-        self.name, self.reason, self.at = name, reason, time.time()
-
-    @property
-    def create_account_status(self) -> dict[str, Any]:
-        return {"CreateAccountStatus": {
-            "Id": self.create_account_status_id, "AccountName": self.name,
-            "State": "FAILED", "FailureReason": self.reason,
-            "RequestedTimestamp": self.at, "CompletedTimestamp": self.at}}
 
 
 class _NoOutputs(dict):  # type: ignore[type-arg]
@@ -184,6 +197,7 @@ def _roll_back(stack: Any, failed: _ResourceFailed) -> None:
 
 
 def patch_cloudformation() -> None:
+    """Failed resources roll the stack back instead of failing the API call."""
     from moto.cloudformation import models, parsing
 
     original_parse = parsing.parse_and_create_resource
@@ -197,7 +211,7 @@ def patch_cloudformation() -> None:
             return original_parse(logical_id, resource_json, *args, **kwargs)
         except _ResourceFailed:
             raise
-        except Exception as err:
+        except Exception as err:  # which resource failed: moto forgets it
             raise _ResourceFailed(logical_id, str(resource_json.get("Type")),
                                   _reason(err)) from err
 
@@ -220,40 +234,112 @@ def patch_cloudformation() -> None:
     stack_cls.update = update
 
 
-def serve(port: int) -> None:
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", port, app, threaded=True,
-                         request_handler=MotoRequestHandler)
-    os.environ["MOTO_PORT"] = str(server.port)
-
-    def stop(*_: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(json.dumps({"port": server.port, "pid": os.getpid()}), flush=True)
-    server.serve_forever()
+# -- start-up --------------------------------------------------------------------------------
+#: What the patches touch, checked before patching so a changed moto fails clearly.
+_RELIES_ON = {
+    "moto.organizations.models": ("OrganizationsBackend.create_account",
+                                  "OrganizationsBackend.describe_create_account_status",
+                                  "OrganizationsBackend.list_create_account_status",
+                                  "FakeAccount.create_account_status"),
+    "moto.organizations.utils": ("make_random_create_account_status_id",),
+    "moto.moto_api._internal.managed_state_model": ("ManagedState",),
+    "moto.cloudformation.parsing": ("parse_and_create_resource",),
+    "moto.cloudformation.models": ("Stack.create_resources", "Stack.update",
+                                   "Stack._add_stack_event", "Event"),
+}
 
 
-def main(argv: list[str] | None = None) -> None:
+def _release(version: str) -> tuple[int, ...]:
+    """``5.2.5`` -> ``(5, 2, 5)``; a suffix such as ``.dev1`` or ``rc1`` is ignored."""
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def pin() -> str:
+    """The supported range as pip writes it: ``moto>=5.1.9,<5.3``."""
+    low, high = SUPPORTED
+    upper = ".".join(map(str, high[:2] if high[2] == 0 else high))
+    return f"moto>={'.'.join(map(str, low))},<{upper}"
+
+
+def check_moto() -> None:
+    """Refuse a moto release the patches were not made for, saying what to do."""
+    import importlib
+
+    import moto
+
+    version = _release(moto.__version__)
+    low, high = SUPPORTED
+    missing = []
+    for module_name, names in _RELIES_ON.items():
+        try:
+            module: Any = importlib.import_module(module_name)
+        except ImportError:
+            missing.append(module_name)
+            continue
+        for dotted in names:
+            target = module
+            for part in dotted.split("."):
+                target = getattr(target, part, None)
+            if target is None:
+                missing.append(f"{module_name}.{dotted}")
+    if missing or not low <= version < high:
+        raise UnsupportedMoto(
+            f"moto {moto.__version__} is not a release the emulator's AWS-like behaviours "
+            f"support ({pin()}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + "): pip install 'orbits_nb[demo]' installs a supported one, or pass "
+            "Emulator(plain=True) for moto as shipped")
+
+
+def _serve(port: int) -> None:
+    with needs("demo", FEATURE, "moto"):
+        from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    bound = server.get_host_and_port()[1]
+    os.environ["MOTO_PORT"] = str(bound)  # moto builds some URLs (Lambda, custom resources)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def parent_gone() -> None:
+        sys.stdin.read()  # EOF once the parent's end of the pipe closes
+        stop.set()
+
+    threading.Thread(target=parent_gone, daemon=True).start()
+    print(json.dumps({"port": bound, "pid": os.getpid()}), flush=True)
+    stop.wait()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orbits_nb.aws._moto_server")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--account-delay", type=float, default=0.0)
     parser.add_argument("--taken-email", action="append", default=[])
     parser.add_argument("--plain", action="store_true", help="moto as shipped, unpatched")
     args = parser.parse_args(argv)
-    if not args.plain:
-        _Organizations(args.account_delay, {e.lower() for e in args.taken_email})
-        patch_cloudformation()
-    serve(args.port)
+    try:
+        if not args.plain:
+            with needs("demo", FEATURE, "moto"):
+                import moto  # noqa: F401
+            check_moto()
+            patch_organizations({e.lower() for e in args.taken_email})
+            patch_cloudformation()
+        _serve(args.port)
+    except (MissingDependency, UnsupportedMoto) as err:
+        # The parent turns this line into the same error, with the same message.
+        print(json.dumps({"error": type(err).__name__, "message": str(err),
+                          "fields": err.fields}), flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

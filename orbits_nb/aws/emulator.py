@@ -6,8 +6,9 @@
 ...         DeployBackend(client="acme").run()
 
 The server listens on loopback only, uses fake credentials, and stops with the
-``with`` block (or :meth:`stop`). See :mod:`orbits_nb.aws._moto_server` for where it
-behaves more like AWS than moto does out of the box.
+``with`` block (or :meth:`stop`), or by itself when this process dies. See
+:mod:`orbits_nb.aws._moto_server` for where it behaves more like AWS than moto does
+out of the box, and :meth:`Emulator.set_transition` for moto's own state manager.
 """
 
 from __future__ import annotations
@@ -19,30 +20,40 @@ import queue
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from orbits_nb.core.errors import OrbitsError
+from orbits_nb._optional import check_installed, needs
+from orbits_nb.core.errors import MissingDependency, OrbitsError
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 #: Variables that would send boto3 to real AWS or a real profile instead.
 SHADOWING = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
              "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+#: moto's state-manager model that paces account creation (see ``_moto_server``).
+ACCOUNT_MODEL = "organizations::account"
+FEATURE = "the local AWS emulator (orbits_nb.aws.Emulator, orbits-nb demo)"
+#: What the server process imports: moto's server extra, and boto3 for the helpers.
+SERVER_MODULES = ("moto", "flask", "flask_cors", "boto3")
 
 
 class EmulatorError(OrbitsError):
     """The local AWS emulator could not start (moto missing, or it crashed)."""
 
 
+class UnsupportedMoto(EmulatorError):
+    """The installed moto is not a release the emulator's patches were made for."""
+
+
 class Emulator:
     """moto's server, started as a real process and stopped afterwards.
 
     ``account_delay`` keeps new accounts ``IN_PROGRESS`` that many seconds (as AWS
-    does for minutes); ``taken_emails`` are e-mails AWS would refuse with
-    ``EMAIL_ALREADY_EXISTS``; ``plain=True`` runs moto unpatched.
+    does for minutes; moto's state manager paces it, see :meth:`set_transition`);
+    ``taken_emails`` are e-mails AWS would refuse with ``EMAIL_ALREADY_EXISTS``;
+    ``plain=True`` runs moto as shipped.
     """
 
     def __init__(self, *, region: str = "us-east-1", account_delay: float = 0.0,
@@ -63,13 +74,8 @@ class Emulator:
         """Start the server and wait until it listens; return ``self``."""
         if self._proc is not None:
             return self
-        try:
-            import moto  # noqa: F401
-        except ImportError:
-            raise EmulatorError("the local AWS emulator needs moto's server: "
-                                "pip install 'moto[server]'") from None
-        command = [sys.executable, "-m", "orbits_nb.aws._moto_server",
-                   "--account-delay", str(self.account_delay)]
+        check_installed(SERVER_MODULES, "demo", FEATURE)
+        command = [sys.executable, "-m", "orbits_nb.aws._moto_server"]
         for email in self.taken_emails:
             command += ["--taken-email", email]
         if self.plain:
@@ -78,11 +84,15 @@ class Emulator:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
         env = {**os.environ, **FAKE_CREDENTIALS}
+        # stdin stays open: the server stops by itself when it closes (we died).
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log or subprocess.DEVNULL, env=env)
         try:
             self.port = self._read_port(self._proc)
+            if self.account_delay > 0 and not self.plain:
+                self.set_transition(ACCOUNT_MODEL, {"progression": "time",
+                                                    "seconds": self.account_delay})
         except BaseException:
             self.stop()
             raise
@@ -101,7 +111,12 @@ class Emulator:
         if not line:
             raise EmulatorError(f"moto's server exited with code {proc.wait()} while "
                                 "starting" + self._log_hint())
-        return int(json.loads(line)["port"])
+        reply = json.loads(line)
+        if "error" in reply:  # the server's own words: a missing package, an old moto
+            kind = MissingDependency if reply["error"] == "MissingDependency" else (
+                UnsupportedMoto if reply["error"] == "UnsupportedMoto" else EmulatorError)
+            raise kind(reply["message"], **reply.get("fields", {}))
+        return int(reply["port"])
 
     def _log_hint(self) -> str:
         return f"; see {self.log_path}" if self.log_path else "; pass log_path= to see why"
@@ -109,6 +124,9 @@ class Emulator:
     def stop(self) -> None:
         """Stop the server (its state is lost)."""
         proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -177,13 +195,46 @@ class Emulator:
         return found
 
     def reset(self) -> None:
-        """Forget every resource (moto's ``/moto-api/reset``)."""
-        request = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30):
-            pass
+        """Forget every resource (moto's ``/moto-api/reset``; transitions are kept)."""
+        self._moto_api("POST", "reset")
+
+    def set_transition(self, model: str, transition: dict[str, Any]) -> None:
+        """Set how a moto model changes state, through moto's state manager API.
+
+        ``emulator.set_transition("organizations::account", {"progression": "manual",
+        "times": 3})`` makes a new account ``SUCCEEDED`` at the third
+        ``DescribeCreateAccountStatus`` call about it (``IN_PROGRESS`` before);
+        ``{"progression": "time", "seconds": S}`` after S seconds;
+        ``{"progression": "immediate"}`` is moto's default. moto's documentation on
+        state transitions lists its own models.
+        """
+        self._moto_api("POST", "state-manager/set-transition",
+                       {"model_name": model, "transition": transition})
+
+    def unset_transition(self, model: str) -> None:
+        """Back to the model's default transition (moto's state manager API)."""
+        self._moto_api("POST", "state-manager/unset-transition", {"model_name": model})
+
+    def get_transition(self, model: str) -> dict[str, Any]:
+        """The transition moto's state manager applies to ``model``."""
+        # moto reads this query string without decoding it: pass the name as is.
+        reply: dict[str, Any] = self._moto_api(
+            "GET", f"state-manager/get-transition?model_name={model}")
+        return reply
+
+    def _moto_api(self, method: str, path: str, payload: Any = None) -> Any:
+        import requests
+
+        reply = requests.request(method, f"{self.endpoint}/moto-api/{path}", json=payload,
+                                 timeout=30)
+        if reply.status_code >= 400:
+            raise EmulatorError(f"moto's /moto-api/{path} answered HTTP {reply.status_code}: "
+                                f"{reply.text[:200]}")
+        return reply.json() if reply.content else None
 
     def _client(self, service: str) -> Any:
-        import boto3
+        with needs("demo", FEATURE):
+            import boto3
 
         return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                              region_name=self.region).client(service,

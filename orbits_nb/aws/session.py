@@ -17,11 +17,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb._optional import needs
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 
 if TYPE_CHECKING:
     import boto3
 
+#: What needs boto3, in the message of a missing one.
+FEATURE = "AWS actions (CreateAWSAccount, DeployStack, AccountExecutor, aws.client)"
 #: Services whose API lives in one region whatever the session says.
 GLOBAL_SERVICES = {"organizations": "us-east-1", "iam": "us-east-1"}
 #: Error codes worth another attempt (the engine retries them per the action's Retry).
@@ -75,9 +78,10 @@ class AWS:
 
     def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client; the endpoint comes from the standard AWS configuration."""
-        from botocore.config import Config
+        session = self.session()  # first: it says which extra to install if boto3 is missing
+        with needs("aws", FEATURE):
+            from botocore.config import Config
 
-        session = self.session()
         region = kwargs.pop("region_name", None) or session.region_name
         if region is None:
             region = GLOBAL_SERVICES.get(service)
@@ -118,11 +122,9 @@ class AWS:
 def make_session(*, profile: str | None = None, region: str | None = None,
                  credentials: Credentials | None = None) -> boto3.Session:
     """A boto3 session from the standard chain, with optional overrides."""
-    try:
+    with needs("aws", FEATURE):
         import boto3
-    except ImportError:
-        raise OrbitsError("AWS actions need boto3: pip install 'orbits_nb[aws]'") from None
-    from botocore.exceptions import ProfileNotFound
+        from botocore.exceptions import ProfileNotFound
 
     try:
         if credentials is not None:
@@ -163,7 +165,8 @@ def aws_errors(operation: str, hints: dict[str, str] | None = None) -> Iterator[
     Transient errors (throttling, 5xx, connection failures) propagate unchanged, so the
     engine's retry policy applies to them. ``hints`` maps error codes to advice.
     """
-    from botocore.exceptions import ClientError, NoCredentialsError
+    with needs("aws", FEATURE):
+        from botocore.exceptions import ClientError, NoCredentialsError
 
     try:
         yield

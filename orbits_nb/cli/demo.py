@@ -13,11 +13,12 @@ def register(commands: Any) -> None:
         description="Start moto's AWS emulator and a webhook receiver on 127.0.0.1, run "
                     "notebooks/deploy_backend.ipynb headlessly twice (the second run "
                     "replays and creates nothing), stop them, and print where the "
-                    "executed notebooks and the state are.")
+                    "executed notebooks and the state are (output/demo/<timestamp> in the "
+                    "project root unless --out is given).")
     demo.add_argument("--client", default="acme", help="client to deploy (default: acme)")
     demo.add_argument("--region", default="eu-west-1", help="AWS region (default: eu-west-1)")
     demo.add_argument("--out", type=Path, help="output folder (default: "
-                      ".orbits_nb/demo/<timestamp> in the project root)")
+                      "output/demo/<timestamp> in the project root)")
     demo.add_argument("--notebook", type=Path, help="runbook to run (default: "
                       "notebooks/deploy_backend.ipynb)")
     demo.add_argument("--fail", action="store_true",

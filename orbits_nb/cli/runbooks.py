@@ -13,27 +13,27 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from orbits_nb.cli import arguments
+from orbits_nb.cli.hints import recorded_fields, swap_hint
 from orbits_nb.cli.output import print_rows
+from orbits_nb.cli.runbook_options import (
+    execution_options,
+    given,
+    options,
+    pairs,
+    parameter_options,
+)
+from orbits_nb.cli.state import existing_state, state_path
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.engine.table import Table
 
 
 def register(commands: Any) -> None:
-    run = commands.add_parser(
-        "run", help="execute a runbook notebook headlessly (papermill) and record it",
-        description="Execute NOTEBOOK headlessly; write the executed notebook to "
-                    "output/<runbook>/<date>/<id>.ipynb; exit 0 on success, 1 on failure.")
-    run.add_argument("notebook")
-    _parameter_options(run)
-    _execution_options(run)
-    run.add_argument("--output", metavar="FILE", help="write the executed notebook here")
-    run.add_argument("--json", action="store_true", help="print the record as JSON")
-    run.set_defaults(handler=cmd_run)
-
+    _register_run(commands)
     params = commands.add_parser("params", help="list a runbook's parameters")
-    params.add_argument("notebook")
+    params.add_argument("notebook", metavar="NOTEBOOK")
     params.add_argument("--json", action="store_true", help="print JSON lines")
     params.set_defaults(handler=cmd_params)
 
@@ -41,101 +41,70 @@ def register(commands: Any) -> None:
         "resume", help="resume a run by re-executing its notebook (or by import)",
         description="Resume a workflow run (or a notebook run): its runbook is executed "
                     "again with the same parameters, and completed steps are replayed.")
-    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("run_id", metavar="RUN_ID", type=arguments.text)
     resume.add_argument("--by-import", action="store_true",
                         help="resume a runbook's workflow run by importing its class "
                              "instead of executing the runbook again")
-    _parameter_options(resume)
-    _execution_options(resume)
-    resume.set_defaults(handler=cmd_resume)
+    parameter_options(resume)
+    execution_options(resume)
+    resume.set_defaults(handler=cmd_resume, progress=False)
 
     from orbits_nb.cli.schedules import register_schedule
 
     register_schedule(commands)
+    _register_scheduler(commands)
 
+
+def _register_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run", help="execute a runbook notebook headlessly (papermill) and record it",
+        description="Execute NOTEBOOK headlessly; write the executed notebook to "
+                    "OUTPUT_PATH (a .ipynb file, '-' for stdout, or a URL of a papermill "
+                    "I/O handler such as s3://bucket/out.ipynb; default: "
+                    "output/<runbook>/<date>/<id>.ipynb); exit 0 on success, 1 on "
+                    "failure. Takes papermill's options.")
+    run.add_argument("notebook", metavar="NOTEBOOK")
+    run.add_argument("output_path", metavar="OUTPUT_PATH", nargs="?",
+                     help="where the executed notebook goes (as --output)")
+    parameter_options(run)
+    execution_options(run)
+    run.add_argument("--output", metavar="FILE", help="write the executed notebook here")
+    run.add_argument("--prepare-only", action="store_true",
+                     help="write the notebook with its parameters, without executing it "
+                          "(nothing is recorded; secrets are not written)")
+    run.add_argument("--prepare-execute", action="store_false", dest="prepare_only",
+                     help="execute the notebook (the default)")
+    run.add_argument("--json", action="store_true", help="print the record as JSON")
+    run.set_defaults(handler=cmd_run, progress=False)
+
+
+def _register_scheduler(commands: Any) -> None:
     scheduler = commands.add_parser("scheduler", help="run due schedules (long-running)")
     scheduler.add_argument("--once", action="store_true",
                            help="one pass: start what is due, wait for it, exit")
-    scheduler.add_argument("--max-parallel", type=int, default=4, metavar="N")
-    scheduler.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
+    scheduler.add_argument("--max-parallel", type=arguments.positive_int, default=4,
+                           metavar="N", help="runbooks executing at once (default: 4)")
+    scheduler.add_argument("--poll", type=arguments.seconds, default=5.0,
+                           metavar="SECONDS",
                            help="how often to look for new schedules and finished runs")
-    scheduler.add_argument("--grace", type=float, default=60.0, metavar="SECONDS",
+    scheduler.add_argument("--grace", type=arguments.seconds_or_zero, default=60.0,
+                           metavar="SECONDS",
                            help="how late an occurrence may start under catch-up 'skip'")
-    scheduler.add_argument("--max-attempts", type=int, default=3, metavar="N",
+    scheduler.add_argument("--max-attempts", type=arguments.positive_int, default=3,
+                           metavar="N",
                            help="executions per occurrence when runners or kernels die")
     scheduler.set_defaults(handler=cmd_scheduler)
 
 
-def _parameter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"),
-                        help="a parameter (typed by its declaration; secrets: "
-                             "env:VARIABLE reads the value from the environment)")
-    parser.add_argument("-f", "--parameters-file", metavar="FILE",
-                        help="parameters from a YAML or JSON file")
-    parser.add_argument("-j", "--parameters-json", metavar="JSON",
-                        help="parameters as a JSON object")
-
-
-def _execution_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", metavar="DIR",
-                        help="output folder (default: $ORBITS_NB_OUTPUT, else output/ in "
-                             "the project root)")
-    parser.add_argument("--kernel", help="kernel name (default: the notebook's)")
-    parser.add_argument("--cell-timeout", type=float, metavar="SECONDS",
-                        help="fail a cell that runs longer than this")
-    parser.add_argument("--start-timeout", type=float, default=60.0, metavar="SECONDS")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
-    parser.add_argument("--log-output", action="store_true",
-                        help="echo cell output to the console (secrets masked)")
-
-
 # -- helpers ----------------------------------------------------------------------------
-
-def _given(args: argparse.Namespace) -> dict[str, Any]:
-    from orbits_nb.runbooks.errors import ParameterError
-
-    values: dict[str, Any] = {}
-    if args.parameters_file:
-        path = Path(args.parameters_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                loaded = yaml.safe_load(text)
-            else:
-                loaded = json.loads(text)
-        except Exception as err:
-            raise ParameterError(f"cannot read parameters file {path}: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ParameterError(f"parameters file {path} must hold a mapping of names to "
-                                 "values")
-        values.update(loaded)
-    if args.parameters_json:
-        try:
-            loaded = json.loads(args.parameters_json)
-        except json.JSONDecodeError as err:
-            raise ParameterError(f"--parameters-json is not valid JSON: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ParameterError("--parameters-json must be a JSON object")
-        values.update(loaded)
-    return values
-
-
-def _pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
-    return [(name, value) for name, value in args.parameter]
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"output_dir": args.output_dir, "kernel": args.kernel,
-            "cell_timeout": args.cell_timeout, "start_timeout": args.start_timeout,
-            "progress": args.progress or False, "log_output": args.log_output}
-
 
 def _shown(path: str | None) -> str:
     if not path:
         return ""
+    if path == "-":
+        return "(stdout)"
+    if "://" in path:
+        return path
     try:
         return os.path.relpath(path)
     except ValueError:
@@ -151,23 +120,58 @@ def _on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _print_record(record: Any, as_json: bool) -> int:
+def _print_record(record: Any, as_json: bool, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     if as_json:
         print(json.dumps({**record.__dict__, "parameters": record.masked_parameters()},
-                         default=str))
+                         default=str), file=out)
         return 0 if record.ok else 1
-    print(f"orbits-nb: {record.summary()}")
+    hints = _workflow_hints(record) if record.error else []
+    print(f"orbits-nb: {_swap(record.summary(), hints)}", file=out)
     if record.workflow_runs:
-        print(f"  workflow runs: {', '.join(record.workflow_runs)}")
+        print(f"  workflow runs: {', '.join(record.workflow_runs)}", file=out)
     if record.error:
-        _print_failure(record)
-    print(f"  executed notebook: {_shown(record.output_path)}")
+        _print_failure(record, hints)
+    print(f"  executed notebook: {_shown(record.output_path)}", file=out)
     return 0 if record.ok else 1
 
 
-def _print_failure(record: Any) -> None:
+def _swap(text: str, hints: list[dict[str, Any]]) -> str:
+    for fields in hints:
+        text = swap_hint(text, fields)
+    return text
+
+
+def _workflow_hints(record: Any) -> list[dict[str, Any]]:
+    """The hints recorded with the errors of the record's failed workflow runs."""
+    from orbits_nb.store.duckdb_store import DuckDBStore
+
+    path = state_path()
+    if not record.workflow_runs or not path.exists():
+        return []
+    store = DuckDBStore(path)
+    try:
+        return _hints_of(store, record.workflow_runs)
+    finally:
+        store.close()
+
+
+def _hints_of(store: Any, run_ids: list[str]) -> list[dict[str, Any]]:
+    from orbits_nb.core.serde import loads
+
+    if not run_ids:
+        return []
+    marks = ", ".join("?" * len(run_ids))
+    rows = store.fetch(f"SELECT error FROM runs WHERE status = 'failed' AND (run_id IN "
+                       f"({marks}) OR split_part(run_id, '/', 1) IN ({marks}))",
+                       [*run_ids, *run_ids])
+    return [fields for row in rows if row[0]
+            if (fields := recorded_fields(loads(row[0]))).get("cli_hint")]
+
+
+def _print_failure(record: Any, hints: list[dict[str, Any]]) -> None:
     error = record.error
-    trace = str(error.get("traceback") or "").strip().splitlines()
+    trace = _swap(str(error.get("traceback") or ""), hints).strip().splitlines()
     lines = []
     if record.failed_cell is not None:
         count = error.get("execution_count")
@@ -176,22 +180,45 @@ def _print_failure(record: Any) -> None:
         lines += [f"    | {line}" for line in str(error.get("source") or "").splitlines()[-12:]]
     lines += [f"  {line}" for line in trace[-15:]]
     if not trace:
-        lines.append(f"  {error.get('type')}: {error.get('message')}")
+        lines.append(f"  {error.get('type')}: {_swap(str(error.get('message')), hints)}")
     print("\n".join(lines), file=sys.stderr)
 
 
 # -- commands ---------------------------------------------------------------------------
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from orbits_nb.runbooks.execute import execute, prepare
+def _output(args: argparse.Namespace) -> str | None:
+    if args.output_path is not None and args.output is not None:
+        raise OrbitsError(f"two outputs given (OUTPUT_PATH {args.output_path!r} and --output "
+                          f"{args.output!r}); give one")
+    output: str | None = args.output_path if args.output_path is not None else args.output
+    if output == "-" and args.json:
+        raise OrbitsError("the executed notebook goes to stdout ('-'), so --json cannot; "
+                          "drop one of them")
+    return output
 
-    job = prepare(args.notebook, _given(args), cli=_pairs(args), output=args.output,
-                  trigger="cli", **_options(args))
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orbits_nb.runbooks.execute import execute, prepare, prepare_only
+
+    output = _output(args)
+    job = prepare(args.notebook, given(args), cli=pairs(args), output=output,
+                  trigger="cli", **options(args))
+    # With the notebook on stdout, everything else goes to stderr.
+    out = sys.stderr if job.output.to_stdout else sys.stdout
+    if args.prepare_only:
+        written = prepare_only(job)
+        if args.json:
+            print(json.dumps({"prepared": str(written),
+                              "parameters": job.values.masked()}, default=str))
+        else:
+            print(f"orbits-nb: prepared {_shown(str(job.notebook))} with its parameters "
+                  f"(not executed): {_shown(str(written))}", file=out)
+        return 0
     if not args.json:
         print(f"orbits-nb: running {_shown(str(job.notebook))} as "
               f"{job.record.notebook_run_id} (kernel {job.kernel_name})", file=sys.stderr)
     _on_sigterm()
-    return _print_record(execute(job), args.json)
+    return _print_record(execute(job), args.json, out)
 
 
 def cmd_params(args: argparse.Namespace) -> int:
@@ -214,11 +241,17 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from orbits_nb.cli.state import missing
+    from orbits_nb.core.errors import RunNotFound
     from orbits_nb.runbooks.resume import resume
 
+    absent = missing(f"workflow run or notebook run {args.run_id!r}", RunNotFound,
+                     run_id=args.run_id)
+    if absent is not None:
+        raise absent
     _on_sigterm()
-    done = resume(args.run_id, _given(args), cli=_pairs(args), by_import=args.by_import,
-                  **_options(args))
+    done = resume(args.run_id, given(args), cli=pairs(args), by_import=args.by_import,
+                  **options(args))
     if done.how == "nothing":
         print(f"orbits-nb: run {done.run_id} already succeeded; nothing to resume")
         return 0
@@ -226,6 +259,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         _print_record(done.notebook_run, False)
     if done.run_id is not None:
         print(f"orbits-nb: run {done.run_id} is {done.run_status} (resumed by {done.how})")
+        if done.run_status == "failed":
+            _print_run_error(done.run_id)
         if done.notebook_run is not None and done.notebook_run.ok and \
                 done.run_status != "succeeded":
             print(f"orbits-nb: the notebook ran but did not complete run {done.run_id}; does "
@@ -234,10 +269,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0 if done.ok else 1
 
 
-def _state() -> Path:
-    from orbits_nb.store.location import default_state_path
+def _print_run_error(run_id: str) -> None:
+    from orbits_nb.cli.hints import cli_message
+    from orbits_nb.core.state import fold, short_error
 
-    return default_state_path()
+    store = _store()
+    try:
+        error = fold(run_id, store.load_run(run_id)).error
+    finally:
+        store.close()
+    if error:
+        line = short_error({**error, "message": cli_message(str(error.get("message", "")),
+                                                            recorded_fields(error))})
+        print(f"  error: {line}", file=sys.stderr)
+
+
+def _state() -> Path:
+    return state_path()
 
 
 def _store() -> Any:
@@ -251,6 +299,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     from orbits_nb.runbooks.scheduler import Scheduler
 
+    if args.once and existing_state("nothing scheduled") is None:
+        return 0
     scheduler = Scheduler(_state(), max_parallel=args.max_parallel, grace=args.grace,
                           max_attempts=args.max_attempts)
     if args.once:
@@ -275,34 +325,28 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def print_notebook_runs(args: argparse.Namespace) -> int:
     """``orbits-nb runs --notebooks``: recent notebook runs, newest first."""
+    from orbits_nb._filters import since_epoch
     from orbits_nb.runbooks import records
 
+    if args.status is not None and args.status not in records.STATUSES:
+        raise OrbitsError(f"notebook runs are {', '.join(records.STATUSES)}, not "
+                          f"{args.status!r}; drop --status or pick one of those")
     store = _store()
     records.reap_orphans(store)
-    status = args.status if args.status in records.STATUSES else None
-    if args.status and status is None:
-        raise OrbitsError(f"notebook runs are running, succeeded or failed, not {args.status}")
-    found = records.listing(store, runbook=args.workflow, status=status, limit=args.limit)
+    found = records.listing(store, runbook=args.workflow, status=args.status,
+                            limit=None if args.since else args.limit)
     if args.since:
-        since = _epoch(args.since)
-        found = [r for r in found if (r.started_at or 0) >= since]
+        since = since_epoch(args.since, "--since")
+        found = [r for r in found if (r.started_at or 0) >= since][:args.limit]
+    hints = _hints_of(store, [run for r in found if r.error for run in r.workflow_runs])
     rows = [{"notebook_run_id": r.notebook_run_id, "runbook": r.runbook, "status": r.status,
              "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at or 0)),
              "duration_s": round(r.duration_s, 1) if r.duration_s is not None else None,
              "trigger": r.trigger, "workflow_runs": ", ".join(r.workflow_runs),
              "error": (f"cell {r.failed_cell}: " if r.failed_cell is not None else "")
-             + f"{r.error.get('type')}: {r.error.get('message')}" if r.error else "",
+             + f"{r.error.get('type')}: {_swap(str(r.error.get('message')), hints)}"
+             if r.error else "",
              "output": _shown(r.output_path)} for r in found]
     print_rows(list(rows[0]) if rows else [], rows, as_json=args.json, width=60,
                empty="no notebook runs yet (run a runbook with `orbits-nb run NOTEBOOK`)")
     return 0
-
-
-def _epoch(text: str) -> float:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise OrbitsError(f"--since {text!r} is not a date or time (e.g. 2026-11-01 or "
-                          "'2026-11-01 14:00')") from None

@@ -1,20 +1,36 @@
-"""``orbits-nb runs``, ``show RUN_ID`` and ``sql QUERY``."""
+"""``orbits-nb runs``, ``show RUN_ID``, ``reset RUN_ID STEP`` and ``sql QUERY``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from orbits_nb._filters import RUN_STATUSES
+from orbits_nb.cli import arguments
+from orbits_nb.cli.hints import recorded_fields, swap_hint
 from orbits_nb.cli.output import print_relation
+from orbits_nb.cli.state import existing_state, missing
+from orbits_nb.core.errors import RunNotFound
+
+# The error column of `runs`, with the CLI hint of a recorded error in place of its
+# Python hint (see orbits_nb.cli.hints).
+_ERROR = ("CASE WHEN error->'fields'->>'cli_hint' IS NOT NULL AND error->'fields'->>'hint' "
+          "IS NOT NULL THEN replace(error->>'message', error->'fields'->>'hint', "
+          "error->'fields'->>'cli_hint') ELSE error->>'message' END")
 
 
 def register(commands: Any) -> None:
     runs = commands.add_parser("runs", help="list recent runs")
-    runs.add_argument("--workflow", help="only this workflow class")
-    runs.add_argument("--status", choices=["pending", "running", "succeeded", "failed",
-                                           "cancelled"])
-    runs.add_argument("--since", help="only runs created since this date/time")
-    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--workflow", type=arguments.text,
+                      help="only this workflow class (with --notebooks: this runbook)")
+    runs.add_argument("--status", choices=RUN_STATUSES,
+                      help="only runs in this status (notebook runs: running, succeeded "
+                           "or failed)")
+    runs.add_argument("--since", type=arguments.since, metavar="WHEN",
+                      help="only runs created since WHEN: an ISO date or date-time "
+                           "(2026-11-01, '2026-11-01 14:00') or an age (30m, 12h, 7d, 2w)")
+    runs.add_argument("--limit", type=arguments.positive_int, default=50, metavar="N",
+                      help="at most N runs (default: 50)")
     runs.add_argument("--json", action="store_true", help="print JSON lines")
     runs.add_argument("--notebooks", action="store_true",
                       help="list notebook runs (runbooks) instead; --workflow then "
@@ -22,17 +38,30 @@ def register(commands: Any) -> None:
     runs.set_defaults(handler=cmd_runs)
 
     show = commands.add_parser("show", help="show a run's steps and status")
-    show.add_argument("run_id")
+    show.add_argument("run_id", metavar="RUN_ID", type=arguments.text)
     show.add_argument("--logs", action="store_true", help="also print captured logs")
     show.set_defaults(handler=cmd_show)
 
-    sql = commands.add_parser("sql", help="run a SQL query against the state store")
-    sql.add_argument("query")
+    reset = commands.add_parser(
+        "reset", help="discard a step of a run and every step after it",
+        description="Discard STEP and every step that started after it in RUN_ID, so "
+                    "the next execution (orbits-nb resume RUN_ID, or running its runbook "
+                    "again) re-executes from there. The run must not be executing.")
+    reset.add_argument("run_id", metavar="RUN_ID", type=arguments.text)
+    reset.add_argument("step", metavar="STEP", nargs="?", type=arguments.text,
+                       help="the step key, as `orbits-nb show RUN_ID` lists it")
+    reset.add_argument("--all", action="store_true", help="discard every step of the run")
+    reset.set_defaults(handler=cmd_reset)
+
+    sql = commands.add_parser("sql", help="run one read-only SQL query against the store")
+    sql.add_argument("query", type=arguments.text)
     sql.add_argument("--json", action="store_true", help="print JSON lines")
     sql.set_defaults(handler=cmd_sql)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if existing_state() is None:
+        return 0
     if args.notebooks:
         from orbits_nb.cli.runbooks import print_notebook_runs
 
@@ -44,26 +73,61 @@ def cmd_runs(args: argparse.Namespace) -> int:
     relation = relation.project(
         "run_id, split_part(workflow, ':', 2) AS workflow, status, "
         "strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created, round(duration_s, 3) AS "
-        "duration_s, executions, error->>'message' AS error")
+        f"duration_s, executions, {_ERROR} AS error")
     print_relation(relation, as_json=args.json)
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def _run(run_id: str) -> Any:
+    absent = missing(f"run {run_id!r}", RunNotFound, run_id=run_id)
+    if absent is not None:
+        raise absent
     from orbits_nb._api import get_run
 
-    run = get_run(args.run_id)
-    print(repr(run))
+    return get_run(run_id)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    run = _run(args.run_id)
     error = run.error
+    fields = recorded_fields(error)
+    print(swap_hint(repr(run), fields))
     if error and error.get("traceback"):
-        print("\n" + str(error["traceback"]).rstrip())
+        print("\n" + swap_hint(str(error["traceback"]), fields).rstrip())
     if args.logs:
         print("\nlogs:\n" + (run.logs() or "(none)"))
     return 1 if run.status == "failed" else 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from orbits_nb.core.errors import InvalidArgument
+
+    if bool(args.step) == bool(args.all):
+        raise InvalidArgument("name the STEP to discard from, or pass --all to discard "
+                              "every step (see the steps with `orbits-nb show RUN_ID`)")
+    run = _run(args.run_id)
+    steps = run.state().ordered_steps()
+    step = args.step if args.step else (steps[0].key if steps else None)
+    if step is None:
+        print(f"orbits-nb: run {run.run_id} has no steps; nothing to reset")
+        return 0
+    run.reset(step)
+    start = next(s.pos for s in steps if s.key == step)
+    dropped = [s.key for s in steps if s.pos >= start]
+    print(f"orbits-nb: reset run {run.run_id} from step {step!r} ({len(dropped)} step(s) "
+          f"discarded: {', '.join(dropped)}); continue it with `orbits-nb resume "
+          f"{run.run_id}`")
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from orbits_nb._api import sql
 
+    if existing_state() is None:
+        from orbits_nb.store.duckdb_store import DuckDBStore
+
+        # Still check the query (syntax, tables), against an empty store in memory.
+        DuckDBStore(":memory:").relation(args.query)
+        return 0
     print_relation(sql(args.query), as_json=args.json)
     return 0

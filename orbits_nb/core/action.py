@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from orbits_nb.core.masking import mask
 from orbits_nb.core.serde import check_json, masked
 
 if TYPE_CHECKING:
@@ -145,9 +146,9 @@ class Action:
         return f"{cls.__module__}:{cls.__qualname__}"
 
     def describe(self) -> str:
-        """``Name(arg=value, ...)`` with secrets masked."""
+        """``Name(arg=value, ...)`` with secrets (and known secret values) masked."""
         shown = ", ".join(f"{k}={v!r}" for k, v in masked(self.args).items())
-        return f"{type(self).__name__}({shown})"
+        return mask(f"{type(self).__name__}({shown})")
 
     def __repr__(self) -> str:
         return self.describe()

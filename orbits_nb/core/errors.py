@@ -2,18 +2,37 @@
 
 Every error carries structured fields (run id, step, cause) and a message that tells
 the user what to do next. All of them pickle cleanly so they can travel back from a
-subprocess executor.
+subprocess executor. Messages never carry a known secret value: it is masked when the
+error is created (so ``str(step_failed)`` is safe to send in an alert).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from orbits_nb.core.masking import mask
+
 
 class OrbitsError(Exception):
-    """Base class of every error raised by orbits_nb."""
+    """Base class of every error raised by orbits_nb.
+
+    Two optional fields say what to do next: ``hint`` (in Python; it ends the message)
+    and ``cli_hint`` (the same from the command line, which ``orbits-nb`` shows
+    instead), e.g. ``hint="run.reset('deploy')"``, ``cli_hint="orbits-nb reset RUN
+    deploy"``. Both travel with the error, into the store too; an error whose
+    ``cause`` has them (a StepFailed) carries them as well.
+    """
+
+    hint: str | None = None
+    cli_hint: str | None = None
 
     def __init__(self, message: str, **fields: Any) -> None:
+        message = mask(message)
+        cause = fields.get("cause")
+        if isinstance(cause, OrbitsError):
+            for name in ("hint", "cli_hint"):
+                if fields.get(name) is None and getattr(cause, name) is not None:
+                    fields[name] = getattr(cause, name)
         super().__init__(message)
         self.message = message
         self.fields = fields
@@ -24,6 +43,8 @@ class OrbitsError(Exception):
         return (_rebuild, (type(self), self.message, self.fields))
 
     def __str__(self) -> str:
+        if self.hint and self.hint not in self.message:
+            return f"{self.message}; {self.hint}"
         return self.message
 
 
@@ -35,6 +56,16 @@ def _rebuild(cls: type[OrbitsError], message: str, fields: dict[str, Any]) -> Or
 
 class InvalidArgument(OrbitsError, TypeError):
     """An action argument, result or bag value is not JSON-serializable."""
+
+
+class MissingDependency(OrbitsError, ImportError):
+    """An optional package a feature needs is not installed.
+
+    Raised at first use (never when ``orbits_nb`` is imported), with the command that
+    installs it. Fields: ``package`` (what is missing), ``extra`` (the orbits_nb extra
+    that brings it, or None), ``feature`` (what needed it). Never retried: installing
+    is the user's move.
+    """
 
 
 class StepFailed(OrbitsError):
@@ -114,7 +145,7 @@ class RemoteError(OrbitsError):
     traceback: str
 
     def __init__(self, type_name: str, message: str, traceback: str = "") -> None:
-        super().__init__(message, type_name=type_name, traceback=traceback)
+        super().__init__(message, type_name=type_name, traceback=mask(traceback))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RemoteError, (self.type_name, self.message, self.traceback))

@@ -1,8 +1,14 @@
-"""Canonical JSON for arguments, results and bags, and the :class:`Secret` wrapper.
+"""Canonical JSON for arguments, results and bags (and :class:`Secret` references).
 
 Everything persisted goes through :func:`check_json` (which names the offending value)
 and :func:`dumps` (canonical: sorted keys, no whitespace), so equal arguments always
 produce the same run id and secrets never reach the store.
+
+The event log uses :func:`dumps_record` and :func:`loads_record`, which give back
+exactly what was written: integers of any size, floats as floats (``1.0`` stays a
+float, ``-0.0`` keeps its sign), key order, every string, and each :class:`Secret`
+as a :class:`Secret` again (a user dict whose key happens to be ``"$secret"`` is
+escaped as ``"$$secret"`` in the record, so the two never meet).
 """
 
 from __future__ import annotations
@@ -10,82 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+import re
+import reprlib
 from collections.abc import Iterator
 from typing import Any
 
+from orbits_nb.core import masking
 from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.core.masking import MASK
+from orbits_nb.core.secret import Secret
 
-MASK = "****"
+__all__ = ["MASK", "MAX_DEPTH", "Secret", "check_json", "digest", "dumps", "dumps_record",
+           "loads", "loads_record", "mask_json", "masked", "secrets_in"]
 
-
-class Secret:
-    """A secret value: usable by actions, never persisted, printed or logged.
-
-    ``Secret.env("SLACK_WEBHOOK_URL")`` reads the environment when revealed, so a run
-    resumed in another process finds it again; ``Secret("xoxb-...", name="slack")``
-    holds the value in memory only. The store records ``{"$secret": name}``.
-
-    >>> token = Secret("s3cr3t", name="github")
-    >>> token
-    Secret('github', ****)
-    """
-
-    __slots__ = ("_value", "env_var", "name")
-
-    def __init__(self, value: str | None = None, *, name: str | None = None,
-                 env: str | None = None) -> None:
-        if value is None and env is None:
-            raise InvalidArgument("Secret needs a value or env='VARIABLE_NAME'")
-        if value is not None and not isinstance(value, str):
-            raise InvalidArgument(f"Secret value must be a str, got {type(value).__name__}")
-        self._value = value
-        self.env_var = env
-        self.name = name or env or "secret"
-
-    @classmethod
-    def from_env(cls, variable: str, *, name: str | None = None) -> Secret:
-        """A secret read from the environment variable ``variable`` when used."""
-        return cls(name=name, env=variable)
-
-    def reveal(self) -> str:
-        """The secret's value. Raise if it comes from an unset variable."""
-        if self._value is not None:
-            return self._value
-        assert self.env_var is not None
-        value = os.environ.get(self.env_var)
-        if value is None:
-            raise InvalidArgument(
-                f"secret {self.name!r} reads the environment variable {self.env_var}, "
-                "which is not set; export it and run again",
-                secret=self.name,
-            )
-        return value
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"$secret": self.name}
-        if self.env_var:
-            data["env"] = self.env_var
-        return data
-
-    def __repr__(self) -> str:
-        return f"Secret({self.name!r}, {MASK})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and self.to_json() == other.to_json()
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.env_var))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling ships the action to a subprocess executor (never to the store).
-        return (_secret, (self._value, self.name, self.env_var))
-
-
-def _secret(value: str | None, name: str, env: str | None) -> Secret:
-    return Secret(value, name=name, env=env)
+#: Containers nested deeper than this are refused by :func:`check_json` (with a clear
+#: error) instead of failing later in a JSON library's recursion limit.
+MAX_DEPTH = 500
 
 
 def check_json(value: Any, what: str) -> Any:
@@ -93,40 +39,89 @@ def check_json(value: Any, what: str) -> Any:
 
     ``what`` names the value in the error, e.g. ``"argument 'tags' of CreateRepo"``.
     """
-    return _check(value, what, "")
+    try:
+        return _check(value, 0)
+    except _Bad as bad:
+        raise bad.error(what) from None
 
 
-def _check(value: Any, what: str, path: str) -> Any:
-    if value is None or isinstance(value, (bool, str, Secret)):
+class _Bad(Exception):
+    """Raised inside :func:`_check`; the path is collected on the way out (it costs
+    nothing while the value is fine)."""
+
+    def __init__(self, value: Any, problem: str, advice: str = "") -> None:
+        super().__init__(problem)
+        self.value, self.problem, self.advice = value, problem, advice
+        self.path: list[str | int] = []
+
+    def error(self, what: str) -> InvalidArgument:
+        path = ""
+        for part in reversed(self.path):
+            path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else part
+        where = f"{what} at {path!r}" if path else what
+        advice = self.advice or ("Pass only None, bool, int, float, str, lists and dicts "
+                                 "with str keys (or orbits_nb.Secret).")
+        return InvalidArgument(f"{where} {self.problem}: {_shown(self.value)} "
+                               f"({type(self.value).__name__}). {advice}", path=path)
+
+
+def _shown(value: Any) -> str:
+    shown = _REPR.repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def _check(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _text(value)
+    if value is None or kind is bool or kind is int or kind is Secret:
         return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
+    if kind is float or isinstance(value, float):
         if not math.isfinite(value):
-            raise _bad(what, path, value, "is not a finite number")
-        return value
+            raise _Bad(value, "is not a finite number")
+        return float(value)
+    if isinstance(value, (list, tuple, dict)) and depth >= MAX_DEPTH:
+        raise _Bad(value, f"is nested more than {MAX_DEPTH} levels deep",
+                   "Flatten it, or store it as a JSON string.")
     if isinstance(value, (list, tuple)):
-        return [_check(item, what, f"{path}[{i}]") for i, item in enumerate(value)]
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_check(item, depth + 1))
+            except _Bad as bad:
+                bad.path.append(index)
+                raise
+        return items
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _bad(what, path, key, "has a non-string key")
-            out[key] = _check(item, what, f"{path}.{key}" if path else key)
+                raise _Bad(key, "has a non-string key")
+            try:
+                out[_text(str.__str__(key))] = _check(item, depth + 1)
+            except _Bad as bad:
+                bad.path.append(key)
+                raise
         return out
-    raise _bad(what, path, value, "is not JSON-serializable")
+    if isinstance(value, (str, int, Secret)):  # subclasses: str enums, IntEnum, ...
+        return _check(str.__str__(value) if isinstance(value, str) else
+                      value if isinstance(value, Secret) else int(value), depth)
+    raise _Bad(value, "is not JSON-serializable")
 
 
-def _bad(what: str, path: str, value: Any, problem: str) -> InvalidArgument:
-    where = f"{what} at {path!r}" if path else what
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return InvalidArgument(
-        f"{where} {problem}: {shown} ({type(value).__name__}). Pass only None, bool, "
-        "int, float, str, lists and dicts with str keys (or orbits_nb.Secret).",
-        path=path,
-    )
+def _text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(value, "is not valid Unicode text (it holds a lone surrogate, e.g. "
+                   "from a file name that is not UTF-8)", "Decode such text with "
+                   "errors='replace', or pass the raw bytes as hex or base64.") from None
+    return value
 
 
 def _default(value: Any) -> Any:
@@ -142,17 +137,113 @@ def dumps(value: Any) -> str:
 
 
 def dumps_record(value: Any) -> str:
-    """JSON text of checked data for the event log (not canonical, just fast)."""
-    return _codec().dumps(value)
+    """JSON text of checked data for the event log: exact, not canonical, fast.
+
+    Key order is kept, secrets become references and user keys spelled like the
+    reference marker are escaped; :func:`loads_record` undoes both.
+    """
+    codec = _codec()
+    text = codec.dumps(value)
+    if _MARKER.search(text):  # rare: a secret, or a key that looks like its marker
+        text = codec.dumps(_encode(value))
+    return text
 
 
 def loads(text: str | None) -> Any:
+    """Plain JSON data of ``text`` (integers of any size stay integers)."""
     return None if text is None else _codec().loads(text)
+
+
+def loads_record(text: str | None) -> Any:
+    """The data :func:`dumps_record` wrote, with its secrets as :class:`Secret` again."""
+    if text is None:
+        return None
+    value = _codec().loads(text)
+    return _decode(value) if _MARKER.search(text) else value
+
+
+#: The reference marker as a key (``"$secret":``), or an escaped one (``"$$secret":``).
+_MARKER = re.compile(r'"\$+secret"\s*:')
+_ESCAPED = re.compile(r"\$+secret")
+#: orjson reads integers beyond 64 bits as floats; 19 digits in a row may be one.
+_LONG_INT = re.compile(r"\d{19}")
+
+
+def mask_json(text: str) -> str:
+    """``text`` with every known secret masked, and still valid JSON if it was JSON.
+
+    A secret that spells part of the JSON syntax itself (say ``1234`` inside the
+    number ``12345``) would break the text if replaced there; then the secrets are
+    masked in the parsed values instead.
+    """
+    out = masking.mask(text)
+    if out == text or not text.startswith(("{", "[")):
+        return out
+    codec = _codec()
+    try:
+        codec.loads(out)
+        return out
+    except ValueError:
+        pass
+    try:
+        value = codec.loads(text)
+    except ValueError:  # it was never JSON
+        return out
+    return codec.dumps(_mask_values(value))
+
+
+def _mask_values(value: Any) -> Any:
+    if isinstance(value, str):
+        return masking.mask(value)
+    if isinstance(value, dict):
+        return {masking.mask(k): _mask_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        shown = masking.mask(str(value))
+        return value if shown == str(value) else shown
+    return value
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {("$" + k if _ESCAPED.fullmatch(k) else k): _encode(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        name = value.get("$secret")
+        if isinstance(name, str) and set(value) <= {"$secret", "env"}:
+            env = value.get("env")
+            return Secret._recorded(name, env if isinstance(env, str) else None)
+        return {(k[1:] if k.startswith("$$") and _ESCAPED.fullmatch(k) else k): _decode(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _plain_dumps(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_default)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (in an error message): escape it
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, default=_default)
+    return text
 
 
 class _Codec:
     """JSON for the store's hot paths: orjson when installed (several times faster
-    on the write path and when replaying long runs), the standard library otherwise."""
+    on the write path and when replaying long runs), the standard library for what
+    orjson refuses or would change (integers beyond 64 bits, lone surrogates, very
+    deep nesting)."""
 
     def __init__(self) -> None:
         try:
@@ -166,13 +257,16 @@ class _Codec:
         if self._orjson is not None:
             try:
                 return str(self._orjson.dumps(value, default=_default).decode())
-            except TypeError:  # e.g. an int beyond 64 bits, which json handles
+            except TypeError:  # big int, lone surrogate, deep nesting, float subclass
                 pass
-        return dumps(value)
+        return _plain_dumps(value)
 
     def loads(self, text: str) -> Any:
-        if self._orjson is not None:
-            return self._orjson.loads(text)
+        if self._orjson is not None and not _LONG_INT.search(text):
+            try:
+                return self._orjson.loads(text)
+            except self._orjson.JSONDecodeError:  # deeper than orjson reads, or a
+                pass                                # lone surrogate: json reads those
         return json.loads(text)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orbits_nb.core.errors import OrbitsError, RemoteError
+from orbits_nb.core.masking import mask
 
 RUN_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STEP_STATUS = {
@@ -183,18 +184,23 @@ def _apply_step(state: RunState, event: Event) -> None:
 
 
 def error_info(error: BaseException) -> dict[str, Any]:
-    """A JSON description of an exception: type, message, traceback, fields."""
+    """A JSON description of an exception: type, message, traceback, fields.
+
+    Known secret values are masked in every text of it (the message of an exception
+    the user raised may well hold a revealed secret).
+    """
     if isinstance(error, RemoteError):
-        return {"type": error.type_name, "message": error.message,
-                "traceback": error.traceback}
+        return {"type": error.type_name, "message": mask(error.message),
+                "traceback": mask(error.traceback)}
     info: dict[str, Any] = {
         "type": f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
             "builtins.").removeprefix("orbits_nb.core.errors."),
-        "message": str(error),
-        "traceback": user_traceback(error),
+        "message": mask(str(error)),
+        "traceback": mask(user_traceback(error)),
     }
     if isinstance(error, OrbitsError):
-        info["fields"] = {k: v for k, v in error.fields.items()
+        info["fields"] = {k: mask(v) if isinstance(v, str) else v
+                          for k, v in error.fields.items()
                           if isinstance(v, (str, int, float, bool))}
     return info
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound
+from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound, StoreError
 from orbits_nb.core.ports import Executor
-from orbits_nb.core.serde import MASK, Secret, digest
+from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine import capture
@@ -30,6 +30,7 @@ from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
 from orbits_nb.executors.local import LocalExecutor
 from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.location import default_state_path
 
 HEARTBEAT_SECONDS = 15.0
@@ -57,7 +58,6 @@ class Engine:
         self.executor: Executor = executor or LocalExecutor()
         self.owner = Owner(token=uuid.uuid4().hex)
         self.max_threads = max_threads
-        self._secrets: set[str] = set()
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -120,6 +120,8 @@ class Engine:
         """Start or resume ``workflow``; returns at once with the :class:`Run` handle."""
         if not isinstance(workflow, Workflow):
             raise TypeError(f"start() needs a Workflow, got {type(workflow).__name__}")
+        if run_id is not None and run_id != "":
+            check_run_id(run_id)
         run_id = run_id or run_id_for(workflow, fresh)
         with self._lock:
             live = self.active.get(run_id)
@@ -129,9 +131,11 @@ class Engine:
                     # of the old definition is still executing.
                     raise OrbitsError(
                         f"run {run_id!r} is still executing here with an earlier "
-                        f"definition of {type(live.workflow).__qualname__}; cancel it "
-                        "(run.cancel()) or wait for it, then start again to continue "
-                        "with the new code", run_id=run_id)
+                        f"definition of {type(live.workflow).__qualname__}", run_id=run_id,
+                        hint="cancel it (run.cancel()) or wait for it, then start again "
+                             "to continue with the new code",
+                        cli_hint="wait for it to finish (or stop the process executing "
+                                 f"it), then `orbits-nb resume {run_id}`")
                 return live
             loop = self.loop
             self.store.busy = True
@@ -152,8 +156,12 @@ class Engine:
             if state.workflow and state.workflow != workflow.type_name():
                 raise NondeterminismError(
                     f"run {run_id!r} was recorded for {state.workflow}, not "
-                    f"{workflow.type_name()}; use another run_id or start(fresh=True)",
-                    run_id=run_id, expected=state.workflow, actual=workflow.type_name())
+                    f"{workflow.type_name()}", run_id=run_id, expected=state.workflow,
+                    actual=workflow.type_name(),
+                    hint="use another run_id or start(fresh=True)",
+                    cli_hint="start the workflow under another run id (the code that "
+                             f"starts it chooses it); `orbits-nb show {run_id}` shows "
+                             "what the id holds")
             execution = RunExecution(self, workflow, state)
             execution.task = asyncio.current_task()
             run.execution = execution
@@ -178,13 +186,14 @@ class Engine:
 
     def get_run(self, run_id: str) -> Run:
         """The handle of a run, live in this process or recorded in the store."""
-        live = self.active.get(run_id)
+        live = self.active.get(check_run_id(run_id))
         if live is not None:
             return live
         state = fold(run_id, self.store.load_run(run_id))
         if not state.workflow:
-            raise RunNotFound(f"no run {run_id!r} in {self.store.path}; list runs with "
-                              "`orbits-nb runs`", run_id=run_id)
+            raise RunNotFound(f"no run {run_id!r} in {self.store.path}", run_id=run_id,
+                              hint="list runs with ob.history()",
+                              cli_hint="list runs with `orbits-nb runs`")
         return Run(self, run_id)
 
     # -- observers, secrets, metadata ---------------------------------------------------
@@ -198,19 +207,19 @@ class Engine:
         return lambda: self._listeners.remove(listener)
 
     def learn_secrets(self, secrets: Iterable[Secret]) -> None:
-        for secret in secrets:
-            try:
-                value = secret.reveal()
-            except Exception:  # revealed (and reported) by the action that uses it
-                continue
-            if len(value) >= 4:
-                self._secrets.add(value)
+        """Mask the values of ``secrets`` from now on (in this whole process).
 
-    def _redact(self, text: str) -> str:
-        for value in self._secrets:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
+        Revealing a secret already teaches its value to the process-wide masking
+        registry; this reveals the ones an action is about to use, so their values are
+        masked even if only another process (a subprocess executor) reveals them.
+        """
+        for secret in secrets:
+            with contextlib.suppress(Exception):  # reported by the action that uses it
+                secret.reveal()
+
+    @staticmethod
+    def _redact(text: str) -> str:
+        return mask_json(text)
 
     def run_meta(self) -> dict[str, Any]:
         """Context recorded with each new run (e.g. the notebook that started it)."""
@@ -232,11 +241,28 @@ _engines: dict[Path, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def default_engine() -> Engine:
-    """The engine of this process for the default state file (created on first use)."""
-    path = default_state_path()
+def _engine_of(path: Path) -> Engine:
     with _engines_lock:
         engine = _engines.get(path)
         if engine is None:
             engine = _engines[path] = Engine(path)
         return engine
+
+
+def default_engine() -> Engine:
+    """The engine of this process for the default state file (created on first use)."""
+    return _engine_of(default_state_path())
+
+
+def engine_for(state: str | Path) -> Engine:
+    """The engine of this process for an existing state file (one engine per file).
+
+    A relative path is taken from the working directory (a kernel's is its notebook's
+    folder). A missing file is refused rather than created: a mistyped path must not
+    leave an empty store behind.
+    """
+    path = Path(state).expanduser().resolve()
+    if path != default_state_path() and not path.is_file():
+        raise StoreError(f"no state file at {path}: pass the path of an existing state "
+                         "file (orbits-nb run and orbits-nb demo print it)", path=str(path))
+    return _engine_of(path)

@@ -31,6 +31,8 @@ def import_class(type_name: str) -> type[Any]:
 
 def revive(value: Any) -> Any:
     """Turn recorded ``{"$secret": ...}`` references back into secrets."""
+    if isinstance(value, Secret) and value.env_var is None:
+        value = value.to_json()  # read back without its value: same rule as below
     if isinstance(value, dict):
         if "$secret" in value and set(value) <= {"$secret", "env"}:
             # A literal secret is not stored: it is read back from NAME in upper case.

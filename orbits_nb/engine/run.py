@@ -141,8 +141,10 @@ class Run:
         The next start re-executes from ``step``. The run must not be executing.
         """
         if not self.done:
-            raise OrbitsError(f"run {self.run_id!r} is executing; cancel it or wait "
-                              "before reset()", run_id=self.run_id)
+            raise OrbitsError(f"run {self.run_id!r} is executing", run_id=self.run_id,
+                              hint="cancel it (run.cancel()) or wait for it before reset()",
+                              cli_hint="wait for it to finish (or stop the process "
+                                       "executing it), then reset it")
         self.engine.writer.flush()
         state = fold(self.run_id, self.engine.store.load_run(self.run_id))
         target = state.steps.get(step)

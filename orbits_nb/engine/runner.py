@@ -118,10 +118,8 @@ class RunExecution:
             raise NondeterminismError(
                 f"run {self.run_id!r} is not deterministic: step {key!r} was recorded as "
                 f"{record.action} but the code now runs {action.type_name()} under that "
-                f"name. Restore the code, or run.reset({key!r}) to discard that step and "
-                "what followed it, or start(fresh=True)",
-                run_id=self.run_id, step=key, expected=record.action,
-                actual=action.type_name())
+                "name", run_id=self.run_id, step=key, expected=record.action,
+                actual=action.type_name(), **replay_hints(self.run_id, key))
         if record is None and not concurrent:
             self._check_position(ordinal, key, action)
         self.visited.add(key)
@@ -168,10 +166,8 @@ class RunExecution:
         raise NondeterminismError(
             f"run {self.run_id!r} is not deterministic: step number {ordinal + 1} was "
             f"recorded as {earlier.key!r} ({earlier.action}) but the code now runs "
-            f"{key!r} ({action.type_name()}) there. Restore the code, or "
-            f"run.reset({earlier.key!r}) to discard that step and what followed it, or "
-            "start(fresh=True)",
-            run_id=self.run_id, step=key, expected=earlier.key, actual=key)
+            f"{key!r} ({action.type_name()}) there", run_id=self.run_id, step=key,
+            expected=earlier.key, actual=key, **replay_hints(self.run_id, earlier.key))
 
     def _completed(self, key: str) -> None:
         self.frontier.append(key)
@@ -301,3 +297,19 @@ class RunExecution:
         self.children[key] = execution
         return await asyncio.create_task(execution.execute())
 
+
+
+def replay_hints(run_id: str, step: str) -> dict[str, str]:
+    """What to do when the code no longer matches the recorded ``step``: in Python and
+    from the command line (the ``hint``/``cli_hint`` fields of the error)."""
+    import shlex
+
+    root = run_id.split("/", 1)[0]
+    run, key = shlex.quote(run_id), shlex.quote(step)
+    return {
+        "hint": f"restore the code, or run.reset({step!r}) to discard that step and what "
+                "followed it, or start(fresh=True)",
+        "cli_hint": f"restore the code, or discard that step and what followed it with "
+                    f"`orbits-nb reset {run} {key}` (every step: `orbits-nb reset {run} "
+                    f"--all`) and run it again (`orbits-nb resume {shlex.quote(root)}`)",
+    }

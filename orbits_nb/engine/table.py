@@ -49,7 +49,11 @@ class Table:
         return [row.get(name) for row in self.rows]
 
     def to_pandas(self) -> Any:
-        import pandas as pd
+        """The rows as a ``pandas.DataFrame`` (pandas is not a dependency of orbits_nb)."""
+        from orbits_nb._optional import needs
+
+        with needs(None, "Table.to_pandas() / .df()", "pandas"):
+            import pandas as pd
 
         return pd.DataFrame(self.rows, columns=self.columns)
 

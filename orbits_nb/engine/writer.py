@@ -3,6 +3,14 @@
 A step's completion is awaited (``commit``) before the workflow goes on; lower-value
 records (a step starting, log lines, heartbeats) are ``defer``-red and ride along
 with the next commit, or are flushed after ``lazy_delay`` seconds.
+
+When the store cannot be written (a full disk, a read-only or damaged file) nothing
+is dropped silently: every record is kept, in order, and written again with backoff.
+Commits wait while the writer retries; once the failure has lasted ``retry_for``
+seconds (``$ORBITS_NB_WRITE_RETRY``, default 30) they fail with the
+:class:`~orbits_nb.StoreError`, and later ones fail at once until a write succeeds.
+Memory stays bounded: beyond ``max_kept_logs`` the oldest kept log lines are dropped,
+which is reported once on stderr and, when the store recovers, in the runs' logs.
 """
 
 from __future__ import annotations
@@ -13,25 +21,71 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
 
+from orbits_nb.core.errors import StoreError
 from orbits_nb.core.state import Event
-from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store.duckdb_store import Batch, DuckDBStore, LogLine, Owner
+from orbits_nb.store.guard import seconds_from_env
+
+RETRY_ENV = "ORBITS_NB_WRITE_RETRY"
+_FIRST_DELAY = 0.05
+_MAX_DELAY = 2.0
+
+
+@dataclass
+class _Outage:
+    """A spell during which the store could not be written."""
+
+    error: StoreError
+    since: float
+    attempts: int = 0
+    retry_at: float = 0.0
+    gave_up: bool = False
+    lost: dict[str, int] = field(default_factory=dict)  # run id -> dropped log lines
+
+
+def _report(text: str) -> None:
+    stream = sys.__stderr__ or sys.stderr
+    print(text, file=stream, flush=True)
+
+
+def _describe(batch: Batch) -> str:
+    parts = [f"{len(items)} {name}" for name, items in (
+        ("events", batch.events), ("log lines", batch.logs),
+        ("lease releases", batch.release_leases), ("heartbeats", batch.heartbeats))
+        if items]
+    return ", ".join(parts) or "no records"
 
 
 class Writer:
     def __init__(self, store: DuckDBStore, *, lazy_delay: float = 0.05,
-                 redact: Callable[[str], str] | None = None) -> None:
+                 redact: Callable[[str], str] | None = None,
+                 retry_for: float | None = None, max_kept_logs: int = 50_000) -> None:
         self.store = store
         self.lazy_delay = lazy_delay
         self.redact = redact
+        self.retry_for = seconds_from_env(RETRY_ENV, 30.0) if retry_for is None else retry_for
+        self.max_kept_logs = max_kept_logs
         self._cond = threading.Condition()
         self._urgent: list[tuple[Batch, concurrent.futures.Future[None]]] = []
         self._opens: list[tuple[str, Owner, concurrent.futures.Future[list[Event]]]] = []
         self._lazy = Batch()
         self._lazy_since = 0.0
+        self._outage: _Outage | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.commits = 0
+        #: Failed write attempts and log lines dropped beyond ``max_kept_logs``.
+        self.failures = 0
+        self.lost_logs = 0
+
+    @property
+    def failing(self) -> StoreError | None:
+        """The error of the store's current write failure, if it is failing."""
+        outage = self._outage
+        return outage.error if outage is not None else None
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -77,28 +131,59 @@ class Writer:
         self.submit(Batch()).result(timeout)
 
     def stop(self) -> None:
+        """Write what is queued (retrying as usual), then end the thread.
+
+        Records that still cannot be written are reported as lost on stderr.
+        """
         if self._thread is None:
             return
-        self.flush()
+        # What cannot be written is reported below, not raised: this runs at exit.
+        with suppress(StoreError, concurrent.futures.TimeoutError):
+            self.flush(self.retry_for + 10)
         with self._cond:
             self._stopping = True
             self._cond.notify()
         self._thread.join(5)
         self._thread = None
+        with self._cond:
+            left, self._lazy = self._lazy, Batch()
+            waiting, self._urgent = self._urgent, []
+        for batch, future in waiting:
+            left.extend(batch)
+            if not future.done():
+                future.set_exception(self._given_up())
+        if left:
+            _report(f"orbits_nb: {_describe(left)} could not be written to "
+                    f"{self.store.path} before this process stopped and are lost: "
+                    f"{self.failing or 'the writer stopped'}")
+
+    # -- the writer thread ------------------------------------------------------------
+    def _next_wait(self) -> float | None:
+        """0 when there is work now, else how long to wait (None: until notified)."""
+        now = time.monotonic()
+        if self._stopping or self._opens:
+            return 0.0
+        outage = self._outage
+        if outage is not None and (self._urgent or self._lazy):
+            if self._urgent and outage.gave_up:
+                return 0.0  # fail it at once, or find the store writable again
+            return max(0.0, outage.retry_at - now)
+        if self._urgent:
+            return 0.0
+        if self._lazy:
+            return max(0.0, self.lazy_delay - (now - self._lazy_since))
+        return None
 
     def _take(self) -> tuple[Batch, list[concurrent.futures.Future[None]]] | None:
         with self._cond:
             while True:
-                if self._urgent or self._opens or self._stopping:
+                wait = self._next_wait()
+                if wait == 0.0:
                     break
-                if self._lazy and time.monotonic() - self._lazy_since >= self.lazy_delay:
-                    break
-                wait: float | None
-                if self._lazy:
-                    wait = self.lazy_delay - (time.monotonic() - self._lazy_since)
-                else:
-                    wait = self.store.idle_release if self.store.is_open else None
-                if not self._cond.wait(wait) and self.store.is_open and not self._lazy:
+                idle = wait is None
+                if idle and self.store.is_open:
+                    wait = self.store.idle_release
+                if not self._cond.wait(wait) and idle and self.store.is_open:
                     return Batch(), []  # timed out idle: let the store hand the file over
             merged, self._lazy = self._lazy, Batch()
             futures = []
@@ -107,6 +192,91 @@ class Writer:
                 futures.append(future)
             self._urgent.clear()
             return merged, futures
+
+    def _commit(self, batch: Batch, futures: list[concurrent.futures.Future[None]]) -> None:
+        if batch:
+            try:
+                self.store.write(batch, redact=self.redact)
+            except StoreError as err:
+                self._failed(batch, futures, err)
+                return
+            except BaseException as err:  # not the store's fault: retrying cannot help
+                _report(f"orbits_nb: could not write {_describe(batch)} to "
+                        f"{self.store.path}; they are lost: {err!r}")
+                for future in futures:
+                    future.set_exception(err)
+                return
+            self.commits += 1
+            if self._outage is not None:
+                self._recovered()
+        for future in futures:
+            future.set_result(None)
+
+    def _failed(self, batch: Batch, futures: list[concurrent.futures.Future[None]],
+                err: StoreError) -> None:
+        """Keep ``batch`` for the next attempt; fail ``futures`` once retrying is over."""
+        now = time.monotonic()
+        with self._cond:
+            self.failures += 1
+            outage = self._outage
+            if outage is None:
+                outage = self._outage = _Outage(err, now)
+                _report(f"orbits_nb: {err}. Retrying for {self.retry_for:g}s; the "
+                        "records are kept in memory meanwhile")
+            outage.error = err
+            outage.attempts += 1
+            outage.retry_at = now + min(_FIRST_DELAY * 2 ** (outage.attempts - 1),
+                                        _MAX_DELAY)
+            outage.gave_up = outage.gave_up or self._stopping or (
+                now - outage.since >= self.retry_for)
+            batch.extend(self._lazy)
+            self._lazy = batch
+            self._bound(outage)
+            if not outage.gave_up:
+                self._urgent[:0] = [(Batch(), future) for future in futures]
+                return
+        for future in futures:
+            future.set_exception(self._given_up())
+
+    def _bound(self, outage: _Outage) -> None:
+        """Drop the oldest kept log lines beyond ``max_kept_logs`` (reported once)."""
+        overflow = len(self._lazy.logs) - self.max_kept_logs
+        if overflow <= 0:
+            return
+        dropped, self._lazy.logs = self._lazy.logs[:overflow], self._lazy.logs[overflow:]
+        if not outage.lost:
+            _report(f"orbits_nb: {self.store.path} still cannot be written; dropping the "
+                    f"oldest log lines beyond {self.max_kept_logs} kept in memory")
+        for line in dropped:
+            outage.lost[line.run_id] = outage.lost.get(line.run_id, 0) + 1
+        self.lost_logs += overflow
+
+    def _given_up(self) -> StoreError:
+        outage = self._outage
+        if outage is None:
+            return StoreError(f"the writer of {self.store.path} stopped before this "
+                              "record was written", path=str(self.store.path))
+        err = outage.error
+        seconds = time.monotonic() - outage.since
+        return StoreError(
+            f"{err.message} (still failing after {seconds:.0f}s of retries; the records "
+            "stay queued in memory and are written if the file becomes writable while "
+            "this process runs; resume the run then)",
+            **{**err.fields, "retried_for": seconds})
+
+    def _recovered(self) -> None:
+        outage, self._outage = self._outage, None
+        assert outage is not None
+        seconds = time.monotonic() - outage.since
+        lost = sum(outage.lost.values())
+        _report(f"orbits_nb: {self.store.path} can be written again after {seconds:.0f}s; "
+                + (f"{lost} log lines were lost" if lost else "nothing was lost"))
+        notes = [LogLine(run_id, None, None, "stderr",
+                         f"orbits_nb: {count} log lines of this run were lost while "
+                         f"{self.store.path} could not be written ({outage.error.message})")
+                 for run_id, count in outage.lost.items()]
+        if notes:
+            self.defer(Batch(logs=notes))
 
     def _serve_opens(self) -> None:
         with self._cond:
@@ -131,26 +301,13 @@ class Writer:
             taken = self._take()
             if taken is None:
                 return
-            batch, futures = taken
-            error: BaseException | None = None
-            if batch:
-                try:
-                    self.store.write(batch, redact=self.redact)
-                    self.commits += 1
-                except BaseException as err:
-                    error = err
-                    if not futures:
-                        print(f"orbits_nb: could not write to the store: {err}",
-                              file=sys.__stderr__)
-            for future in futures:
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+            self._commit(*taken)
             self._serve_opens()
             try:
                 self.store.tick()
             except Exception as err:  # a failing close must not kill the writer
-                print(f"orbits_nb: could not release the store: {err}", file=sys.__stderr__)
-            if self._stopping and not self._urgent and not self._lazy:
-                return
+                _report(f"orbits_nb: could not release the store: {err}")
+            with self._cond:
+                if self._stopping and (self._outage is not None
+                                       or not (self._urgent or self._lazy)):
+                    return

@@ -1,7 +1,13 @@
-"""One progress view for a fleet: a row per tenant, live in a notebook, text elsewhere."""
+"""One progress view for a fleet: a row per tenant, live in a notebook, text elsewhere.
+
+In a terminal, the live part is the engine's terminal progress (tqdm's bar and the
+step lines of every tenant, ``tenant-acme/git-create``), and the table is printed once
+at the end: a table redrawn in place would fight the bar for the same lines.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -76,19 +82,23 @@ def summary(table: Table) -> str:
 def watch_fleet(run: Run, *, refresh: float = 0.5) -> Table:
     """Show the fleet table and keep it current until the run ends; return the last one.
 
-    In a notebook the table is one display that updates in place; elsewhere the
-    final table is printed. It redraws when the engine reports a change, at most
-    every ``refresh`` seconds.
+    In a notebook the table is one display that updates in place, redrawn when the
+    engine reports a change, at most every ``refresh`` seconds. In a terminal the
+    run's progress (the same tqdm bar and step lines as ``run.wait()``) is shown on
+    stderr meanwhile; at the end the final table is printed.
     """
+    from orbits_nb.engine.progress import shown_while_waiting
+
     changed = threading.Event()
     unsubscribe = run.engine.subscribe(lambda _execution: changed.set())
     handle = _display(fleet_progress(run))
     try:
-        while not run.done:
-            changed.wait(refresh)
-            changed.clear()
-            if handle is not None:
-                handle.update(_bundle(fleet_progress(run)), raw=True)
+        with contextlib.nullcontext() if handle is not None else shown_while_waiting(run):
+            while not run.done:
+                changed.wait(refresh)
+                changed.clear()
+                if handle is not None:
+                    handle.update(_bundle(fleet_progress(run)), raw=True)
     finally:
         unsubscribe()
     final = fleet_progress(run)

@@ -128,8 +128,9 @@ def resolve_keys(store: DuckDBStore, targets: Iterable[str | Resource]) -> list[
         rows = store.fetch("SELECT resource_key FROM resources WHERE status = 'present' "
                            "AND (resource_key = ? OR identity = ?)", [target, target])
         if not rows:
-            raise ResourceNotFound(f"no recorded resource has key or identity {target!r}; "
-                                   "list them with ob.list_resources()", key=target)
+            raise ResourceNotFound(f"no recorded resource has key or identity {target!r}",
+                                   key=target, hint="list them with ob.list_resources()",
+                                   cli_hint="list them with `orbits-nb resources`")
         keys += [r[0] for r in rows]
     return list(dict.fromkeys(keys))
 

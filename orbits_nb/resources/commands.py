@@ -139,9 +139,13 @@ class Delete(Action):
                     others: list[str]) -> Any:
         if not self.args.get("release_caller"):
             raise ResourceInUse(
-                f"resource {key!r} is still used by {', '.join(others)}; uninstall it from "
-                "those workflows, release them with release=[run id or workflow], or pass "
-                "force=True to delete it anyway", key=key, users=others)
+                f"resource {key!r} is still used by {', '.join(others)}", key=key,
+                users=others,
+                hint="uninstall it from those workflows, release them with release=[run "
+                     "id or workflow], or pass force=True to delete it anyway",
+                cli_hint="release them with `orbits-nb uninstall KEY --release USER` (a "
+                         "root run id or workflow, repeatable), or delete it anyway with "
+                         "--force")
 
         def write() -> None:
             with records.transaction(engine.store) as con:
@@ -172,15 +176,18 @@ async def _bounded(workflow: Workflow, steps: list[tuple[str, Action]], limit: i
             return await workflow.do(name, action)
 
     results = await asyncio.gather(*(one(n, a) for n, a in steps), return_exceptions=True)
-    failed = []
+    failed: list[str] = []
+    hints: dict[str, str | None] = {}
     for result in results:
         if isinstance(result, StepFailed):
             failed.append(f"{result.step}: {result.cause}")
+            if result.cli_hint and not hints:  # what to do next, for the first one
+                hints = {"hint": result.hint, "cli_hint": result.cli_hint}
         elif isinstance(result, BaseException):
             raise result
     if failed:
         raise ResourceError(f"{len(failed)} of {len(steps)} resource(s) failed: "
-                            + "; ".join(failed[:5]), failed=len(failed))
+                            + "; ".join(failed[:5]), failed=len(failed), **hints)
     return {a.args["key"]: r for (_, a), r in zip(steps, results, strict=True)}
 
 

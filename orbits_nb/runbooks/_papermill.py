@@ -3,8 +3,10 @@
 It is papermill's own nbclient engine with four differences: the kernel gets the
 runner's environment and working directory, the runner learns the kernel's pid as
 soon as it starts, every save of the output notebook is scrubbed of secret values
-first, and the runner's header and bootstrap cells are placed around papermill's
-injected parameters.
+first (with stream outputs coalesced per cell, so no secret is split between two;
+papermill itself is given no output path, so it writes nothing unscrubbed),
+and the runner's header and bootstrap cells are placed around papermill's injected
+parameters.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class Hooks:
     header: str
     bootstrap: str | None
     on_kernel: Callable[[int], None]
+    #: Where the output is recorded (papermill metadata) and saved during execution
+    #: (None: only at the end, by the runner).
+    output: str | None = None
+    save_to: str | None = None
+    #: The notebook being executed (the manager's, kept current).
     nb: Any = None
     kernel_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -74,25 +81,30 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
                          autosave_cell_every: int = 30, orbits_hooks: Hooks | None = None,
                          **kwargs: Any) -> Any:
         assert orbits_hooks is not None
-        _place_cells(nb, orbits_hooks)
-        nb_man = _ScrubbingManager(nb, output_path=output_path, progress_bar=progress_bar,
+        hooks = orbits_hooks
+        _place_cells(nb, hooks)
+        nb.metadata.setdefault("papermill", {})["output_path"] = hooks.output
+        # papermill hands the engine no output path (its own saves would not be
+        # scrubbed); this manager saves, scrubbed, where the runner said.
+        nb_man = _ScrubbingManager(nb, output_path=hooks.save_to, progress_bar=progress_bar,
                                    log_output=log_output,
                                    autosave_cell_every=autosave_cell_every)
-        nb_man.secrets = orbits_hooks.secrets
-        orbits_hooks.nb = nb_man.nb
+        nb_man.secrets = hooks.secrets
+        hooks.nb = nb_man.nb
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output,
-                                         orbits_hooks=orbits_hooks, **kwargs)
+                                         orbits_hooks=hooks, **kwargs)
         finally:
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
+            hooks.nb = nb_man.nb
         return nb_man.nb
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, *,
                                  log_output: bool = False, stdout_file: Any = None,
-                                 stderr_file: Any = None, start_timeout: int = 60,
+                                 stderr_file: Any = None, start_timeout: float = 60,
                                  execution_timeout: float | None = None,
                                  orbits_hooks: Hooks | None = None, **kwargs: Any) -> Any:
         assert orbits_hooks is not None
@@ -102,7 +114,10 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
             kernel_name=kernel_name, log=logger, log_output=log_output,
             stdout_file=stdout_file, stderr_file=stderr_file,
             # ipykernel's start-up warnings (TCP on loopback) are noise in a report.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # One stream output per cell and name: a secret written in several pieces
+            # is whole again when the notebook is scrubbed.
+            coalesce_streams=True)
 
         def started(**_: Any) -> None:
             pid = getattr(getattr(client.km, "provisioner", None), "pid", None)

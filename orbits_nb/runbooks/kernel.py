@@ -11,12 +11,14 @@ notebook source, so secrets stay out of the executed notebook::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from orbits_nb.core import masking
 from orbits_nb.core.serde import Secret
 
 ENV_HEADLESS = "ORBITS_NB_HEADLESS"
@@ -72,15 +74,22 @@ def secret_env_var(name: str) -> str:
 def bootstrap() -> dict[str, Secret]:
     """The secret parameters as :class:`Secret` objects (run by the injected cell).
 
-    Their values are taught to the default engine, so a secret printed inside a step
-    is masked in the stored logs too.
+    Their values, and those the secret parameters not given get from their defaults
+    (read from the runbook's parameters cell), are masked in this kernel from now
+    on, so a secret printed inside a step is masked in the stored logs too.
     """
     names: dict[str, str] = json.loads(os.environ.get(ENV_SECRETS) or "{}")
     secrets = {name: Secret(name=name, env=variable) for name, variable in names.items()}
-    if secrets:
-        from orbits_nb.engine.engine import default_engine
+    for secret in secrets.values():
+        with contextlib.suppress(Exception):  # an unset variable fails where it is used
+            secret.reveal()
+    notebook = os.environ.get(ENV_NOTEBOOK)
+    if notebook:
+        from orbits_nb.runbooks.parameters import inspect, secret_default
 
-        default_engine().learn_secrets(secrets.values())
+        with contextlib.suppress(Exception):  # the runner checked the notebook already
+            masking.remember_all(value for param in inspect(notebook).parameters.values()
+                                 if (value := secret_default(param)) is not None)
     return secrets
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core import masking
+from orbits_nb.core.masking import MaskingStream
 from orbits_nb.runbooks import kernel as kenv
 from orbits_nb.runbooks import records, report
 from orbits_nb.runbooks.execute import kernel_env, notebook_label, secret_values
@@ -21,18 +24,46 @@ if TYPE_CHECKING:
 _SOURCE_LINES = 40
 
 
-class _ScrubbedStream:
-    """``--log-output``: cell output echoed to the console, secrets masked."""
+class _Tee:
+    """Writes to several text streams (the console and a file)."""
 
-    def __init__(self, stream: Any, secrets: list[str]) -> None:
-        self.stream = stream
-        self.secrets = secrets
+    def __init__(self, streams: list[Any]) -> None:
+        self.streams = streams
 
     def write(self, text: str) -> int:
-        return int(self.stream.write(report.scrub(text, self.secrets)))
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def _streams(job: Job) -> Iterator[dict[str, MaskingStream]]:
+    """papermill's ``stdout_file``/``stderr_file``, secrets masked: the console
+    (``--log-output``; stderr when the notebook itself goes to stdout) and the files
+    asked for (``--stdout-file``/``--stderr-file``)."""
+    console = {"stdout_file": sys.stderr if job.output.to_stdout else sys.stdout,
+               "stderr_file": sys.stderr}
+    with contextlib.ExitStack() as stack:
+        found: dict[str, MaskingStream] = {}
+        for name, echo in console.items():
+            targets = [echo] if job.log_output else []
+            given = getattr(job.papermill, name)
+            if isinstance(given, (str, Path)):
+                targets.append(stack.enter_context(
+                    Path(given).expanduser().open("w", encoding="utf-8")))
+            elif given is not None:
+                targets.append(given)
+            if targets:
+                found[name] = MaskingStream(_Tee(targets))
+        try:
+            yield found
+        finally:
+            for stream in found.values():
+                stream.close()  # what was held back, before the files close
 
 
 def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
@@ -42,28 +73,34 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     from orbits_nb.runbooks._papermill import Hooks, register
 
     record = job.record
-    secrets = secret_values(job.values)
+    secrets = secret_values(job.values, job.signature)
+    # The runner masks these in everything it writes (store, notebook, console).
+    masking.remember_all(secrets)
+    options = job.papermill
 
     def kernel_started(pid: int) -> None:
         record.kernel_pid = pid
         records.set_kernel_pid(store, record.notebook_run_id, pid)
 
-    hooks = Hooks(env=kernel_env(job), cwd=job.notebook.parent, secrets=secrets,
-                  header=report.header(record, notebook_label(job)),
-                  bootstrap=kenv.bootstrap_source() if job.values.secrets else None,
-                  on_kernel=kernel_started)
-    streams: dict[str, Any] = {}
-    if job.log_output:
-        streams = {"stdout_file": _ScrubbedStream(sys.stdout, secrets),
-                   "stderr_file": _ScrubbedStream(sys.stderr, secrets)}
-    job.output_path.parent.mkdir(parents=True, exist_ok=True)
+    hooks = Hooks(env=kernel_env(job), cwd=Path(options.cwd or job.notebook.parent),
+                  secrets=secrets, header=report.header(record, notebook_label(job)),
+                  bootstrap=kenv.bootstrap_source() if _has_secrets(job) else None,
+                  on_kernel=kernel_started, output=str(job.output),
+                  save_to=job.output.autosave_target()
+                  if options.request_save_on_cell_execute else None)
     failure: BaseException | None = None
     try:
-        papermill.execute_notebook(
-            str(job.notebook), str(job.output_path), parameters=job.values.public,
-            engine_name=register(), kernel_name=job.kernel_name,
-            progress_bar=job.progress, start_timeout=int(job.start_timeout),
-            execution_timeout=job.cell_timeout, orbits_hooks=hooks, **streams)
+        job.output.make_room()
+        with _streams(job) as streams:
+            # papermill itself writes nothing (output None): its own saves would not be
+            # scrubbed of secrets; the engine saves through `hooks.save_to` instead.
+            papermill.execute_notebook(
+                str(job.notebook), None, parameters=job.values.public,
+                engine_name=register(), kernel_name=job.kernel_name,
+                progress_bar=job.progress, start_timeout=job.start_timeout,
+                execution_timeout=job.cell_timeout, report_mode=options.report_mode,
+                autosave_cell_every=options.autosave_cell_every, orbits_hooks=hooks,
+                **streams)
     except BaseException as err:  # recorded below; interrupts are raised again after
         failure = err
     with records.held(store):
@@ -73,13 +110,18 @@ def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
     return record
 
 
+def _has_secrets(job: Job) -> bool:
+    return bool(job.values.secrets) or any(
+        p.secret for p in job.signature.parameters.values())
+
+
 def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | None) -> None:
     """Complete the record and the executed notebook after the kernel is gone."""
     import nbformat
 
     record = job.record
     secrets = hooks.secrets
-    nb = _load(job) or hooks.nb
+    nb = hooks.nb
     status, cell, error = classify(nb, failure)
     record.status = status
     record.failed_cell = cell
@@ -95,21 +137,31 @@ def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | 
     records.reap_runs(store, record.workflow_runs, why)
     if nb is not None:
         _complete_notebook(nbformat, job, store, nb)
+        if job.papermill.report_mode:
+            _hide_inputs(nb)
         report.scrub(nb, secrets)
-        _write(nbformat, nb, job.output_path)
+        _write(job, nb, secrets)
     records.update(store, record)
 
 
-def _load(job: Job) -> Any:
-    import nbformat
-
-    if not job.output_path.exists():
-        return None
-    reader: Any = nbformat.read  # nbformat ships no type hints
+def _write(job: Job, nb: Any, secrets: list[str]) -> None:
     try:
-        return reader(str(job.output_path), as_version=4)
-    except Exception:  # a torn autosave: fall back to the in-memory notebook
-        return None
+        job.output.write(nb)
+    except Exception as err:  # the run is recorded all the same, with why it has no output
+        record = job.record
+        message = report.scrub(f"cannot write the executed notebook to {job.output}: "
+                               f"{type(err).__name__}: {err}", secrets)
+        record.status = "failed"
+        record.error = record.error or {"type": "OutputError", "message": message,
+                                        "traceback": "", "source": "",
+                                        "execution_count": None}
+
+
+def _hide_inputs(nb: Any) -> None:
+    """papermill's report mode, for the cells added after it ran too."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
 
 
 def _complete_notebook(nbformat: Any, job: Job, store: DuckDBStore, nb: Any) -> None:
@@ -124,24 +176,13 @@ def _complete_notebook(nbformat: Any, job: Job, store: DuckDBStore, nb: Any) -> 
     nb.cells = heads + [c for c in nb.cells if id(c) not in seen and report.REPORT_TAG
                         not in c.get("metadata", {}).get("tags", [])]
     engine = Engine(store)
-    nb.cells += report.report_cells(nbformat, engine, record.workflow_runs)
+    nb.cells += report.report_cells(nbformat, engine, record.workflow_runs,
+                                    job.output_path)
     nb.metadata["orbits_nb"] = {
         "notebook_run_id": record.notebook_run_id, "runbook": record.runbook,
         "status": record.status, "parameters": record.masked_parameters(),
         "workflow_runs": record.workflow_runs, "failed_cell": record.failed_cell,
     }
-
-
-def _write(nbformat: Any, nb: Any, path: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".orbits-nb-", suffix=".ipynb", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(nb, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def classify(nb: Any, failure: BaseException | None) -> tuple[str, int | None,

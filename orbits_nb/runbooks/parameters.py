@@ -26,7 +26,9 @@ from __future__ import annotations
 import ast
 import io
 import math
+import os
 import tokenize
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,45 @@ def _literal(node: ast.expr | None) -> tuple[bool, Any]:
 def _is_secret_call(source: str) -> bool:
     head = source.split("(", 1)[0].strip()
     return head.endswith(("Secret", "Secret.from_env", "Secret.env"))
+
+
+def secret_default(param: Parameter, environ: Mapping[str, str] | None = None) -> str | None:
+    """The clear value a secret parameter gets from its default, if any.
+
+    A literal default (``api_token = "..."``), ``Secret("...")``, or the variable of
+    ``Secret.from_env("VAR")`` / ``Secret.env("VAR")`` / ``Secret(env="VAR")`` read from
+    ``environ`` (the runner's environment, which the kernel inherits).
+    """
+    if not param.secret:
+        return None
+    if isinstance(param.default, str):
+        return param.default or None
+    if not _is_secret_call(param.default_source):
+        return None
+    try:
+        call = ast.parse(param.default_source, mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call):
+        return None
+    given = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+    first = call.args[0] if call.args else None
+    if _name(call.func) in ("from_env", "env"):
+        variable = _constant(first if first is not None else given.get("variable"))
+    else:
+        value = _constant(first if first is not None else given.get("value"))
+        if value is not None:
+            return value
+        variable = _constant(given.get("env"))
+    if variable is None:
+        return None
+    return (os.environ if environ is None else environ).get(variable) or None
+
+
+def _constant(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
 
 
 def _type_of(value: Any) -> str:

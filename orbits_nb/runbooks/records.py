@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from orbits_nb.core.serde import MASK, dumps, loads
+from orbits_nb.core.serde import MASK, dumps, loads, mask_json
 from orbits_nb.core.state import RUN_TERMINAL, Event, fold
 from orbits_nb.runbooks.errors import RunbookFailed
 from orbits_nb.store.duckdb_store import HOST, Batch, DuckDBStore, owner_alive
@@ -126,10 +126,12 @@ def set_kernel_pid(store: DuckDBStore, notebook_run_id: str, pid: int) -> None:
 
 
 def _row(record: NotebookRun) -> list[Any]:
+    """The row of ``record``; known secret values are masked in its JSON (the error)."""
     out: list[Any] = []
     for column in COLUMNS:
         value = getattr(record, column)
-        out.append(dumps(value) if column in _JSON and value is not None else value)
+        out.append(mask_json(dumps(value)) if column in _JSON and value is not None
+                   else value)
     return out
 
 
@@ -214,7 +216,7 @@ def _reap_one(store: DuckDBStore, run_id: str, reason: str) -> bool:
               for step in state.ordered_steps() if step.status in ("running", "retrying")]
     events.append(Event(run_id, "run.failed", data={"error": error}))
     releases = [(run_id, lease[0][2])] if lease else []
-    store.write(Batch(events=events, release_leases=releases))
+    store.write(Batch(events=events, release_leases=releases), redact=mask_json)
     return True
 
 

@@ -12,11 +12,16 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core import masking
 from orbits_nb.core.serde import MASK
+from orbits_nb.store.location import project_root
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orbits_nb.engine.engine import Engine
     from orbits_nb.runbooks.records import NotebookRun
 
@@ -107,16 +112,48 @@ def run_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if isinstance(v, (str, dict, list))}
 
 
-def report_cells(nbformat: Any, engine: Engine, run_ids: list[str]) -> list[Any]:
-    """A markdown title and one code cell per run with its static display as output."""
+def state_argument(state: Path, notebook: Path | None) -> str | None:
+    """How a kernel started in ``notebook``'s folder finds ``state``.
+
+    None when ``state`` is the file such a kernel opens by default (the folder's project
+    state), so the cell stays portable; a path relative to that folder when ``state``
+    lies inside it (the folder can move); else the absolute path. ``$ORBITS_NB_STATE``
+    is ignored: the notebook outlives the environment of the process that wrote it.
+    """
+    state = state.resolve()
+    if notebook is None:
+        return str(state)
+    folder = notebook.resolve().parent
+    if state == project_root(folder) / ".orbits_nb" / "state.duckdb":
+        return None
+    try:
+        return state.relative_to(folder).as_posix()
+    except ValueError:
+        return str(state)
+
+
+def live_view_source(run_id: str, state: str | None) -> str:
+    """The code of a report cell: the run's handle, from the store that holds it."""
+    where = "" if state is None else f", state={state!r}"
+    return f"import orbits_nb as ob\n\nob.get_run({run_id!r}{where})"
+
+
+def report_cells(nbformat: Any, engine: Engine, run_ids: list[str],
+                 notebook: Path | None = None) -> list[Any]:
+    """A markdown title and one code cell per run with its static display as output.
+
+    ``notebook`` is where the executed notebook is written: each cell opens the state
+    of ``engine`` as a kernel started beside it finds it (:func:`state_argument`).
+    """
     if not run_ids:
         return []
     title = nbformat.v4.new_markdown_cell(
         "### Workflow runs\nStatic report written by `orbits-nb run` from the state store. "
         "Run a cell in Jupyter to get the live view of that run.")
     cells = [title]
+    state = state_argument(engine.store.path, notebook)
     for run_id in run_ids:
-        source = f"import orbits_nb as ob\n\nob.get_run({run_id!r})"
+        source = live_view_source(run_id, state)
         cell = nbformat.v4.new_code_cell(source)
         try:
             bundle = run_bundle(engine, run_id)
@@ -129,19 +166,22 @@ def report_cells(nbformat: Any, engine: Engine, run_ids: list[str]) -> list[Any]
     return cells
 
 
-def scrub(node: Any, secrets: list[str]) -> Any:
-    """Replace every secret value in the strings of ``node`` (in place for containers)."""
-    if not secrets:
-        return node
+def scrub(node: Any, secrets: Iterable[str] = ()) -> Any:
+    """Mask every known secret value (and ``secrets``) in the strings of ``node``.
+
+    Containers are changed in place; the masked node is returned.
+    """
+    masking.remember_all(secrets)
+    return _scrub(node)
+
+
+def _scrub(node: Any) -> Any:
     if isinstance(node, str):
-        for value in secrets:
-            if value in node:
-                node = node.replace(value, MASK)
-        return node
+        return masking.mask(node)
     if isinstance(node, dict):
         for key in list(node):
-            node[key] = scrub(node[key], secrets)
+            node[key] = _scrub(node[key])
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            node[index] = scrub(item, secrets)
+            node[index] = _scrub(item)
     return node

@@ -107,14 +107,45 @@ def zone(name: str | None) -> tzinfo:
         return UTC
 
 
-def check_cron(cron: str) -> str:
-    from croniter import croniter
+SHORTCUTS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly",
+             "@annually")
+_CRON_HELP = ("5 fields: minute hour day month weekday, e.g. '0 2 * * *' (every day at "
+              "02:00) or '*/15 * * * 1-5', or one of @hourly, @daily, @weekly, @monthly, "
+              "@yearly")
 
+
+def check_cron(cron: Any) -> str:
+    """A 5-field cron expression (or an @shortcut), normalised; ScheduleError otherwise.
+
+    Six fields are refused: croniter would read the sixth as seconds, which system
+    cron (``schedule crontab``) does not have.
+    """
+    from croniter import CroniterError, croniter
+
+    if not isinstance(cron, str):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: give a string of "
+                            f"{_CRON_HELP}", cron=cron)
     text = " ".join(cron.split())
-    if not text or not croniter.is_valid(text):
-        raise ScheduleError(f"{cron!r} is not a valid cron expression (expected 5 fields "
-                            "'minute hour day month weekday', e.g. '0 2 * * *', or "
-                            "@hourly/@daily/@weekly)", cron=cron)
+    if text.startswith("@"):
+        if text.lower() not in SHORTCUTS:
+            raise ScheduleError(f"{cron!r} is not a valid cron expression (unknown "
+                                f"shortcut); give {_CRON_HELP}", cron=cron)
+        return text.lower()
+    parts = text.split(" ") if text else []
+    if len(parts) != 5:
+        extra = (" (a sixth field would be seconds, which schedules do not take)"
+                 if len(parts) == 6 else "")
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: it has {len(parts)} "
+                            f"field(s){extra}; give {_CRON_HELP}", cron=cron)
+    if not croniter.is_valid(text):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression; give {_CRON_HELP}",
+                            cron=cron)
+    try:
+        croniter(text, datetime.now(UTC)).get_next(float)
+    except (CroniterError, ValueError):
+        raise ScheduleError(f"{cron!r} is not a valid cron expression: it never comes due "
+                            f"(no such date, e.g. 30 February); give {_CRON_HELP}",
+                            cron=cron) from None
     return text
 
 
@@ -169,6 +200,7 @@ def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
     schedule = Schedule(schedule_id, cron, str(path), values.recorded(), catch_up,
                         dict(options or {}), True, created, created)
     schedule.zone()  # an unknown tz option fails here, not in the scheduler
+    _check_options(schedule.options)
     with store.connection() as con:
         con.execute("BEGIN")
         try:
@@ -187,6 +219,20 @@ def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
             con.execute("ROLLBACK")
             raise
     return schedule
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """What each run would refuse (kernel, timeout, output folder), refused now."""
+    from orbits_nb.runbooks.execute import check_kernel, check_seconds
+
+    if options.get("kernel") is not None:
+        check_kernel(str(options["kernel"]))
+    check_seconds("cell timeout", options.get("cell_timeout"), allow_none=True)
+    folder = options.get("output_dir")
+    if folder is not None and Path(str(folder)).expanduser().exists() and \
+            not Path(str(folder)).expanduser().is_dir():
+        raise ScheduleError(f"output folder {folder!r} is a file; give a folder",
+                            output_dir=folder)
 
 
 def remove(store: DuckDBStore, schedule_id: str) -> Schedule:

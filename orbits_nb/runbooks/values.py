@@ -166,16 +166,22 @@ def validate(sig: Signature, given: dict[str, Any], *, check_env: bool = True,
 def _secret(sig: Signature, param: Parameter, value: Any, check_env: bool,
             allow_literal: bool) -> Secret:
     name = param.name
+    unrecorded = ParameterError(
+        f"parameter {name!r} is secret and its value was not recorded; pass it "
+        f"again with -p {name} VALUE (or -p {name} env:VARIABLE)",
+        notebook=str(sig.notebook), parameter=name)
     if isinstance(value, dict) and "$secret" in value:
         if not value.get("env"):
-            raise ParameterError(
-                f"parameter {name!r} is secret and its value was not recorded; pass it "
-                f"again with -p {name} VALUE (or -p {name} env:VARIABLE)",
-                notebook=str(sig.notebook), parameter=name)
+            raise unrecorded
         value = Secret(name=name, env=str(value["env"]))
     if isinstance(value, Secret):
-        secret = (Secret(name=name, env=value.env_var) if value.env_var
-                  else Secret(value.reveal(), name=name))
+        if value.env_var:
+            secret = Secret(name=name, env=value.env_var)
+        else:
+            try:
+                secret = Secret(value.reveal(), name=name)
+            except InvalidArgument:  # read back from the store, without its value
+                raise unrecorded from None
     elif isinstance(value, str):
         secret = Secret(value, name=name)
     else:

@@ -1,8 +1,8 @@
-"""The DuckDB store: the state file, opened only while there is work.
+"""The DuckDB store: runs, steps, events, logs and leases, as named operations.
 
-All access in a process is serialized on one connection. Between processes the file
-is handed over through :class:`~orbits_nb.store.handoff.Turnstile`, so nobody sees a
-DuckDB lock error: a process waits its turn, bounded by ``lock_timeout``.
+The file itself (opening, hand-over between processes, faults, reads that create
+nothing) is :class:`~orbits_nb.store.statefile.StateFile`; this module holds what is
+written and read.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from orbits_nb.core.errors import RunOwned, StoreBusy, StoreError
-from orbits_nb.core.serde import dumps_record, loads
+from orbits_nb.core.errors import RunOwned, StoreError
+from orbits_nb.core.serde import dumps_record, loads_record
 from orbits_nb.core.state import Event
-from orbits_nb.store.handoff import Turnstile
-from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
+from orbits_nb.store.guard import check_query, check_run_id, check_step, fault, os_fault
+from orbits_nb.store.migrate import rollback
+from orbits_nb.store.statefile import StateFile
 
 if TYPE_CHECKING:
     import duckdb
@@ -95,154 +94,15 @@ def _owned(run_id: str, host: str, pid: int, since: float) -> RunOwned:
         run_id=run_id, owner=f"{host}:{pid}", since=since)
 
 
-class DuckDBStore:
-    """Runs, steps, events, logs and leases in a DuckDB file (or ``":memory:"``)."""
+class DuckDBStore(StateFile):
+    """Runs, steps, events, logs and leases in a DuckDB file (or ``":memory:"``).
 
-    def __init__(self, path: str | Path, *, lock_timeout: float | None = None,
-                 time_slice: float = 0.2, idle_release: float = 0.05) -> None:
-        self.memory = str(path) == ":memory:"
-        self.path = Path(path) if not self.memory else Path(":memory:")
-        timeout = lock_timeout or float(os.environ.get("ORBITS_NB_LOCK_TIMEOUT", "120"))
-        self.lock_timeout = timeout
-        self.time_slice = time_slice
-        self.idle_release = idle_release
-        self._turnstile = None if self.memory else Turnstile(self.path, timeout=timeout)
-        self._lock = threading.RLock()
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._opened_at = 0.0
-        self._last_used = 0.0
-        self._users = 0
-        #: Set by the engine while it has runs in flight; idle stores close at once.
-        self.busy = False
-
-    # -- the file -------------------------------------------------------------------
-    @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The open connection, for one unit of work (opens the file if needed)."""
-        with self._lock:
-            if self._con is None:
-                self._open()
-            assert self._con is not None
-            self._users += 1
-            try:
-                yield self._con
-            finally:
-                self._users -= 1
-                self._last_used = time.monotonic()
-                if not self.busy and not self.memory:
-                    self._close()
-
-    def tick(self) -> None:
-        """Hand the file over if idle, or if somebody waits and our slice is used."""
-        if self._con is None or self.memory:
-            return
-        with self._lock:
-            if self._con is None or self._users:
-                return
-            now = time.monotonic()
-            idle = now - self._last_used > self.idle_release
-            slice_used = now - self._opened_at > self.time_slice
-            if idle or not self.busy or (slice_used and self._waiter()):
-                self._close()
-
-    def _waiter(self) -> bool:
-        return self._turnstile is not None and self._turnstile.someone_waits()
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    @property
-    def is_open(self) -> bool:
-        return self._con is not None
-
-    def _open(self) -> None:
-        import duckdb
-
-        if self._turnstile is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._turnstile.acquire()
-        try:
-            self._con = self._connect(duckdb)
-            self._ensure_schema(self._con)
-        except BaseException:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
-            if self._turnstile is not None:
-                self._turnstile.release()
-            raise
-        self._opened_at = time.monotonic()
-
-    def _connect(self, db: Any) -> duckdb.DuckDBPyConnection:
-        if self.memory:
-            return cast("duckdb.DuckDBPyConnection", db.connect(":memory:"))
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while True:
-            try:
-                return cast("duckdb.DuckDBPyConnection", db.connect(str(self.path)))
-            except db.IOException as err:
-                text = str(err)
-                if "lock" not in text.lower():
-                    raise StoreError(
-                        f"cannot open the state file {self.path}: {text}. If the file is "
-                        "damaged, move it aside (orbits_nb starts a new one) or set "
-                        "ORBITS_NB_STATE to another path",
-                        path=str(self.path),
-                    ) from None
-                # A process outside orbits_nb (e.g. the duckdb CLI) holds the file.
-                if time.monotonic() > deadline:
-                    raise StoreBusy(
-                        f"the state file {self.path} is locked by a program outside "
-                        f"orbits_nb: {text}", path=str(self.path)) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.25)
-            except db.Error as err:
-                raise StoreError(f"cannot open the state file {self.path}: {err}",
-                                 path=str(self.path)) from None
-
-    def _close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-            if self._turnstile is not None:
-                self._turnstile.release()
-
-    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        tables = {row[0] for row in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()}
-        version = 0
-        if "orbits_nb_meta" in tables:
-            rows = con.execute(
-                "SELECT value FROM orbits_nb_meta WHERE key = 'schema_version'").fetchall()
-            version = int(rows[0][0]) if rows else 0
-        elif tables:
-            raise StoreError(
-                f"{self.path} is a DuckDB database that orbits_nb did not create (it has "
-                f"tables {sorted(tables)[:5]}); point ORBITS_NB_STATE at another file",
-                path=str(self.path))
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this orbits_nb "
-                f"understands ({SCHEMA_VERSION}); upgrade orbits_nb (pip install -U "
-                "orbits_nb) to use it", path=str(self.path))
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            self._migrate(con, number)
-
-    def _migrate(self, con: duckdb.DuckDBPyConnection, number: int) -> None:
-        con.execute("BEGIN")
-        try:
-            for statement in MIGRATIONS[number]:
-                con.execute(statement)
-            con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
-            con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES ('app', ?), "
-                        "('schema_version', ?)", [APP_ID, str(number)])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    Reads never create anything: while the file does not exist they see an empty
+    store; the first write creates the file and its folders. A file this process may
+    not write is opened read-only for reads, and writes to it fail with a
+    :class:`~orbits_nb.StoreError` that says so. Every DuckDB failure leaves the
+    store as a :class:`~orbits_nb.StoreError` naming the file.
+    """
 
     # -- writes ---------------------------------------------------------------------
     def write(self, batch: Batch, redact: Callable[[str], str] | None = None) -> None:
@@ -268,7 +128,7 @@ class DuckDBStore:
                                 [time.time(), [f"{r} {t}" for r, t in batch.heartbeats]])
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
 
     @staticmethod
@@ -306,7 +166,7 @@ class DuckDBStore:
         One transaction for all requests, so many runs start for the price of one.
         A lease held by a process that died is taken over.
         """
-        ids = [run_id for run_id, _ in requests]
+        ids = [check_run_id(run_id) for run_id, _ in requests]
         outcome: dict[str, list[Event] | RunOwned] = {}
         with self.connection() as con:
             con.execute("BEGIN")
@@ -333,7 +193,7 @@ class DuckDBStore:
                     [[r for r, _ in granted]]).fetchall() if load and granted else []
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         for run_id, _ in granted:
             outcome[run_id] = []
@@ -341,52 +201,75 @@ class DuckDBStore:
             events = outcome[run_id]
             assert isinstance(events, list)
             events.append(Event(run_id=run_id, seq=seq, ts=ts, step=step, kind=kind,
-                                attempt=attempt, data=loads(data) or {}))
+                                attempt=attempt, data=loads_record(data) or {}))
         return outcome
 
     # -- reads ----------------------------------------------------------------------
     def load_run(self, run_id: str) -> list[Event]:
         """Every event of ``run_id``, in order."""
-        with self.connection() as con:
+        check_run_id(run_id)
+        with self.connection(write=False) as con:
             rows = con.execute(
                 "SELECT seq, ts, step, kind, attempt, data FROM events WHERE run_id = ? "
                 "ORDER BY seq", [run_id]).fetchall()
         return [Event(run_id=run_id, seq=r[0], ts=r[1], step=r[2], kind=r[3],
-                      attempt=r[4], data=loads(r[5]) or {}) for r in rows]
+                      attempt=r[4], data=loads_record(r[5]) or {}) for r in rows]
 
     def fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.connection() as con:
+        """Rows of ``query``; a query that only selects creates no file when none exists."""
+        check_query(query, params)
+        with self._session("auto", query) as con:
             return con.execute(query, params or []).fetchall()
 
     def logs(self, run_id: str, step: str | None = None) -> list[tuple[Any, ...]]:
+        check_run_id(run_id)
         query = "SELECT ts, step, attempt, stream, message FROM logs WHERE run_id = ?"
         params: list[Any] = [run_id]
-        if step is not None:
+        if check_step(step) is not None:
             query += " AND step = ?"
             params.append(step)
         return self.fetch(query + " ORDER BY ts", params)
 
-    def relation(self, query: str) -> duckdb.DuckDBPyRelation:
-        """Run a read-only ``query``; return its result as an in-memory DuckDB relation.
-
-        The result is copied out (through a temporary Parquet file) so the relation
-        stays usable after the state file is handed to another process.
-        """
+    def relation(self, query: str,
+                 params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run one read-only ``query`` (``?`` bound to ``params``) in a read-only
+        transaction (so ``SELECT nextval(...)`` is refused too); return its result as an
+        in-memory DuckDB relation, copied out through a temporary Parquet file so it
+        stays usable after the state file is handed to another process."""
         import duckdb
 
-        with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
-            target = Path(tmp) / "result.parquet"
-            with self.connection() as con:
-                try:
-                    kinds = {s.type.name for s in con.extract_statements(query)}
-                    if kinds != {"SELECT"}:
+        check_query(query, params)
+        try:
+            with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
+                target = Path(tmp) / "result.parquet"
+                with self._session("read", query) as con:
+                    kinds = [s.type.name for s in con.extract_statements(query)]
+                    if kinds != ["SELECT"]:
                         raise StoreError(
-                            f"only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
-                            f"allowed here, got {', '.join(sorted(kinds)) or 'nothing'}; "
-                            "the store is written by orbits_nb only", query=query)
-                    con.sql(query).write_parquet(str(target))
-                except duckdb.Error as err:
-                    raise StoreError(f"query failed: {err}", query=query) from None
-            mem = duckdb.connect(":memory:")
-            mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
+                            "only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
+                            f"allowed here, got {len(kinds)} statement(s) "
+                            f"({', '.join(kinds) or 'none'}); the store is written by "
+                            "orbits_nb only", query=query)
+                    _copy_read_only(con, query, params, target)
+                mem = duckdb.connect(":memory:")
+                mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
+        except duckdb.Error as err:
+            raise fault(self.path, err, query=query) from None
+        except OSError as err:
+            raise os_fault(self.path, err, "copy the query result to a temporary "
+                           "folder") from None
         return mem.table("result")
+
+
+def _copy_read_only(con: Any, query: str, params: list[Any] | None, target: Path) -> None:
+    """Write the result of ``query`` to ``target`` from a read-only transaction."""
+    import duckdb
+
+    con.execute("BEGIN TRANSACTION READ ONLY")
+    try:
+        con.sql(query, params=params).write_parquet(str(target))
+    except duckdb.TransactionException as err:
+        raise StoreError(f"the query would change the store ({err}); only read-only "
+                         "queries are allowed here", query=query) from None
+    finally:
+        con.execute("ROLLBACK")

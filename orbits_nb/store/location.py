@@ -1,9 +1,19 @@
-"""Where the state file lives, so a kernel, a papermill run and the CLI agree.
+"""Where the state file lives: one rule, so a kernel, a papermill run and the CLI agree.
 
-``ORBITS_NB_STATE`` wins. Otherwise the file is ``.orbits_nb/state.duckdb`` in the
-project root: the nearest directory, from the working directory upwards, that holds
-``.orbits_nb/``, ``pyproject.toml`` or ``.git``. A kernel whose working directory is
-``notebooks/`` and a CLI started at the repository root therefore share one file.
+1. ``$ORBITS_NB_STATE`` if set (``~`` expanded, a relative path taken from the
+   working directory);
+2. otherwise ``.orbits_nb/state.duckdb`` in the project root: the nearest directory,
+   from the working directory upwards, that holds ``.orbits_nb/``, ``pyproject.toml``
+   or ``.git``;
+3. with no such marker, ``.orbits_nb/state.duckdb`` in the working directory itself.
+
+The working directory of the process decides, never where a notebook sits:
+``orbits-nb run notebooks/x.ipynb``, ``orbits-nb runs`` and ``orbits-nb resume``
+started in one directory use one file, and a kernel whose working directory is
+``notebooks/`` finds the same file as a CLI at the repository root. (A runbook's
+kernel, started in the notebook's folder, is handed the resolved path in
+``$ORBITS_NB_STATE``.) Resolving a path creates nothing: the file and its folder
+appear with the first write.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ MARKERS = (".orbits_nb", "pyproject.toml", ".git")
 
 
 def project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding a project marker, from ``start`` (the working
+    directory) upwards; ``start`` itself when there is none."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if any((folder / marker).exists() for marker in MARKERS):
@@ -24,7 +36,11 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def default_state_path(start: Path | None = None) -> Path:
-    """The state file this process uses when none is given."""
+    """The state file this process uses when none is given (see the module's rule).
+
+    ``start`` stands in for the working directory; callers resolving the state for
+    a command pass nothing, so every command started in one directory agrees.
+    """
     override = os.environ.get(ENV_VAR)
     if override:
         return Path(override).expanduser().resolve()

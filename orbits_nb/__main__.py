@@ -1,0 +1,8 @@
+"""``python -m orbits_nb``: the ``orbits-nb`` command."""
+
+import sys
+
+from orbits_nb.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

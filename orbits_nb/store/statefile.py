@@ -1,0 +1,260 @@
+"""The state file, opened only while there is work, and never created by a read.
+
+All access in a process is serialized on one connection. Between processes the file
+is handed over through :class:`~orbits_nb.store.handoff.Turnstile`, so nobody sees a
+DuckDB lock error: a process waits its turn, bounded by ``lock_timeout``.
+
+Reads of a missing file see an empty store and create nothing; the first write
+creates the file and its folders. A file this process may not write is opened
+read-only for reads. Every DuckDB failure, at open or in any statement, leaves as a
+:class:`~orbits_nb.StoreError` naming the file (see :mod:`orbits_nb.store.guard`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from orbits_nb.core.errors import StoreBusy, StoreError
+from orbits_nb.store.guard import (
+    BROKEN,
+    fault,
+    os_fault,
+    read_only_message,
+    seconds_from_env,
+)
+from orbits_nb.store.handoff import Turnstile
+from orbits_nb.store.migrate import empty_store, ensure_schema
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: "write" creates the file; "read" never does; "auto" reads when the query only reads.
+Mode = Literal["write", "read", "auto"]
+#: Statement kinds that only read (SHOW, DESCRIBE and WITH parse as SELECT).
+_READ_KINDS = frozenset({"SELECT", "EXPLAIN"})
+
+
+class StateFile:
+    """One state file (or ``":memory:"``) and this process's connection to it."""
+
+    def __init__(self, path: str | Path, *, lock_timeout: float | None = None,
+                 time_slice: float = 0.2, idle_release: float = 0.05) -> None:
+        self.memory = str(path) == ":memory:"
+        self.path = Path(path) if not self.memory else Path(":memory:")
+        timeout = lock_timeout or seconds_from_env("ORBITS_NB_LOCK_TIMEOUT", 120.0)
+        self.lock_timeout = timeout
+        self.time_slice = time_slice
+        self.idle_release = idle_release
+        self._turnstile = None if self.memory else Turnstile(self.path, timeout=timeout)
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._read_only = False
+        self._empty: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
+        self._last_used = 0.0
+        self._users = 0
+        #: Set by the engine while it has runs in flight; idle stores close at once.
+        self.busy = False
+
+    # -- the file -------------------------------------------------------------------
+    @property
+    def exists(self) -> bool:
+        """Whether the state file exists (a read of a missing one sees an empty store)."""
+        return self.memory or self.path.is_file()
+
+    @contextmanager
+    def connection(self, *, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The open connection, for one unit of work (opens the file if needed).
+
+        ``write=False`` promises that the work only reads: a missing file is then not
+        created (an empty store answers) and a file this process may not write is
+        opened read-only. DuckDB errors raised inside become :class:`StoreError`.
+        """
+        with self._session("write" if write else "read") as con:
+            yield con
+
+    @contextmanager
+    def _session(self, mode: Mode, query: str | None = None
+                 ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``mode`` is "write", "read", or "auto" (read when ``query`` only selects)."""
+        import duckdb
+
+        with self._lock:
+            try:
+                con = self._acquire(mode, query)
+            except duckdb.Error as err:
+                raise self._failed(err, query) from None
+            held = con is self._con
+            self._users += held
+            try:
+                yield con
+            except duckdb.Error as err:
+                raise self._failed(err, query) from None
+            finally:
+                if held:
+                    self._users -= 1
+                    self._last_used = time.monotonic()
+                    if not self.busy and not self.memory and not self._users:
+                        self._close()
+
+    def _acquire(self, mode: Mode, query: str | None) -> duckdb.DuckDBPyConnection:
+        if self._con is not None and not (mode == "write" and self._read_only):
+            return self._con
+        if not self.memory and not self._file_exists():
+            if mode == "read" or (mode == "auto" and self._only_reads(query)):
+                return self._empty_store()
+            mode = "write"
+        if self._con is not None:  # opened read-only for reads; now a write comes
+            if not self._may_write() or self._users:
+                raise StoreError(read_only_message(self.path), path=str(self.path),
+                                 reason="read-only")
+            self._close()
+        reading = not self.memory and mode != "write"
+        try:
+            self._open(read_only=reading and not self._may_write())
+        except StoreError as err:
+            if not (reading and err.fields.get("reason") == "read-only"):
+                raise
+            self._open(read_only=True)  # writable by its modes, yet refused: read only
+        assert self._con is not None
+        return self._con
+
+    def _file_exists(self) -> bool:
+        if self.path.is_dir():
+            raise StoreError(f"the state path {self.path} is a folder; give a file path "
+                             f"such as {self.path / 'state.duckdb'}", path=str(self.path),
+                             reason="io")
+        return self.path.exists()
+
+    def _may_write(self) -> bool:
+        folder = self.path.parent
+        if not os.access(folder, os.W_OK):
+            return False
+        return not self.path.exists() or os.access(self.path, os.W_OK)
+
+    def _only_reads(self, query: str | None) -> bool:
+        if query is None:
+            return False
+        kinds = {s.type.name for s in self._empty_store().extract_statements(query)}
+        return bool(kinds) and kinds <= _READ_KINDS
+
+    def _empty_store(self) -> duckdb.DuckDBPyConnection:
+        if self._empty is None:
+            self._empty = empty_store()
+        return self._empty
+
+    def _failed(self, err: BaseException, query: str | None = None) -> StoreError:
+        """The StoreError for ``err``; a connection that may be broken is closed."""
+        error = fault(self.path, err, query=query)
+        if error.fields.get("reason") in BROKEN and self._con is not None:
+            with suppress(Exception):
+                self._close()
+        return error
+
+    def tick(self) -> None:
+        """Hand the file over if idle, or if somebody waits and our slice is used."""
+        if self._con is None or self.memory:
+            return
+        with self._lock:
+            if self._con is None or self._users:
+                return
+            now = time.monotonic()
+            idle = now - self._last_used > self.idle_release
+            slice_used = now - self._opened_at > self.time_slice
+            if idle or not self.busy or (slice_used and self._waiter()):
+                self._close()
+
+    def _waiter(self) -> bool:
+        return self._turnstile is not None and self._turnstile.someone_waits()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+            if self._empty is not None:
+                self._empty.close()
+                self._empty = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._con is not None
+
+    def _open(self, *, read_only: bool) -> None:
+        import duckdb
+
+        if self._turnstile is not None:
+            if not read_only:
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise os_fault(self.path, err, "create its folder") from None
+                if not self._may_write():
+                    raise StoreError(read_only_message(self.path), path=str(self.path),
+                                     reason="read-only")
+            try:
+                self._turnstile.acquire(create=not read_only)
+            except OSError as err:
+                raise os_fault(self.path, err, "open its lock files") from None
+        # Checked while holding the file's lock: nobody else can be creating it now.
+        existed = self.memory or self.path.exists()
+        try:
+            self._con = self._connect(duckdb, read_only)
+            ensure_schema(self._con, self.path, read_only=read_only)
+        except BaseException as err:
+            self._abandon(created=not existed)
+            if isinstance(err, duckdb.Error):
+                raise fault(self.path, err) from None
+            raise
+        self._read_only = read_only
+        self._opened_at = time.monotonic()
+
+    def _abandon(self, *, created: bool) -> None:
+        """Undo a failed open; a file this open created is removed, not left half-made."""
+        if self._con is not None:
+            with suppress(Exception):
+                self._con.close()
+            self._con = None
+        if created and not self.memory:
+            for leftover in (self.path, Path(f"{self.path}.wal")):
+                with suppress(OSError):
+                    leftover.unlink()
+        if self._turnstile is not None:
+            self._turnstile.release()
+
+    def _connect(self, db: Any, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if self.memory:
+            return cast("duckdb.DuckDBPyConnection", db.connect(":memory:"))
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                return cast("duckdb.DuckDBPyConnection",
+                            db.connect(str(self.path), read_only=read_only))
+            except db.IOException as err:
+                text = str(err)
+                if "lock" not in text.lower():
+                    raise
+                # A process outside orbits_nb (e.g. the duckdb CLI) holds the file.
+                if time.monotonic() > deadline:
+                    raise StoreBusy(
+                        f"the state file {self.path} is locked by a program outside "
+                        f"orbits_nb: {text}", path=str(self.path)) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _close(self) -> None:
+        if self._con is None:
+            return
+        con, self._con = self._con, None
+        try:
+            con.close()
+        except Exception as err:  # e.g. the checkpoint at close met a full disk
+            raise fault(self.path, err) from None
+        finally:
+            if self._turnstile is not None:
+                self._turnstile.release()
