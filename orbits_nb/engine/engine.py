@@ -24,7 +24,6 @@ from orbits_nb.core.ports import Executor
 from orbits_nb.core.serde import MASK, Secret, digest
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
-from orbits_nb.engine import capture
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
@@ -61,6 +60,7 @@ class Engine:
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._lock = threading.RLock()
         self.active: dict[str, Run] = {}
         self._listeners: list[Callable[[RunExecution], None]] = []
@@ -71,7 +71,6 @@ class Engine:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                capture.install()
                 loop = asyncio.new_event_loop()
                 loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
                     self.max_threads, thread_name_prefix="orbits-nb-step"))
@@ -81,7 +80,7 @@ class Engine:
                 self._thread.start()
                 ready.wait()
                 self._loop = loop
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._heartbeat()))
+                loop.call_soon_threadsafe(self._start_heartbeat)
                 atexit.register(self.close)
             return self._loop
 
@@ -90,6 +89,15 @@ class Engine:
         asyncio.set_event_loop(loop)
         loop.call_soon(ready.set)
         loop.run_forever()
+
+    def _start_heartbeat(self) -> None:
+        self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
+
+    def _stop_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A task left pending when the loop stops is reported as destroyed later.
+        if self._beat is not None:
+            self._beat.cancel()
+        loop.call_soon(loop.stop)  # after the heartbeat took its cancellation
 
     async def _heartbeat(self) -> None:
         while True:
@@ -111,7 +119,7 @@ class Engine:
         self.store.busy = False
         self.store.close()
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop.call_soon_threadsafe(self._stop_loop, self._loop)
             self._loop = None
 
     # -- runs -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from orbits_nb.core.ports import Executor, Method
 from orbits_nb.core.serde import check_json, secrets_in
 from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
+from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
 from orbits_nb.store.duckdb_store import Batch, LogLine
 
@@ -276,6 +277,7 @@ class RunExecution:
         sink = StepSink(lambda stream, line: self.engine.writer.defer(
             Batch(logs=[LogLine(self.run_id, key, attempt, stream, line)])))
         token = current_sink.set(sink)
+        capture.begin()
         try:
             call = executor.call(action, method)
             if deadline is None:
@@ -290,6 +292,7 @@ class RunExecution:
                         step=key) from None
         finally:
             current_sink.reset(token)
+            capture.end()
             sink.close()
         action.bag = outcome.bag
         return outcome.value
