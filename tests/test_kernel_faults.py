@@ -1,5 +1,5 @@
 """In a real Jupyter kernel: after runs, the user's own print and logging still show in
-later cells."""
+later cells, and a step that calls sys.exit() fails without stopping the engine."""
 
 from __future__ import annotations
 
@@ -61,3 +61,18 @@ def test_print_and_logging_show_in_later_cells_after_a_run(kernel: Kernel) -> No
     assert "CONFIGURED now configured" in out
     assert out.strip().endswith("1 2")
     assert "step warning" not in out
+
+
+@pytest.mark.parametrize("how", ["exit", "interrupt"])
+def test_a_step_that_exits_fails_and_the_kernel_keeps_running_runs(
+        kernel: Kernel, how: str) -> None:
+    out = kernel.run(f"bad = Aborts(how={how!r}).start()\n"
+                     "try:\n"
+                     "    bad.wait(60)\n"
+                     "except ob.OrbitsError as err:\n"
+                     "    print('raised', type(err).__name__)\n"
+                     "print(bad.status, bad.state().steps['abort'].status, "
+                     "bad.state().steps['abort'].error['type'])")
+    kind = "SystemExit" if how == "exit" else "KeyboardInterrupt"
+    assert f"raised StepFailed\nfailed failed {kind}" in out
+    assert kernel.run("print(Talks().start(fresh=True).wait(60))").strip() == "ok"

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -53,7 +54,7 @@ class Engine:
         if store is None:
             store = default_state_path()
         self.store = store if isinstance(store, DuckDBStore) else DuckDBStore(store)
-        self.executor: Executor = executor or LocalExecutor()
+        self.executor: Executor = executor or LocalExecutor(max_threads)
         self.owner = Owner(token=uuid.uuid4().hex)
         self.max_threads = max_threads
         self._secrets: set[str] = set()
@@ -72,8 +73,9 @@ class Engine:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
+                # For the engine's own short calls; steps run in the executor's threads.
                 loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
-                    self.max_threads, thread_name_prefix="orbits-nb-step"))
+                    self.max_threads, thread_name_prefix="orbits-nb-io"))
                 ready = threading.Event()
                 self._thread = threading.Thread(target=self._serve, args=(loop, ready),
                                                 name="orbits-nb-engine", daemon=True)
@@ -88,7 +90,17 @@ class Engine:
     def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
         loop.call_soon(ready.set)
-        loop.run_forever()
+        while True:
+            try:
+                loop.run_forever()
+            except BaseException as err:
+                # asyncio re-raises SystemExit/KeyboardInterrupt out of run_forever when a
+                # task raises them (user code in a task of its own); the task already
+                # holds the error, and the engine must keep serving the other runs.
+                print(f"orbits_nb: {type(err).__name__} escaped a task on the engine "
+                      "loop; the engine keeps running", file=sys.__stderr__)
+                continue
+            return
 
     def _start_heartbeat(self) -> None:
         self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
