@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import orbits_nb as ob
+from orbits_nb.store.integrity import check
 
 
 @pytest.mark.parametrize(("kwargs", "shown"), [
@@ -112,6 +113,27 @@ class Later(ob.Action):
 class UsesLater(ob.Workflow):
     async def define(self) -> Any:
         return await self.do("later", Later())
+
+
+def test_an_attribute_broken_after_the_class_statement_fails_when_the_step_starts(
+        engine: ob.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Later, "timeout", "soon")
+    run = engine.start(UsesLater())
+    with pytest.raises(ob.InvalidArgument, match=r"Later.timeout must be a number, got 'soon'"):
+        run.wait(30)
+    assert run.status == "failed"
+    assert "later" not in run.state().steps  # nothing half-written
+    assert COUNTS == {}
+    assert check(engine.store) == []
+
+
+def test_a_define_made_sync_after_the_class_statement_fails_the_run_clearly(
+        engine: ob.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(UsesLater, "define", lambda self: "not a coroutine")
+    run = engine.start(UsesLater(), fresh=True)
+    with pytest.raises(ob.InvalidArgument, match="UsesLater.define must be `async def"):
+        run.wait(30)
+    assert run.status == "failed"
 
 
 class Missing(ob.Action):
