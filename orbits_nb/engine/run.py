@@ -128,7 +128,11 @@ class Run:
 
     # -- control --------------------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel the run: in-flight steps are cancelled and recorded as such."""
+        """Cancel the run: in-flight steps are cancelled and recorded as such.
+
+        A plain ``main()``/``watch()`` running in a thread cannot be interrupted: it
+        finishes first, its outcome is recorded, then the run ends cancelled.
+        """
         if self._future is None or self._future.done():
             return
         self.cancel_requested = True
