@@ -13,6 +13,7 @@ takes effect.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import time
 from collections.abc import Callable
@@ -67,10 +68,14 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     """Wait for ``call``: until ``deadline`` (then ``late()`` is raised and the call is
     stopped, a thread being left to finish on its own), through cancels when it cannot
     be stopped (the cancel is then pending on ``flight``)."""
+    if can_stop and deadline is None:
+        # A cancel of the awaiting task cancels the call and waits for its cleanup.
+        return await call
     while True:
-        timeout = None if deadline is None else max(0.0, deadline - time.time())
         try:
-            done, _ = await asyncio.wait({call}, timeout=timeout)
+            if deadline is None:
+                return await asyncio.shield(call)
+            done, _ = await asyncio.wait({call}, timeout=max(0.0, deadline - time.time()))
         except asyncio.CancelledError:
             if not can_stop:
                 flight.cancel_pending = True
@@ -89,3 +94,25 @@ async def stop(call: asyncio.Task[Any]) -> None:
     await asyncio.wait({call})
     if not call.cancelled():
         call.exception()  # retrieved: it no longer concerns anyone
+
+
+def durable(done: concurrent.futures.Future[None]) -> asyncio.Future[None]:
+    """An asyncio future that resolves with the writer's ``done`` future.
+
+    Unlike ``asyncio.wrap_future``, cancelling it (a cancel reaching the step while its
+    event is committed) never cancels ``done``, which the writer still resolves.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def copy(source: concurrent.futures.Future[None]) -> None:
+        if waiter.done():
+            return
+        error = source.exception()
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+    done.add_done_callback(lambda source: loop.call_soon_threadsafe(copy, source))
+    return waiter

@@ -27,7 +27,7 @@ from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
 from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
-from orbits_nb.engine.flight import Flight, interruptible, outcome_of, retry_delay
+from orbits_nb.engine.flight import Flight, durable, interruptible, outcome_of, retry_delay
 from orbits_nb.executors._boundary import contained
 from orbits_nb.store.duckdb_store import Batch, LogLine
 
@@ -55,6 +55,7 @@ class RunExecution:
         self.diverged_at = min(failed) if failed else None
         self.counts: dict[str, int] = {}
         self.inflight: dict[str, Flight] = {}
+        self.inflight_names: set[str] = set()
         self.calls = 0
         self.frontier: list[str] = []
         self.sibling_parents: list[str] = []
@@ -97,7 +98,7 @@ class RunExecution:
         does not reach the writer's future.
         """
         batch = Batch(events=[self._event(kind, step, attempt, **data)])
-        await asyncio.shield(asyncio.wrap_future(self.engine.writer.submit(batch)))
+        await durable(self.engine.writer.submit(batch))
 
     # -- the run --------------------------------------------------------------------
     async def execute(self) -> Any:
@@ -202,11 +203,13 @@ class RunExecution:
             self.engine.notify(self)
             return record.result
         flight = self.inflight[key] = Flight(name, asyncio.current_task())
+        self.inflight_names.add(name)
         try:
             return await self._run_step(key, ordinal, action, executor, record, concurrent,
                                         flight)
         finally:
             del self.inflight[key]
+            self.inflight_names.discard(name)
 
     def _key(self, name: str, action: Action) -> str:
         if not isinstance(name, str) or not name.strip():
@@ -219,7 +222,7 @@ class RunExecution:
             raise InvalidArgument(
                 f"do({name!r}, ...) needs an orbits_nb.Action instance, got "
                 f"{type(action).__name__}", step=name)
-        if any(flight.name == name for flight in self.inflight.values()):
+        if name in self.inflight_names:
             raise DuplicateStep(
                 f"step name {name!r} is used by two steps running at the same time, so "
                 "which one is which cannot be told apart on replay; give each a distinct "

@@ -37,12 +37,9 @@ class LocalExecutor:
         return inspect.iscoroutinefunction(getattr(action, method))
 
     async def call(self, action: Action, method: Method) -> Outcome:
-        return await contained(self._call(action, method))
-
-    async def _call(self, action: Action, method: Method) -> Outcome:
         function = getattr(action, method)
         if inspect.iscoroutinefunction(function):
-            value = await function()
+            value = await contained(function())
         else:
             # The step's context (its log sink) travels into the thread.
             context = contextvars.copy_context()
