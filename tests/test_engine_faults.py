@@ -480,3 +480,29 @@ def test_a_base_exception_in_a_nested_define_fails_its_step(engine: ob.Engine) -
     assert (child.status, child.error["type"]) == ("failed", TYPES["Halt"])
     assert run.state().steps["inner"].error["type"] == TYPES["Halt"]
     assert_engine_still_serves(engine)
+
+
+def test_a_local_executor_travels_and_subclasses_need_no_init(engine: ob.Engine) -> None:
+    import pickle
+
+    class Tagged(ob.LocalExecutor):
+        def __init__(self, tag: str) -> None:  # no super().__init__(), as users write it
+            self.tag = tag
+
+        async def call(self, action: ob.Action, method: Any) -> Any:
+            action.env = {"TAG": self.tag}
+            return await super().call(action, method)
+
+    class ReadsTag(ob.Action):
+        def main(self) -> Any:
+            return self.env["TAG"]
+
+    class W(ob.Workflow):
+        async def define(self) -> Any:
+            return await self.do("tag", ReadsTag(), executor=Tagged("blue"))
+
+    assert engine.start(W()).wait(30) == "blue"
+    used = ob.LocalExecutor(max_threads=3)
+    used.threads()
+    clone = pickle.loads(pickle.dumps(used))  # e.g. with an action sent to a subprocess
+    assert clone.max_threads == 3 and clone._threads is None

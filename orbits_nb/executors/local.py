@@ -13,6 +13,8 @@ from orbits_nb.core.ports import Method, Outcome
 from orbits_nb.executors._boundary import called, contained
 from orbits_nb.executors._threads import DaemonThreads
 
+_creating = threading.Lock()
+
 
 class LocalExecutor:
     """Runs ``main``/``watch`` in this process (the default executor).
@@ -24,10 +26,12 @@ class LocalExecutor:
     (:class:`~orbits_nb.core.errors.Aborted`) instead of stopping the engine.
     """
 
+    #: Class-level defaults, so a subclass need not call ``super().__init__()``.
+    max_threads: int = 64
+    _threads: DaemonThreads | None = None
+
     def __init__(self, max_threads: int = 64) -> None:
         self.max_threads = max_threads
-        self._threads: DaemonThreads | None = None
-        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return "local"
@@ -51,19 +55,19 @@ class LocalExecutor:
 
     def threads(self) -> DaemonThreads:
         """The worker threads of this executor (started on first use)."""
-        with self._lock:
-            if self._threads is None:
-                self._threads = DaemonThreads(self.max_threads)
-            return self._threads
+        threads = self._threads
+        if threads is None:
+            with _creating:
+                if self._threads is None:
+                    self._threads = DaemonThreads(self.max_threads)
+                threads = self._threads
+        return threads
 
     def __getstate__(self) -> dict[str, Any]:
-        # Threads and locks stay behind when an action travels to another process.
-        return {"max_threads": self.max_threads}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.max_threads = int(state.get("max_threads", 64))
-        self._threads = None
-        self._lock = threading.Lock()
+        # The threads stay behind when an action travels to another process.
+        state = dict(self.__dict__)
+        state.pop("_threads", None)
+        return state
 
     def __repr__(self) -> str:
         return "LocalExecutor()"
