@@ -25,6 +25,7 @@ from orbits_nb.core.ports import Executor
 from orbits_nb.core.serde import MASK, Secret, digest
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
+from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
@@ -166,7 +167,7 @@ class Engine:
         run_id = run.run_id
         leased = False
         try:
-            events = await asyncio.wrap_future(self.writer.open_run(run_id, self.owner))
+            events = await result_of(self.writer.open_run(run_id, self.owner))
             leased = True
             state = fold(run_id, events)
             if state.workflow and state.workflow != workflow.type_name():
@@ -182,7 +183,8 @@ class Engine:
             return await execution.execute()
         finally:
             if leased:
-                await self.writer.commit(Batch(release_leases=[(run_id, self.owner.token)]))
+                await result_of(self.writer.submit(
+                    Batch(release_leases=[(run_id, self.owner.token)])))
             with self._lock:
                 if self.active.get(run_id) is run:
                     del self.active[run_id]

@@ -18,10 +18,12 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.ports import Executor, Method, Outcome
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -96,23 +98,29 @@ async def stop(call: asyncio.Task[Any]) -> None:
         call.exception()  # retrieved: it no longer concerns anyone
 
 
-def durable(done: concurrent.futures.Future[None]) -> asyncio.Future[None]:
-    """An asyncio future that resolves with the writer's ``done`` future.
+def result_of(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """An asyncio future of the running loop that resolves with ``future``.
 
-    Unlike ``asyncio.wrap_future``, cancelling it (a cancel reaching the step while its
-    event is committed) never cancels ``done``, which the writer still resolves.
+    Unlike ``asyncio.wrap_future``, cancelling the wait never cancels ``future``: a
+    step cancelled while its event is committed leaves the writer's future alone, and
+    a caller giving up on ``await run`` does not cancel the run.
     """
     loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
+    waiter: asyncio.Future[T] = loop.create_future()
 
-    def copy(source: concurrent.futures.Future[None]) -> None:
+    def copy(source: concurrent.futures.Future[T]) -> None:
         if waiter.done():
             return
-        error = source.exception()
-        if error is None:
-            waiter.set_result(None)
-        else:
+        if source.cancelled():
+            waiter.cancel()
+        elif (error := source.exception()) is not None:
             waiter.set_exception(error)
+        else:
+            waiter.set_result(source.result())
 
-    done.add_done_callback(lambda source: loop.call_soon_threadsafe(copy, source))
+    def resolved(source: concurrent.futures.Future[T]) -> None:
+        if not loop.is_closed():  # the waiting side may be long gone
+            loop.call_soon_threadsafe(copy, source)
+
+    future.add_done_callback(resolved)
     return waiter

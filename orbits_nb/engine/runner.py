@@ -27,7 +27,7 @@ from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
 from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
-from orbits_nb.engine.flight import Flight, durable, interruptible, outcome_of, retry_delay
+from orbits_nb.engine.flight import Flight, interruptible, outcome_of, result_of, retry_delay
 from orbits_nb.executors._boundary import contained
 from orbits_nb.store.duckdb_store import Batch, LogLine
 
@@ -98,7 +98,7 @@ class RunExecution:
         does not reach the writer's future.
         """
         batch = Batch(events=[self._event(kind, step, attempt, **data)])
-        await durable(self.engine.writer.submit(batch))
+        await result_of(self.engine.writer.submit(batch))
 
     # -- the run --------------------------------------------------------------------
     async def execute(self) -> Any:
