@@ -322,6 +322,52 @@ def test_a_nested_workflow_stops_at_its_next_step_when_its_parent_fails(
     assert check(engine.store) == []
 
 
+class LongPoll(Watcher):
+    poll_interval = 30.0  # surely pausing when the parent's branch fails
+
+    def main(self) -> Any:
+        gate("watching").set()
+        return super().main()
+
+
+class FailsOnceWatching(FragileGate):
+    def main(self) -> Any:
+        gate("watching").wait(30)
+        time.sleep(0.3)  # the watcher is in its pause by then
+        return super().main()
+
+
+class ChildWatching(ob.Workflow):
+    async def define(self) -> Any:
+        busy = asyncio.create_task(self.do("async", SlowAsync(key="child-async",
+                                                              after="fragile")))
+        watched = await self.do("watch", LongPoll())  # pausing in this run's own task
+        return [await busy, watched["polls"] > 0]
+
+
+class NestedWatching(ob.Workflow):
+    async def define(self) -> Any:
+        return await asyncio.gather(
+            self.do("child", ChildWatching()),
+            self.do("fragile", FailsOnceWatching(fixed=self.args["fixed"])))
+
+
+def test_stopping_a_nested_watcher_does_not_cancel_its_busy_siblings(
+        engine: ob.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fixed = tmp_path / "fixed"
+    run = engine.start(NestedWatching(fixed=str(fixed)))
+    with pytest.raises(ob.StepFailed):
+        run.wait(60)
+    child = engine.get_run(f"{run.run_id}/child")
+    assert {k: s.status for k, s in child.state().steps.items()} == {
+        "async": "succeeded", "watch": "cancelled"}
+    fixed.write_text("x")
+    gate("watcher-done").set()
+    monkeypatch.setattr(LongPoll, "poll_interval", 0.02)
+    assert run.retry().wait(60) == [[1, True], "fixed"]
+    assert COUNTS == {"child-async": 1, "watcher-main": 1, "fragile": 2}
+
+
 class Blocking(ob.Action):
     def main(self) -> Any:
         gate("started").set()

@@ -32,8 +32,9 @@ class Flight:
 
     name: str
     task: asyncio.Task[Any] | None
-    #: Sleeping between polls or before a retry: cancelling it here is safe.
-    pausing: bool = False
+    #: Set while sleeping between polls or before a retry, the safe point to stop it:
+    #: resolving it early with True stops the step there.
+    pause: asyncio.Future[bool] | None = None
     #: In the watch phase (a retry after a failure resumes watching).
     watching: bool = False
     #: A cancel arrived during a call that cannot be interrupted: it applies after it.
@@ -42,6 +43,32 @@ class Flight:
 
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    def stop_at_pause(self) -> bool:
+        """End the current pause with a stop; False when the step is not pausing."""
+        if self.pause is None or self.pause.done():
+            return False
+        self.pause.set_result(True)
+        return True
+
+    async def sleep(self, seconds: float) -> None:
+        """Pause for ``seconds``; CancelledError if stopped meanwhile (the step then
+        records itself cancelled, and the run it belongs to is not cancelled)."""
+        loop = asyncio.get_running_loop()
+        self.pause = pause = loop.create_future()
+
+        def wake() -> None:
+            if not pause.done():
+                pause.set_result(False)
+
+        timer = loop.call_later(seconds, wake)
+        try:
+            stopped = await pause
+        finally:
+            timer.cancel()
+            self.pause = None
+        if stopped:
+            raise asyncio.CancelledError
 
 
 def interruptible(executor: Executor, action: Action, method: Method) -> bool:

@@ -168,9 +168,11 @@ class RunExecution:
         for flight in self.inflight.values():
             if flight.task is None or flight.task is current or not flight.running():
                 continue
-            if (cancel or flight.pausing) and not flight.cancel_sent:
+            if cancel and not flight.cancel_sent:
                 flight.cancel_sent = True
                 flight.task.cancel()
+            else:
+                flight.stop_at_pause()
         for child in self.children.values():
             if child.task is not None and not child.task.done():
                 child._wind_down(cancel=False)
@@ -323,11 +325,7 @@ class RunExecution:
         """Sleep between polls or before a retry: the safe point to stop a step."""
         if self.closing or flight.cancel_pending:
             raise asyncio.CancelledError
-        flight.pausing = True
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            flight.pausing = False
+        await flight.sleep(seconds)
 
     async def _attempt(self, key: str, attempt: int, action: Action, executor: Executor,
                        deadline: float | None, flight: Flight) -> Any:
