@@ -391,6 +391,27 @@ def test_await_run_in_asyncio_code(engine: ob.Engine) -> None:
     assert asyncio.run(main()) == [0, 1, 2]
 
 
+def test_giving_up_on_await_run_leaves_the_run_going(engine: ob.Engine) -> None:
+    class Later(ob.Action):
+        async def main(self) -> Any:
+            await asyncio.sleep(0.5)
+            return bump("later")
+
+    class W(ob.Workflow):
+        async def define(self) -> Any:
+            return await self.do("later", Later())
+
+    async def cell() -> ob.Run:
+        run = engine.start(W())
+        with pytest.raises(TimeoutError):  # like an interrupted cell: the wait is cancelled
+            await asyncio.wait_for(run, 0.05)
+        return run
+
+    run = asyncio.run(cell())
+    assert run.wait(30) == 1
+    assert run.status == "succeeded"
+
+
 def test_sync_steps_run_off_the_event_loop(engine: ob.Engine) -> None:
     threads: list[str] = []
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.core.masking import mask
 from orbits_nb.core.serde import check_json, masked
 
@@ -33,16 +36,32 @@ class _InProgress:
 IN_PROGRESS = _InProgress()
 
 
+#: Errors a retry cannot fix, never retried whatever the policy: orbits_nb's own
+#: (timeouts, bad arguments, a step that aborted) and code that does not import.
+NEVER_RETRIED: tuple[type[BaseException], ...] = (OrbitsError, ImportError)
+
+
+def _number(owner: str, value: Any) -> float:
+    """``value`` as a float, refusing bools, strings and NaN with a message naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise InvalidArgument(f"{owner} must be a number, got {value!r} "
+                              f"({type(value).__name__})")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Retry:
     """Retry policy of an action class.
 
     ``attempts`` counts the first try; the n-th retry waits
     ``min(delay * backoff ** (n - 1), max_delay)`` seconds. Only exceptions that are
-    instances of ``on`` are retried.
+    instances of ``on`` (a class or a tuple of classes) are retried; ImportError and
+    orbits_nb's own errors (e.g. a timeout) never are.
 
     >>> Retry(attempts=3, delay=1.0, backoff=2.0).delay_for(2)
     2.0
+    >>> Retry(on=ConnectionError).on
+    (<class 'ConnectionError'>,)
     """
 
     attempts: int = 1
@@ -52,17 +71,63 @@ class Retry:
     on: tuple[type[BaseException], ...] = (Exception,)
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"Retry(attempts={self.attempts}) must allow at least 1 attempt")
-        if self.delay < 0 or self.backoff < 1 or self.max_delay < 0:
-            raise ValueError("Retry needs delay >= 0, backoff >= 1 and max_delay >= 0")
+        attempts = self.attempts
+        if (isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral)
+                or attempts < 1):
+            raise InvalidArgument(
+                f"Retry(attempts={attempts!r}) needs a whole number of attempts >= 1 "
+                "(the first try counts)")
+        delay = _number("Retry(delay=...)", self.delay)
+        backoff = _number("Retry(backoff=...)", self.backoff)
+        max_delay = _number("Retry(max_delay=...)", self.max_delay)
+        if not (0 <= delay < math.inf) or not (1 <= backoff < math.inf) or max_delay < 0:
+            raise InvalidArgument(
+                f"Retry needs 0 <= delay, 1 <= backoff (both finite) and max_delay >= 0; "
+                f"got delay={self.delay!r}, backoff={self.backoff!r}, "
+                f"max_delay={self.max_delay!r}")
+        for name, value in (("attempts", int(attempts)), ("delay", delay),
+                            ("backoff", backoff), ("max_delay", max_delay),
+                            ("on", _exception_classes(self.on))):
+            object.__setattr__(self, name, value)
 
     def delay_for(self, retry_number: int) -> float:
         """Seconds to wait before retry number ``retry_number`` (1-based)."""
-        return float(min(self.delay * self.backoff ** (retry_number - 1), self.max_delay))
+        try:
+            grown = self.delay * self.backoff ** (retry_number - 1)
+        except OverflowError:
+            grown = math.inf
+        return float(min(grown, self.max_delay))
 
     def retries(self, error: BaseException) -> bool:
-        return isinstance(error, self.on)
+        """Whether this policy retries ``error``."""
+        return isinstance(error, self.on) and not isinstance(error, NEVER_RETRIED)
+
+
+def _exception_classes(on: Any) -> tuple[type[BaseException], ...]:
+    classes = (on,) if isinstance(on, type) else on
+    if isinstance(classes, (tuple, list)) and all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+        return tuple(classes)
+    raise InvalidArgument(
+        f"Retry(on={on!r}) needs an exception class or a tuple of them, e.g. "
+        "on=(ConnectionError, TimeoutError)")
+
+
+def check_class(cls: type[Action]) -> None:
+    """Refuse wrong class-level ``retry``, ``timeout`` or ``poll_interval`` values,
+    naming the class and the attribute."""
+    name = cls.__qualname__
+    if not isinstance(cls.retry, Retry):
+        raise InvalidArgument(f"{name}.retry must be an orbits_nb.Retry(...), got "
+                              f"{cls.retry!r}")
+    timeout = cls.timeout
+    if timeout is not None and (_number(f"{name}.timeout", timeout) <= 0):
+        raise InvalidArgument(f"{name}.timeout must be a number of seconds > 0, or None "
+                              f"for no limit; got {timeout!r}")
+    poll = _number(f"{name}.poll_interval", cls.poll_interval)
+    if not 0 <= poll < math.inf:
+        raise InvalidArgument(f"{name}.poll_interval must be a finite number of seconds "
+                              f">= 0; got {cls.poll_interval!r}")
 
 
 class Action:
@@ -96,6 +161,10 @@ class Action:
     step: str
     attempt: int
     env: dict[str, str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_class(cls)
 
     def __init__(self, **args: Any) -> None:
         name = type(self).__name__

@@ -149,3 +149,13 @@ class RemoteError(OrbitsError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RemoteError, (self.type_name, self.message, self.traceback))
+
+
+class Aborted(RemoteError):
+    """User code raised a BaseException that is not an error (``sys.exit()``,
+    ``KeyboardInterrupt``, a class of its own): it fails the step or the run instead of
+    stopping the engine. Keeps the original type name, message and traceback.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Aborted, (self.type_name, self.message, self.traceback))

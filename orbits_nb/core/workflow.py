@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from orbits_nb.core.action import Action
-from orbits_nb.core.errors import OrbitsError
+from orbits_nb.core.errors import InvalidArgument, OrbitsError
 
 if TYPE_CHECKING:
     from orbits_nb.core.ports import Executor
@@ -41,6 +42,14 @@ class Workflow(Action):
     >>> run.wait()                           # doctest: +SKIP
     'hello acme'
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "define" in cls.__dict__ and not inspect.iscoroutinefunction(
+                cls.define):
+            raise InvalidArgument(
+                f"{cls.__qualname__}.define must be `async def define(self)`: steps are "
+                "awaited (`await self.do(name, action)`), so define() is a coroutine")
 
     async def define(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define `async def define(self)`")

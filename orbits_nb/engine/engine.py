@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from orbits_nb.core.ports import Executor
 from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.workflow import Workflow
-from orbits_nb.engine import capture
+from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
@@ -55,12 +56,13 @@ class Engine:
         if store is None:
             store = default_state_path()
         self.store = store if isinstance(store, DuckDBStore) else DuckDBStore(store)
-        self.executor: Executor = executor or LocalExecutor()
+        self.executor: Executor = executor or LocalExecutor(max_threads)
         self.owner = Owner(token=uuid.uuid4().hex)
         self.max_threads = max_threads
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._lock = threading.RLock()
         self.active: dict[str, Run] = {}
         self._listeners: list[Callable[[RunExecution], None]] = []
@@ -71,17 +73,17 @@ class Engine:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
-                capture.install()
                 loop = asyncio.new_event_loop()
+                # For the engine's own short calls; steps run in the executor's threads.
                 loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
-                    self.max_threads, thread_name_prefix="orbits-nb-step"))
+                    self.max_threads, thread_name_prefix="orbits-nb-io"))
                 ready = threading.Event()
                 self._thread = threading.Thread(target=self._serve, args=(loop, ready),
                                                 name="orbits-nb-engine", daemon=True)
                 self._thread.start()
                 ready.wait()
                 self._loop = loop
-                loop.call_soon_threadsafe(lambda: loop.create_task(self._heartbeat()))
+                loop.call_soon_threadsafe(self._start_heartbeat)
                 atexit.register(self.close)
             return self._loop
 
@@ -89,7 +91,26 @@ class Engine:
     def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
         loop.call_soon(ready.set)
-        loop.run_forever()
+        while True:
+            try:
+                loop.run_forever()
+            except BaseException as err:
+                # asyncio re-raises SystemExit/KeyboardInterrupt out of run_forever when a
+                # task raises them (user code in a task of its own); the task already
+                # holds the error, and the engine must keep serving the other runs.
+                print(f"orbits_nb: {type(err).__name__} escaped a task on the engine "
+                      "loop; the engine keeps running", file=sys.__stderr__)
+                continue
+            return
+
+    def _start_heartbeat(self) -> None:
+        self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
+
+    def _stop_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A task left pending when the loop stops is reported as destroyed later.
+        if self._beat is not None:
+            self._beat.cancel()
+        loop.call_soon(loop.stop)  # after the heartbeat took its cancellation
 
     async def _heartbeat(self) -> None:
         while True:
@@ -111,7 +132,7 @@ class Engine:
         self.store.busy = False
         self.store.close()
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop.call_soon_threadsafe(self._stop_loop, self._loop)
             self._loop = None
 
     # -- runs -------------------------------------------------------------------------
@@ -150,7 +171,7 @@ class Engine:
         run_id = run.run_id
         leased = False
         try:
-            events = await asyncio.wrap_future(self.writer.open_run(run_id, self.owner))
+            events = await result_of(self.writer.open_run(run_id, self.owner))
             leased = True
             state = fold(run_id, events)
             if state.workflow and state.workflow != workflow.type_name():
@@ -170,7 +191,8 @@ class Engine:
             return await execution.execute()
         finally:
             if leased:
-                await self.writer.commit(Batch(release_leases=[(run_id, self.owner.token)]))
+                await result_of(self.writer.submit(
+                    Batch(release_leases=[(run_id, self.owner.token)])))
             with self._lock:
                 if self.active.get(run_id) is run:
                     del self.active[run_id]

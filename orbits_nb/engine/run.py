@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import ActionNotFound, OrbitsError, RemoteError
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold, short_error
+from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.table import Table
 from orbits_nb.store.duckdb_store import Batch
 
@@ -124,11 +125,17 @@ class Run:
     def __await__(self) -> Generator[Any, None, Any]:
         if self._future is None:
             return asyncio.get_running_loop().run_in_executor(None, self.wait).__await__()
-        return asyncio.wrap_future(self._future).__await__()
+        # Giving up on the wait (a timeout, an interrupted cell) leaves the run going,
+        # as with wait(); run.cancel() is how a run is cancelled.
+        return result_of(self._future).__await__()
 
     # -- control --------------------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel the run: in-flight steps are cancelled and recorded as such."""
+        """Cancel the run: in-flight steps are cancelled and recorded as such.
+
+        A plain ``main()``/``watch()`` running in a thread cannot be interrupted: it
+        finishes first, its outcome is recorded, then the run ends cancelled.
+        """
         if self._future is None or self._future.done():
             return
         self.cancel_requested = True

@@ -3,20 +3,21 @@
 Step keys are the step name plus its occurrence (``deploy``, ``deploy#2``, ...).
 A step recorded as succeeded returns its recorded result without running; a step
 recorded as waiting resumes its watcher with its bag; anything else runs again.
+Before a run ends, every step of it still in flight is finished (see ``flight``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
-from orbits_nb.core.action import IN_PROGRESS, Action
+from orbits_nb.core.action import IN_PROGRESS, Action, check_class
 from orbits_nb.core.errors import (
     DuplicateStep,
     InvalidArgument,
     NondeterminismError,
-    OrbitsError,
     StepFailed,
     StepTimeout,
 )
@@ -24,7 +25,10 @@ from orbits_nb.core.ports import Executor, Method
 from orbits_nb.core.serde import check_json, secrets_in
 from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
+from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
+from orbits_nb.engine.flight import Flight, interruptible, outcome_of, result_of, retry_delay
+from orbits_nb.executors._boundary import contained
 from orbits_nb.store.duckdb_store import Batch, LogLine
 
 if TYPE_CHECKING:
@@ -50,7 +54,8 @@ class RunExecution:
         failed = [s.pos for s in self.recorded.values() if s.status in ("failed", "cancelled")]
         self.diverged_at = min(failed) if failed else None
         self.counts: dict[str, int] = {}
-        self.inflight: dict[str, str] = {}
+        self.inflight: dict[str, Flight] = {}
+        self.inflight_names: set[str] = set()
         self.calls = 0
         self.frontier: list[str] = []
         self.sibling_parents: list[str] = []
@@ -58,6 +63,8 @@ class RunExecution:
         self.replayed: set[str] = set()
         self.children: dict[str, RunExecution] = {}
         self.cancelling = False
+        #: The run is ending: no new step starts, and a step at a pause stops there.
+        self.closing = False
         self.task: asyncio.Task[Any] | None = None
 
     def cancel(self) -> None:
@@ -65,6 +72,10 @@ class RunExecution:
         self.cancelling = True
         if self.task is not None:
             self.task.cancel()
+
+    def _cancel_requested(self) -> bool:
+        task = asyncio.current_task()
+        return self.cancelling or (task is not None and task.cancelling() > 0)
 
     # -- events ---------------------------------------------------------------------
     def _event(self, kind: str, step: str | None = None, attempt: int | None = None,
@@ -80,7 +91,14 @@ class RunExecution:
 
     async def commit(self, kind: str, step: str | None = None, attempt: int | None = None,
                      **data: Any) -> None:
-        await self.engine.writer.commit(Batch(events=[self._event(kind, step, attempt, **data)]))
+        """Record an event and wait until it is durable.
+
+        The event is queued before the first ``await``, so a cancel arriving meanwhile
+        can neither lose it nor reorder it; the wait itself is shielded so the cancel
+        does not reach the writer's future.
+        """
+        batch = Batch(events=[self._event(kind, step, attempt, **data)])
+        await result_of(self.engine.writer.submit(batch))
 
     # -- the run --------------------------------------------------------------------
     async def execute(self) -> Any:
@@ -93,22 +111,78 @@ class RunExecution:
         self.defer("run.started", host=self.engine.owner.host, pid=self.engine.owner.pid)
         token = current_runner.set(self)
         try:
-            result = await self.workflow.define()
-            result = check_json(result, f"result of workflow {type(self.workflow).__name__}")
+            try:
+                result = await contained(self._define())
+            except BaseException:
+                await self._settle(cancel=self._cancel_requested())
+                raise
+            await self._settle(cancel=self._cancel_requested())
         except asyncio.CancelledError:
-            await asyncio.shield(self.commit("run.cancelled", error={
-                "type": "RunCancelled", "message": "the run was cancelled"}))
+            await self.commit("run.cancelled", error={
+                "type": "RunCancelled", "message": "the run was cancelled"})
             raise
-        except BaseException as err:
-            await asyncio.shield(self.commit("run.failed", error=error_info(err)))
+        except Exception as err:
+            await self.commit("run.failed", error=error_info(err))
             raise
         finally:
             current_runner.reset(token)
         await self.commit("run.succeeded", result=result)
         return result
 
+    async def _define(self) -> Any:
+        pending = self.workflow.define()
+        if not inspect.isawaitable(pending):
+            raise InvalidArgument(
+                f"{type(self.workflow).__qualname__}.define must be `async def "
+                "define(self)`", run_id=self.run_id)
+        result = await pending
+        return check_json(result, f"result of workflow {type(self.workflow).__name__}")
+
+    async def _settle(self, cancel: bool) -> None:
+        """Finish every step still in flight before the run ends (see ``flight``).
+
+        Steps in a call are waited for, steps at a pause cancelled there; with
+        ``cancel`` every step is cancelled (a call that cannot be interrupted still
+        finishes first). A cancel arriving meanwhile is raised once all is finished.
+        """
+        cancelled = False
+        while True:
+            self._wind_down(cancel)
+            current = asyncio.current_task()
+            tasks = {f.task for f in self.inflight.values()
+                     if f.task is not None and f.task is not current and f.running()}
+            if not tasks:
+                break
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                cancel = cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _wind_down(self, cancel: bool) -> None:
+        """Start no new step; stop steps at a pause (all steps with ``cancel``), here
+        and in nested runs still executing."""
+        self.closing = True
+        current = asyncio.current_task()
+        for flight in self.inflight.values():
+            if flight.task is None or flight.task is current or not flight.running():
+                continue
+            if cancel and not flight.cancel_sent:
+                flight.cancel_sent = True
+                flight.task.cancel()
+            else:
+                flight.stop_at_pause()
+        for child in self.children.values():
+            if child.task is not None and not child.task.done():
+                child._wind_down(cancel=False)
+
     # -- do() -----------------------------------------------------------------------
     async def do(self, name: str, action: Action, executor: Executor | None) -> Any:
+        if self.closing:
+            # The run is ending (a sibling failed, or it was cancelled): this step does
+            # not start, and nothing is recorded for it.
+            raise asyncio.CancelledError
         key = self._key(name, action)
         ordinal = self.calls
         self.calls += 1
@@ -128,12 +202,14 @@ class RunExecution:
             self._completed(key)
             self.engine.notify(self)
             return record.result
-        self.inflight[key] = name
+        flight = self.inflight[key] = Flight(name, asyncio.current_task())
+        self.inflight_names.add(name)
         try:
-            return await self._run_step(key, name, ordinal, action, executor, record,
-                                        concurrent)
+            return await self._run_step(key, ordinal, action, executor, record, concurrent,
+                                        flight)
         finally:
             del self.inflight[key]
+            self.inflight_names.discard(name)
 
     def _key(self, name: str, action: Action) -> str:
         if not isinstance(name, str) or not name.strip():
@@ -146,7 +222,7 @@ class RunExecution:
             raise InvalidArgument(
                 f"do({name!r}, ...) needs an orbits_nb.Action instance, got "
                 f"{type(action).__name__}", step=name)
-        if name in self.inflight.values():
+        if name in self.inflight_names:
             raise DuplicateStep(
                 f"step name {name!r} is used by two steps running at the same time, so "
                 "which one is which cannot be told apart on replay; give each a distinct "
@@ -173,10 +249,9 @@ class RunExecution:
         self.frontier.append(key)
 
     # -- one step ---------------------------------------------------------------------
-    async def _run_step(self, key: str, name: str, ordinal: int, action: Action,
-                        executor: Executor | None, record: StepState | None,
-                        concurrent: bool) -> Any:
-        executor = executor or action.executor or self.engine.executor
+    def _static(self, key: str, name: str, ordinal: int, action: Action, executor: Executor,
+                record: StepState | None, concurrent: bool) -> dict[str, Any]:
+        """What a step's first ``step.started`` event records about it."""
         # A step started before anything completed since its sibling started (the
         # branches of an asyncio.gather) shares the sibling's parents.
         if self.frontier:
@@ -190,102 +265,115 @@ class RunExecution:
                   "concurrent": concurrent}
         if isinstance(action, Workflow):
             static["child_run_id"] = f"{self.run_id}/{key}"
+        return static
+
+    async def _run_step(self, key: str, ordinal: int, action: Action,
+                        executor: Executor | None, record: StepState | None,
+                        concurrent: bool, flight: Flight) -> Any:
+        check_class(type(action))  # class attributes may have been changed since
+        executor = executor or action.executor or self.engine.executor
+        static = self._static(key, flight.name, ordinal, action, executor, record,
+                              concurrent)
         self.engine.learn_secrets(secrets_in(action.args))
         first_start = record.started_at if record and record.watching else None
         started = first_start or time.time()
         deadline = started + action.timeout if action.timeout else None
-        watching = record is not None and record.watching and record.status in (
+        flight.watching = record is not None and record.watching and record.status in (
             "waiting", "cancelled", "running", "retrying")
-        action.bag = dict(record.bag) if watching and record else {}
+        action.bag = dict(record.bag) if flight.watching and record else {}
         attempt = record.attempts if record else 0
         retries = 0
         fresh_incarnation = record is None or (record.status in ("failed", "cancelled")
-                                               and not watching)
+                                               and not flight.watching)
         while True:
             attempt += 1
-            data = static if fresh_incarnation else {"resumed": watching}
+            data = static if fresh_incarnation else {"resumed": flight.watching}
             fresh_incarnation = False
             self.defer("step.started", key, attempt, **data)
             try:
-                result = await self._attempt(key, attempt, action, executor, watching,
-                                             deadline)
+                result = await self._attempt(key, attempt, action, executor, deadline, flight)
             except asyncio.CancelledError:
-                await asyncio.shield(self.commit("step.cancelled", key, attempt))
+                await self.commit("step.cancelled", key, attempt)
                 raise
             except Exception as err:
-                phase_watch = bool(getattr(err, "_orbits_watch", False))
-                policy = type(action).retry
-                can_retry = (not isinstance(err, (StepTimeout, OrbitsError))
-                             and policy.retries(err) and retries + 1 < policy.attempts)
-                if not can_retry:
+                delay = retry_delay(type(action).retry, err, retries, deadline, flight)
+                if delay is None:
                     await self.commit("step.failed", key, attempt, error=error_info(err))
                     self._completed(key)
+                    if flight.cancel_pending:
+                        raise asyncio.CancelledError from err
                     raise StepFailed(self.run_id, key, err, attempt) from err
                 retries += 1
-                delay = policy.delay_for(retries)
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - time.time()))
                 self.defer("step.retrying", key, attempt, error=error_info(err), delay=delay)
-                await asyncio.sleep(delay)
-                watching = phase_watch
+                try:
+                    await self._pause(flight, delay)
+                except asyncio.CancelledError:
+                    await self.commit("step.cancelled", key, attempt)
+                    raise
                 continue
             await self.commit("step.succeeded", key, attempt, result=result)
             self._completed(key)
+            if flight.cancel_pending:
+                raise asyncio.CancelledError  # the call finished; now the cancel applies
             return result
 
+    async def _pause(self, flight: Flight, seconds: float) -> None:
+        """Sleep between polls or before a retry: the safe point to stop a step."""
+        if self.closing or flight.cancel_pending:
+            raise asyncio.CancelledError
+        await flight.sleep(seconds)
+
     async def _attempt(self, key: str, attempt: int, action: Action, executor: Executor,
-                       watching: bool, deadline: float | None) -> Any:
+                       deadline: float | None, flight: Flight) -> Any:
         action.run_id, action.step, action.attempt = self.run_id, key, attempt
         action.__dict__["_engine"] = self.engine
         if isinstance(action, Workflow):
             return await self._run_child(key, action)
-        if not watching:
-            value = await self._call(key, attempt, action, executor, "main", deadline)
+        name = type(action).__name__
+        if not flight.watching:
+            value = await self._call(key, attempt, action, executor, "main", deadline, flight)
             if value is not IN_PROGRESS:
-                return check_json(value, f"result of step {key!r} ({type(action).__name__})")
+                return check_json(value, f"result of step {key!r} ({name})")
             await self.commit("step.waiting", key, attempt,
                               bag=check_json(action.bag, f"bag of step {key!r}"))
+            flight.watching = True
         saved = dict(action.bag)
         while True:
             pause = type(action).poll_interval
             if deadline is not None:
                 pause = min(pause, max(0.0, deadline - time.time()))
-            await asyncio.sleep(pause)
-            try:
-                value = await self._call(key, attempt, action, executor, "watch", deadline)
-            except Exception as err:
-                err._orbits_watch = True  # type: ignore[attr-defined]
-                raise
+            await self._pause(flight, pause)
+            value = await self._call(key, attempt, action, executor, "watch", deadline, flight)
             if action.bag != saved:
                 saved = dict(action.bag)
                 await self.commit("step.bag", key, attempt,
                                   bag=check_json(saved, f"bag of step {key!r}"))
             if value is not IN_PROGRESS:
-                return check_json(value, f"result of step {key!r} ({type(action).__name__})")
+                return check_json(value, f"result of step {key!r} ({name})")
 
     async def _call(self, key: str, attempt: int, action: Action, executor: Executor,
-                    method: Method, deadline: float | None) -> Any:
-        if deadline is not None and time.time() >= deadline:
-            raise StepTimeout(
+                    method: Method, deadline: float | None, flight: Flight) -> Any:
+        def late() -> StepTimeout:
+            return StepTimeout(
                 f"step {key!r} ({type(action).__name__}) exceeded its timeout of "
-                f"{action.timeout}s", run_id=self.run_id, step=key)
+                f"{action.timeout}s in {method}()", run_id=self.run_id, step=key)
+
+        if deadline is not None and time.time() >= deadline:
+            raise late()
         sink = StepSink(lambda stream, line: self.engine.writer.defer(
             Batch(logs=[LogLine(self.run_id, key, attempt, stream, line)])))
         token = current_sink.set(sink)
         try:
-            call = executor.call(action, method)
-            if deadline is None:
-                outcome = await call
-            else:
-                try:
-                    outcome = await asyncio.wait_for(call, deadline - time.time())
-                except TimeoutError:
-                    raise StepTimeout(
-                        f"step {key!r} ({type(action).__name__}) exceeded its timeout of "
-                        f"{action.timeout}s in {method}()", run_id=self.run_id,
-                        step=key) from None
+            # The call's own task copies this context: its output goes to the sink.
+            call = asyncio.ensure_future(contained(executor.call(action, method)))
         finally:
             current_sink.reset(token)
+        capture.begin()  # before the call's task first runs
+        try:
+            outcome = await outcome_of(call, flight, interruptible(executor, action, method),
+                                       deadline, late)
+        finally:
+            capture.end()
             sink.close()
         action.bag = outcome.bag
         return outcome.value
@@ -295,8 +383,8 @@ class RunExecution:
         state = await self.engine.load_state(child_id)
         execution = RunExecution(self.engine, child, state, parent=self)
         self.children[key] = execution
-        return await asyncio.create_task(execution.execute())
-
+        execution.task = asyncio.create_task(execution.execute())
+        return await execution.task
 
 
 def replay_hints(run_id: str, step: str) -> dict[str, str]:

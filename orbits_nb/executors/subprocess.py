@@ -17,6 +17,7 @@ from orbits_nb.core.action import Action
 from orbits_nb.core.errors import RemoteError
 from orbits_nb.core.ports import Method, Outcome
 from orbits_nb.engine.capture import current_sink
+from orbits_nb.executors._boundary import aborted, contained, is_abort
 
 
 class SubprocessExecutor:
@@ -32,7 +33,14 @@ class SubprocessExecutor:
     def describe(self) -> str:
         return "subprocess"
 
+    def interruptible(self, action: Action, method: Method) -> bool:
+        """Cancelling a call kills its process, which leaves nothing running."""
+        return True
+
     async def call(self, action: Action, method: Method) -> Outcome:
+        return await contained(self._call(action, method))
+
+    async def _call(self, action: Action, method: Method) -> Outcome:
         import cloudpickle
 
         payload = cloudpickle.dumps((action, method))
@@ -61,7 +69,10 @@ class SubprocessExecutor:
         reply = pickle.loads(out)
         if reply[0] == "ok":
             return Outcome(reply[1], reply[2])
-        raise reply[1]
+        error: BaseException = reply[1]
+        if is_abort(error):  # sent by a worker that did not convert it itself
+            raise aborted(error) from None
+        raise error
 
     def __repr__(self) -> str:
         return f"SubprocessExecutor(python={self.python!r})"

@@ -10,10 +10,17 @@ import traceback
 from typing import Any
 
 from orbits_nb.core.errors import RemoteError
+from orbits_nb.executors._boundary import aborted, is_abort
 
 
 def _portable(error: BaseException) -> BaseException:
-    """The error itself if it survives pickling, else a RemoteError describing it."""
+    """The error itself if it survives pickling, else a RemoteError describing it.
+
+    A BaseException such as ``sys.exit()`` travels as an ``Aborted`` error with its
+    traceback, so the parent records a failed step instead of stopping its loop.
+    """
+    if is_abort(error):
+        return aborted(error)
     try:
         pickle.loads(pickle.dumps(error))
     except Exception:

@@ -1,0 +1,153 @@
+"""Steps in flight: what a run must finish before it may end.
+
+A run ends only when none of its steps still executes; otherwise a sibling of a
+failed ``asyncio.gather`` branch (or a step in a task nobody awaited) would go on
+after the run was recorded as failed and released, and a retry would run it a second
+time, concurrently. A step sleeping between two ``watch()`` polls or before a retry is
+at a safe point (its bag is persisted): it can be cancelled there. A step inside a call
+is waited for unless its executor says the call can be interrupted (a coroutine, a
+child process); a thread cannot be, so its outcome is recorded before the cancel
+takes effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from orbits_nb.core.action import Action, Retry
+from orbits_nb.core.ports import Executor, Method, Outcome
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Flight:
+    """One step of a run while ``do()`` executes it."""
+
+    name: str
+    task: asyncio.Task[Any] | None
+    #: Set while sleeping between polls or before a retry, the safe point to stop it:
+    #: resolving it early with True stops the step there.
+    pause: asyncio.Future[bool] | None = None
+    #: In the watch phase (a retry after a failure resumes watching).
+    watching: bool = False
+    #: A cancel arrived during a call that cannot be interrupted: it applies after it.
+    cancel_pending: bool = False
+    cancel_sent: bool = False
+
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def stop_at_pause(self) -> bool:
+        """End the current pause with a stop; False when the step is not pausing."""
+        if self.pause is None or self.pause.done():
+            return False
+        self.pause.set_result(True)
+        return True
+
+    async def sleep(self, seconds: float) -> None:
+        """Pause for ``seconds``; CancelledError if stopped meanwhile (the step then
+        records itself cancelled, and the run it belongs to is not cancelled)."""
+        loop = asyncio.get_running_loop()
+        self.pause = pause = loop.create_future()
+
+        def wake() -> None:
+            if not pause.done():
+                pause.set_result(False)
+
+        timer = loop.call_later(seconds, wake)
+        try:
+            stopped = await pause
+        finally:
+            timer.cancel()
+            self.pause = None
+        if stopped:
+            raise asyncio.CancelledError
+
+
+def interruptible(executor: Executor, action: Action, method: Method) -> bool:
+    """Whether cancelling a call of ``executor`` stops it (asked to the executor if it
+    can tell; otherwise only coroutines are assumed to stop)."""
+    check = getattr(executor, "interruptible", None)
+    if callable(check):
+        return bool(check(action, method))
+    return inspect.iscoroutinefunction(getattr(action, method, None))
+
+
+def retry_delay(policy: Retry, error: Exception, retries: int, deadline: float | None,
+                flight: Flight) -> float | None:
+    """Seconds before the next attempt, or None when ``error`` fails the step (not
+    retried by the policy, no attempt left, or a cancel pending)."""
+    if flight.cancel_pending or not policy.retries(error) or retries + 1 >= policy.attempts:
+        return None
+    delay = policy.delay_for(retries + 1)
+    if deadline is not None:
+        delay = min(delay, max(0.0, deadline - time.time()))
+    return delay
+
+
+async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool,
+                     deadline: float | None, late: Callable[[], Exception]) -> Outcome:
+    """Wait for ``call``: until ``deadline`` (then ``late()`` is raised and the call is
+    stopped, a thread being left to finish on its own), through cancels when it cannot
+    be stopped (the cancel is then pending on ``flight``)."""
+    if can_stop and deadline is None:
+        # A cancel of the awaiting task cancels the call and waits for its cleanup.
+        return await call
+    while True:
+        try:
+            if deadline is None:
+                return await asyncio.shield(call)
+            done, _ = await asyncio.wait({call}, timeout=max(0.0, deadline - time.time()))
+        except asyncio.CancelledError:
+            if not can_stop:
+                flight.cancel_pending = True
+                continue
+            await stop(call)
+            raise
+        if done:
+            return call.result()
+        await stop(call)
+        raise late()
+
+
+async def stop(call: asyncio.Task[Any]) -> None:
+    """Cancel ``call`` and let it clean up (a killed process, a cancelled coroutine)."""
+    call.cancel()
+    await asyncio.wait({call})
+    if not call.cancelled():
+        call.exception()  # retrieved: it no longer concerns anyone
+
+
+def result_of(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """An asyncio future of the running loop that resolves with ``future``.
+
+    Unlike ``asyncio.wrap_future``, cancelling the wait never cancels ``future``: a
+    step cancelled while its event is committed leaves the writer's future alone, and
+    a caller giving up on ``await run`` does not cancel the run.
+    """
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def copy(source: concurrent.futures.Future[T]) -> None:
+        if waiter.done():
+            return
+        if source.cancelled():
+            waiter.cancel()
+        elif (error := source.exception()) is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(source.result())
+
+    def resolved(source: concurrent.futures.Future[T]) -> None:
+        if not loop.is_closed():  # the waiting side may be long gone
+            loop.call_soon_threadsafe(copy, source)
+
+    future.add_done_callback(resolved)
+    return waiter
