@@ -194,3 +194,45 @@ def test_file_size_limit_fails_the_commit_with_a_store_error(tmp_path: Path) -> 
     assert store.fetch("SELECT status FROM steps") == [("succeeded",)]
     assert store.fetch("SELECT count(*) FROM logs WHERE message LIKE 'line %'") == [(200,)]
     assert check(store) == []
+
+
+def test_a_waiter_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """A cancelled commit (a step cancelled while its record was being written) is
+    still written, and every later write still happens."""
+    from orbits_nb.core.state import Event
+    from orbits_nb.engine.writer import Writer
+    from orbits_nb.store.duckdb_store import Batch
+
+    store = ob.DuckDBStore(tmp_path / "s.duckdb")
+    writer = Writer(store)
+    try:
+        given_up = writer.submit(Batch(events=[Event("r-1", "run.created",
+                                                     data={"workflow": "m:W"})]))
+        given_up.cancel()
+        writer.flush(30)
+        writer.submit(Batch(events=[Event("r-2", "run.created",
+                                          data={"workflow": "m:W"})])).result(30)
+        runs = {row[0] for row in store.fetch("SELECT run_id FROM events")}
+        assert runs == {"r-1", "r-2"}
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_cancelled_start_gives_its_lease_back(tmp_path: Path) -> None:
+    from orbits_nb.engine.writer import Writer
+    from orbits_nb.store.duckdb_store import Owner
+
+    store = ob.DuckDBStore(tmp_path / "s.duckdb")
+    writer = Writer(store)
+    try:
+        opening = writer.open_run("r-1", Owner(token="t-1"))
+        opening.cancel()
+        writer.flush(30)
+        writer.flush(30)  # the release is queued once the open was served
+        assert store.fetch("SELECT count(*) FROM leases") == [(0,)]
+        # Another owner in this live process can take the run at once.
+        assert writer.open_run("r-1", Owner(token="t-2")).result(30) == []
+    finally:
+        writer.stop()
+        store.close()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 from orbits_nb.core.errors import StoreError
 from orbits_nb.core.state import Event
@@ -116,7 +117,9 @@ class Writer:
         return future
 
     async def commit(self, batch: Batch) -> None:
-        await asyncio.wrap_future(self.submit(batch))
+        # Shielded: a caller that stops waiting (a cancelled step) must not cancel the
+        # write itself, which is queued already and may hold what others wait for.
+        await asyncio.shield(asyncio.wrap_future(self.submit(batch)))
 
     def defer(self, batch: Batch) -> None:
         with self._cond:
@@ -150,8 +153,7 @@ class Writer:
             waiting, self._urgent = self._urgent, []
         for batch, future in waiting:
             left.extend(batch)
-            if not future.done():
-                future.set_exception(self._given_up())
+            _settle(future, error=self._given_up())
         if left:
             _report(f"orbits_nb: {_describe(left)} could not be written to "
                     f"{self.store.path} before this process stopped and are lost: "
@@ -204,13 +206,13 @@ class Writer:
                 _report(f"orbits_nb: could not write {_describe(batch)} to "
                         f"{self.store.path}; they are lost: {err!r}")
                 for future in futures:
-                    future.set_exception(err)
+                    _settle(future, error=err)
                 return
             self.commits += 1
             if self._outage is not None:
                 self._recovered()
         for future in futures:
-            future.set_result(None)
+            _settle(future)
 
     def _failed(self, batch: Batch, futures: list[concurrent.futures.Future[None]],
                 err: StoreError) -> None:
@@ -236,7 +238,7 @@ class Writer:
                 self._urgent[:0] = [(Batch(), future) for future in futures]
                 return
         for future in futures:
-            future.set_exception(self._given_up())
+            _settle(future, error=self._given_up())
 
     def _bound(self, outage: _Outage) -> None:
         """Drop the oldest kept log lines beyond ``max_kept_logs`` (reported once)."""
@@ -287,22 +289,27 @@ class Writer:
             loaded = self.store.open_runs([(run_id, owner) for run_id, owner, _ in opens])
         except BaseException as err:
             for *_, future in opens:
-                future.set_exception(err)
+                _settle(future, error=err)
             return
-        for run_id, _, future in opens:
+        for run_id, owner, future in opens:
             outcome = loaded[run_id]
             if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+                _settle(future, error=outcome)
+            elif not _settle(future, outcome):
+                # Nobody waits for this run any more (its start was cancelled): give
+                # the lease back at once, or the run would look owned by a live process.
+                self.defer(Batch(release_leases=[(run_id, owner.token)]))
 
     def _loop(self) -> None:
         while True:
             taken = self._take()
             if taken is None:
                 return
-            self._commit(*taken)
-            self._serve_opens()
+            try:
+                self._commit(*taken)
+                self._serve_opens()
+            except Exception as err:  # a bug here must not stop every later write
+                _report(f"orbits_nb: the store writer hit an unexpected error: {err!r}")
             try:
                 self.store.tick()
             except Exception as err:  # a failing close must not kill the writer
@@ -311,3 +318,20 @@ class Writer:
                 if self._stopping and (self._outage is not None
                                        or not (self._urgent or self._lazy)):
                     return
+
+
+def _settle(future: concurrent.futures.Future[Any], result: Any = None, *,
+            error: BaseException | None = None) -> bool:
+    """Resolve ``future``; False when its waiter had already given up (cancelled it).
+
+    The writer thread must outlive every waiter: resolving a cancelled future raises,
+    and an exception there would stop every later write of the process.
+    """
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        return False
+    return True
