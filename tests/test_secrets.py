@@ -216,6 +216,35 @@ def test_remote_error_from_a_subprocess_is_masked(
     assert_nowhere(state_path, value)
 
 
+class RevealsInside(ob.Action):
+    """Creates its secret in the subprocess: the parent never saw the value."""
+
+    def main(self) -> Any:
+        value = ob.Secret.from_env(self.args["variable"]).reveal()
+        print(f"child printed {value}")
+        raise RuntimeError(f"child failed with {value}")
+
+
+class InsideSubprocess(ob.Workflow):
+    async def define(self) -> Any:
+        return await self.do("inside", RevealsInside(variable=self.args["variable"]),
+                             executor=ob.SubprocessExecutor())
+
+
+def test_secret_revealed_only_in_a_subprocess_is_masked(
+        engine: ob.Engine, state_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = fresh("child-only-token")
+    monkeypatch.setenv("ORBITS_NB_TEST_CHILD_ONLY", value)
+    run = engine.start(InsideSubprocess(variable="ORBITS_NB_TEST_CHILD_ONLY"))
+    with pytest.raises(ob.StepFailed) as info:
+        run.wait(120)
+    assert value not in str(info.value)
+    assert "child failed with ****" in str(info.value)
+    assert "child printed ****" in run.logs("inside")
+    engine.close()
+    assert_nowhere(state_path, value)
+
+
 class Ask(ob.Workflow):
     async def define(self) -> Any:
         token = self.args["token"].reveal()

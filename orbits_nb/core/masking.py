@@ -59,6 +59,10 @@ class _Registry:
             self._forms = sorted(forms, key=lambda f: (-len(f), f))
             self._pattern = re.compile("|".join(map(re.escape, self._forms)))
 
+    def values(self) -> set[str]:
+        with self._lock:
+            return set(self._values)
+
     def clear(self) -> None:
         with self._lock:
             self._values, self._forms, self._pattern = set(), [], None
@@ -91,6 +95,12 @@ def remember(*values: str) -> None:
 def remember_all(values: Iterable[str]) -> None:
     """:func:`remember` for an iterable of values."""
     _REGISTRY.remember(values)
+
+
+def remembered() -> list[str]:
+    """Every value remembered so far: what a child process (a subprocess step) hands
+    back to its parent with its reply, so the parent masks them in the child's output."""
+    return sorted(_REGISTRY.values())
 
 
 def forget_all() -> None:

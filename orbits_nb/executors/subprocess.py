@@ -15,6 +15,7 @@ from pathlib import Path
 
 from orbits_nb.core.action import Action
 from orbits_nb.core.errors import RemoteError
+from orbits_nb.core.masking import mask, remember_all
 from orbits_nb.core.ports import Method, Outcome
 from orbits_nb.engine.capture import current_sink
 from orbits_nb.executors._boundary import aborted, contained, is_abort
@@ -59,14 +60,17 @@ class SubprocessExecutor:
                 proc.kill()
                 await proc.wait()
             raise
+        reply = pickle.loads(out) if out else None
+        if reply is not None:
+            remember_all(reply[-1])  # secrets the child revealed, masked from here on
         sink = current_sink.get()
         if sink is not None and err:
             sink.write("stdout", err.decode(errors="replace"))
             sink.close()
-        if not out:
+        if reply is None:
             raise RemoteError("SubprocessDied", f"the worker process exited with code "
-                              f"{proc.returncode} before replying", err.decode()[-2000:])
-        reply = pickle.loads(out)
+                              f"{proc.returncode} before replying",
+                              mask(err.decode(errors="replace")[-2000:]))
         if reply[0] == "ok":
             return Outcome(reply[1], reply[2])
         error: BaseException = reply[1]

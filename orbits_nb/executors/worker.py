@@ -10,6 +10,7 @@ import traceback
 from typing import Any
 
 from orbits_nb.core.errors import RemoteError
+from orbits_nb.core.masking import remembered
 from orbits_nb.executors._boundary import aborted, is_abort
 
 
@@ -38,11 +39,13 @@ def main() -> None:
         value = getattr(action, method)()
         if inspect.isawaitable(value):
             value = asyncio.run(_wait(value))
-        reply = ("ok", value, action.bag)
+        reply = ("ok", value, action.bag, remembered())
         payload = pickle.dumps(reply)
     except BaseException as error:
         traceback.print_exc()
-        payload = pickle.dumps(("error", _portable(error)))
+        # The secrets this process revealed go back too: the parent masks them in
+        # what this process printed and raised before any of it is recorded.
+        payload = pickle.dumps(("error", _portable(error), remembered()))
     reply_stream.write(payload)
     reply_stream.flush()
 
