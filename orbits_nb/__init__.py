@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from orbits_nb._lazy import lazy_exports
 from orbits_nb.core.action import IN_PROGRESS, Action, Retry
 from orbits_nb.core.errors import (
+    Aborted,
     ActionNotFound,
     DuplicateStep,
     InvalidArgument,
@@ -100,6 +101,7 @@ _LAZY = {
 
 __all__ = [
     "IN_PROGRESS",
+    "Aborted",
     "Action",
     "ActionNotFound",
     "Approval",

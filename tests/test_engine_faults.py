@@ -148,7 +148,7 @@ def test_a_base_exception_fails_the_step_not_the_engine(
     assert step.error["type"] == TYPES[kind]
     assert step.attempts == 1  # never retried, whatever the policy
     assert "Traceback" in step.error["traceback"]
-    assert isinstance(info.value.cause, ob.OrbitsError)
+    assert isinstance(info.value.cause, ob.Aborted)
     assert check(engine.store) == []
     assert_engine_still_serves(engine)
 

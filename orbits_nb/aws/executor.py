@@ -107,16 +107,24 @@ class AccountExecutor:
                    account_id=self.account_id)
 
     # -- Executor protocol ------------------------------------------------------------
+    def interruptible(self, action: Action, method: Method) -> bool:
+        """As the executor the work runs in: a cancel stops a subprocess or a
+        coroutine at once, while a call in a thread is left to finish."""
+        from orbits_nb.engine.flight import interruptible
+        from orbits_nb.executors.local import LocalExecutor
+
+        return interruptible(self.inner or LocalExecutor(), action, method)
+
     async def call(self, action: Action, method: Method) -> Outcome:
         loop = asyncio.get_running_loop()
         context = await loop.run_in_executor(None, self.context)
         creds = context.credentials
         assert creds is not None
-        engine = action.__dict__.get("_engine")
-        if engine is not None:
-            # A step that prints or logs the credentials gets them masked in the store.
-            engine.learn_secrets([Secret(creds.secret_key), *(
-                [Secret(creds.token)] if creds.token else [])])
+        # Wrapping them remembers their values: a step that prints or logs the
+        # credentials gets them masked wherever its output goes.
+        Secret(creds.secret_key, name="aws-secret-key")
+        if creds.token:
+            Secret(creds.token, name="aws-session-token")
         action.env = {**self.env, "AWS_ACCOUNT_ID": self.account_id,
                       **({"AWS_REGION": self.region} if self.region else {})}
         inner = self._inner(context)

@@ -43,7 +43,7 @@ def cancel(monitor: Monitor, _step: str, _comment: str) -> str:
         raise OrbitsError(f"run {monitor.run_id!r} is not executing in this kernel")
     live.cancel()
     monitor.poke()
-    return "cancelling: in-flight steps are cancelled and recorded as such"
+    return "cancelling: waiting steps stop now; a step busy in a thread finishes first"
 
 
 def reset(monitor: Monitor, step: str, _comment: str) -> str:

@@ -150,8 +150,8 @@ def _cancel(head: dict[str, Any]) -> dict[str, Any]:
     status, where = head.get("status"), head.get("where")
     run = f"run {head.get('run_id')!r}"
     if where == HERE and not head.get("cancel_requested"):
-        return _button(True, "■ Cancel", "Cancel it: in-flight steps are cancelled and "
-                       "recorded as such")
+        return _button(True, "■ Cancel", "Cancel it: waiting steps stop now, a step busy "
+                       "in a thread finishes first; each is recorded")
     if where == HERE:
         return _button(False, "■ Cancel", f"{run} is being cancelled")
     if where == ELSEWHERE:
