@@ -35,7 +35,7 @@ def history(*, workflow: str | None = None, status: str | None = None,
     after = None if since is None else since_epoch(since)
     limit = check_limit(limit)
     engine = engine or default_engine()
-    engine.writer.flush()
+    engine.writer.flush_for_read()
     where: list[str] = ["parent_run_id IS NULL"]
     params: list[Any] = []
     if workflow:
@@ -61,7 +61,7 @@ def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     relation. Several statements, or a statement that would write, are refused."""
     check_text(query, "query")
     engine = engine or default_engine()
-    engine.writer.flush()
+    engine.writer.flush_for_read()
     return engine.store.relation(query)
 
 

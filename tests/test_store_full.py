@@ -98,6 +98,10 @@ def test_a_lasting_full_disk_fails_the_run_clearly_and_keeps_its_records(
         assert info.value.fields["reason"] == "disk-full"
         # Reads still work; the store shows the step running: its end is not written yet.
         assert engine.store.fetch("SELECT status FROM steps") == [("running",)]
+        # So do the user's reads: they show what is durable instead of raising.
+        assert engine.get_run(run.run_id).status == "running"
+        assert [r[0] for r in ob.history(engine=engine).fetchall()] == [run.run_id]
+        assert "during" not in engine.get_run(run.run_id).logs("talk")  # not durable yet
         reported = capfd.readouterr().err
         assert reported.count("Retrying for") == 1, reported  # once, not per attempt
 

@@ -44,7 +44,7 @@ class Run:
         """The run's current state (live in memory while executing, else from the store)."""
         if self.execution is not None and self._future is not None and not self._future.done():
             return self.execution.state
-        self.engine.writer.flush()
+        self.engine.writer.flush_for_read()
         return fold(self.run_id, self.engine.store.load_run(self.run_id))
 
     @property
@@ -85,7 +85,7 @@ class Run:
 
     def logs(self, step: str | None = None) -> str:
         """Captured print and logging output, of one step or of the whole run."""
-        self.engine.writer.flush()
+        self.engine.writer.flush_for_read()
         lines = self.engine.store.logs(self.run_id, step)
         if step is None:
             return "\n".join(f"[{s}] {message}" for _, s, _, _, message in lines)

@@ -133,6 +133,15 @@ class Writer:
         """Block until everything queued so far is committed."""
         self.submit(Batch()).result(timeout)
 
+    def flush_for_read(self) -> None:
+        """Before a read: commit what is queued, so the read sees it. While the store
+        cannot be written (a full disk), do not wait: the read shows what is durable,
+        and the failure is reported where a write needs it."""
+        if self.failing is not None:
+            return
+        with suppress(StoreError):
+            self.flush()
+
     def stop(self) -> None:
         """Write what is queued (retrying as usual), then end the thread.
 
