@@ -469,6 +469,43 @@ def test_a_script_exits_after_a_blocking_step_timed_out(tmp_path: Path) -> None:
     assert "failed with StepTimeout" in proc.stdout
 
 
+ABANDONED = textwrap.dedent("""
+    import asyncio, atexit, sys, time
+    import orbits_nb as ob
+
+    class Forever(ob.Action):
+        async def main(self):
+            await asyncio.sleep(600)
+
+    class Wf(ob.Workflow):
+        async def define(self):
+            return await self.do("forever", Forever())
+
+    engine = ob.Engine(sys.argv[1])
+    run = engine.start(Wf())
+    while run.status != "running":
+        time.sleep(0.05)
+    # The loop stops with the run's task still pending, as when close() gives up on a
+    # run: its coroutine is only closed while the interpreter tears down, and its
+    # cleanup then asks the (stopped) writer to write the lease release.
+    atexit.unregister(engine.close)
+    engine.writer.stop()
+    engine.loop.call_soon_threadsafe(engine.loop.stop)
+    time.sleep(0.5)
+    print("leaving", flush=True)
+""")
+
+
+def test_a_run_abandoned_at_exit_does_not_hang_the_interpreter(tmp_path: Path) -> None:
+    script = tmp_path / "abandoned.py"
+    script.write_text(ABANDONED)
+    # The timeout only keeps a regression from hanging the suite.
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "s.duckdb")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "leaving" in proc.stdout
+
+
 def test_blocking_steps_run_in_worker_threads_with_the_step_context(
         engine: ob.Engine) -> None:
     seen: list[tuple[str, bool]] = []

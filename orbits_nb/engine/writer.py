@@ -88,18 +88,30 @@ class Writer:
         outage = self._outage
         return outage.error if outage is not None else None
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stopping = False
-            self._thread = threading.Thread(target=self._loop, name="orbits-nb-writer",
-                                            daemon=True)
-            self._thread.start()
+    def _ensure_thread(self) -> bool:
+        if self._thread is not None and self._thread.is_alive():
+            return True
+        if sys.is_finalizing():
+            # A thread started while the interpreter tears down never runs, and
+            # whoever waited for it to start would hang the exit for ever.
+            return False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="orbits-nb-writer",
+                                        daemon=True)
+        self._thread.start()
+        return True
+
+    def _exiting(self) -> StoreError:
+        return StoreError(f"records for {self.store.path} arrived while this process was "
+                          "exiting and were not written", path=str(self.store.path))
 
     def submit(self, batch: Batch) -> concurrent.futures.Future[None]:
         """Queue ``batch`` for the next commit; the future resolves once it is durable."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._cond:
-            self._ensure_thread()
+            if not self._ensure_thread():
+                future.set_exception(self._exiting())
+                return future
             self._urgent.append((batch, future))
             self._cond.notify()
         return future
@@ -111,7 +123,9 @@ class Writer:
         """
         future: concurrent.futures.Future[list[Event]] = concurrent.futures.Future()
         with self._cond:
-            self._ensure_thread()
+            if not self._ensure_thread():
+                future.set_exception(self._exiting())
+                return future
             self._opens.append((run_id, owner, future))
             self._cond.notify()
         return future
@@ -123,7 +137,8 @@ class Writer:
 
     def defer(self, batch: Batch) -> None:
         with self._cond:
-            self._ensure_thread()
+            if not self._ensure_thread():
+                return  # exiting: nothing will write it (stop() reported what was left)
             if not self._lazy:
                 self._lazy_since = time.monotonic()
                 self._cond.notify()
