@@ -273,6 +273,8 @@ def test_dashboard_lists_filters_and_opens_runs(engine: ob.Engine,
         frontend_sets(board.list, since="last tuesday")
         assert board.list.notice["level"] == "error"
         assert "not a date" in board.list.notice["text"]
+        frontend_sets(board.list, since="30d")  # an age, as for ob.history and the CLI
+        assert len(board.runs()) == 2
         frontend_sets(board.list, since="", selected=failed.run_id)
         assert board.monitor is not None
         assert board.box.children[1] is board.monitor

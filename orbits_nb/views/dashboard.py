@@ -8,7 +8,6 @@ Selecting a run opens its monitor below the list.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 import time
@@ -18,6 +17,7 @@ import anywidget
 import ipywidgets
 import traitlets as t
 
+from orbits_nb._filters import RUN_STATUSES, check_limit, check_status, since_epoch
 from orbits_nb.core.dot import short_action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.core.state import RUN_TERMINAL
@@ -30,7 +30,7 @@ from orbits_nb.views.pump import Pump
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
 
-STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+STATUSES = RUN_STATUSES
 _REQUERY_EVERY = 10.0
 
 _QUERY = """
@@ -88,23 +88,19 @@ class RunList(anywidget.AnyWidget):
 
 
 def check_filters(status: str | None, since: str | None, limit: int) -> None:
-    if status and status not in STATUSES:
-        raise InvalidArgument(f"status={status!r}: use one of {', '.join(STATUSES)}")
+    """The same checks (and ``since`` forms) as ``ob.history`` and ``orbits-nb runs``."""
+    check_status(status or None, STATUSES)
     if since:
-        try:
-            dt.datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidArgument(f"since={since!r} is not a date; use e.g. "
-                                  "'2026-11-01' or '2026-11-01 09:30'") from None
-    if not isinstance(limit, int) or limit < 1:
-        raise InvalidArgument(f"limit={limit!r} must be a positive integer")
+        since_epoch(since)
+    check_limit(limit)
 
 
 def query_runs(engine: Engine, *, workflow: str = "", status: str = "", since: str = "",
                limit: int = 50) -> list[dict[str, Any]]:
     """Recent top-level runs with their step counts and where they execute."""
     check_filters(status, since, limit)
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if workflow:
         where.append("(workflow = ? OR workflow LIKE ?)")
         params += [workflow, "%:" + workflow]
@@ -112,8 +108,8 @@ def query_runs(engine: Engine, *, workflow: str = "", status: str = "", since: s
         where.append("status = ?")
         params.append(status)
     if since:
-        where.append("created_at >= CAST(? AS TIMESTAMPTZ)")
-        params.append(since)
+        where.append("created_at >= to_timestamp(?)")
+        params.append(since_epoch(since))
     sql = _QUERY.format(where="".join(" AND " + w for w in where))
     rows = engine.store.fetch(sql, [*params, limit])
     return [_row(r) for r in rows]
@@ -268,7 +264,8 @@ def dashboard(*, workflow: str | None = None, status: str | None = None,
     """Recent runs from the store, live-updating, with a click-through to each monitor.
 
     Filters: ``workflow`` (class name), ``status`` (pending, running, succeeded,
-    failed, cancelled), ``since`` (a date, e.g. ``"2026-11-01"``); all can also be
+    failed, cancelled), ``since`` (a date, e.g. ``"2026-11-01"``, or an age such as
+    ``"7d"``, as for :func:`orbits_nb.history`); all can also be
     changed in the widget.
     """
     return Dashboard(engine, workflow=workflow, status=status, since=since, limit=limit,
