@@ -204,6 +204,31 @@ def test_a_read_only_file_can_be_read_not_written(recorded: tuple[Path, list[str
     assert check(ob.DuckDBStore(path)) == []
 
 
+def test_notebook_runs_of_a_read_only_file_are_listed(recorded: tuple[Path, list[str]],
+                                                    tmp_path: Path) -> None:
+    """Listing does not need the clean-up it does on a writable file (marking runs
+    whose runner died as failed): a read-only file is listed as it is."""
+    import subprocess
+    import sys
+
+    from orbits_nb.runbooks import records
+
+    path, _ = _copy(recorded, tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store = ob.DuckDBStore(path)
+    records.insert(store, records.NotebookRun(
+        notebook_run_id="nightly-1", runbook="nightly", notebook=str(tmp_path / "n.ipynb"),
+        started_at=1.0, pid=int(gone.stdout)))  # its runner died
+    store.close()
+    with read_only_file(path):
+        out = cli("runs", "--notebooks", state=path)
+    assert out.returncode == 0, out.stderr
+    assert "nightly-1" in out.stdout and "running" in out.stdout
+    reaped = cli("runs", "--notebooks", "--json", state=path)  # writable again: cleaned up
+    assert '"status": "failed"' in reaped.stdout, reaped.stdout
+
+
 def test_a_read_only_folder_can_be_read_not_written(recorded: tuple[Path, list[str]],
                                                    tmp_path: Path) -> None:
     folder = tmp_path / "project"

@@ -26,7 +26,7 @@ from orbits_nb.cli.runbook_options import (
     parameter_options,
 )
 from orbits_nb.cli.state import existing_state, state_path
-from orbits_nb.core.errors import OrbitsError
+from orbits_nb.core.errors import OrbitsError, StoreError
 from orbits_nb.engine.table import Table
 
 
@@ -332,7 +332,13 @@ def print_notebook_runs(args: argparse.Namespace) -> int:
         raise OrbitsError(f"notebook runs are {', '.join(records.STATUSES)}, not "
                           f"{args.status!r}; drop --status or pick one of those")
     store = _store()
-    records.reap_orphans(store)
+    try:
+        records.reap_orphans(store)
+    except StoreError as err:
+        # Listing needs no write: on a file this process may not write (or a full disk)
+        # runs whose runner died are listed as they are until a writer marks them.
+        if err.fields.get("reason") not in ("read-only", "disk-full"):
+            raise
     found = records.listing(store, runbook=args.workflow, status=args.status,
                             limit=None if args.since else args.limit)
     if args.since:
