@@ -21,7 +21,8 @@ from orbits_nb.core.workflow import Workflow
 _CLIENT = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
 
 
-def _check_client(client: Any) -> str:
+def check_client(client: Any) -> str:
+    """``client`` if it can name an account, a repository and a stack; else InvalidArgument."""
     if not isinstance(client, str) or not _CLIENT.match(client):
         raise InvalidArgument(
             f"client {client!r} must be 2-24 lowercase letters, digits or '-', starting "
@@ -62,7 +63,7 @@ class BaseWorkflow(Workflow):
                  git_provider: str = "local", git_owner: str | None = None,
                  git_token: Secret | None = None, role_name: str = DEFAULT_ROLE,
                  **args: Any) -> None:
-        common: dict[str, Any] = {"client": _check_client(client), "email": email,
+        common: dict[str, Any] = {"client": check_client(client), "email": email,
                                   "git_provider": git_provider, "role_name": role_name}
         common.update({k: v for k, v in (("git_location", git_location),
                                          ("git_owner", git_owner),
@@ -139,7 +140,7 @@ class DeployBackend(BaseWorkflow):
     def __init__(self, *, client: str, email: str, template_file: str, migrations: str,
                  database_url: str, region: str = "us-east-1",
                  webhook: Secret | None = None, **common: Any) -> None:
-        _check_client(client)
+        check_client(client)
         _check_webhook(webhook)
         if not isinstance(database_url, str) or not database_url:
             raise InvalidArgument(f"database_url must be a DuckDB path or a postgresql:// "
@@ -179,7 +180,7 @@ class DeployFrontend(BaseWorkflow):
     def __init__(self, *, client: str, email: str, template_file: str,
                  region: str = "us-east-1", webhook: Secret | None = None,
                  **common: Any) -> None:
-        _check_client(client)
+        check_client(client)
         _check_webhook(webhook)
         extra: dict[str, Any] = {"template_file": _check_file(template_file,
                                                               "template_file"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.core.workflow import Workflow
-from orbits_nb.flagship.backend import DeployBackend, _check_client
+from orbits_nb.flagship.backend import DeployBackend, check_client
 
 #: Keys of Fleet's arguments that are not passed on to each DeployBackend.
 _OWN = ("tenants", "concurrency", "email_pattern", "database_pattern")
@@ -39,7 +39,7 @@ class Fleet(Workflow):
             raise InvalidArgument("tenants must be a non-empty list of tenant names",
                                   argument="tenants")
         for tenant in tenants:
-            _check_client(tenant)
+            check_client(tenant)
         duplicates = sorted({t for t in tenants if tenants.count(t) > 1})
         if duplicates:
             raise InvalidArgument(f"tenants are listed twice: {duplicates}",
