@@ -1,4 +1,8 @@
-"""The ports the engine joins: executors and the step context they receive."""
+"""The ports the engine joins: executors and the step context they receive.
+
+The store port (what is kept, and how features ask for it) is
+:class:`orbits_nb.core.storage.Store`.
+"""
 
 from __future__ import annotations
 
