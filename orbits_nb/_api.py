@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orbits_nb._filters import check_limit, check_status, check_text, since_epoch
 from orbits_nb.core.errors import InvalidArgument
@@ -36,24 +36,7 @@ def history(*, workflow: str | None = None, status: str | None = None,
     limit = check_limit(limit)
     engine = engine or default_engine()
     engine.writer.flush_for_read()
-    where: list[str] = ["parent_run_id IS NULL"]
-    params: list[Any] = []
-    if workflow:
-        where.append("(workflow = ? OR split_part(workflow, ':', 2) = ?)")
-        params += [workflow, workflow]
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if after is not None:
-        where.append("created_at >= to_timestamp(?)")
-        params.append(after)
-    query = ("SELECT run_id, workflow, status, created_at, finished_at, duration_s, "
-             "executions, args, result, error FROM runs WHERE " + " AND ".join(where) +
-             " ORDER BY created_at DESC")
-    if limit is not None:
-        query += " LIMIT ?"
-        params.append(limit)
-    return engine.store.relation(query, params)
+    return engine.store.history(workflow=workflow, status=status, since=after, limit=limit)
 
 
 def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:

@@ -17,64 +17,26 @@ import getpass
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orbits_nb.core.action import IN_PROGRESS, Action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError, RunNotFound, StoreBusy
-from orbits_nb.core.masking import mask
-from orbits_nb.core.serde import check_json, dumps, loads, mask_json
+from orbits_nb.core.rows import ApprovalRequest, Decision, PendingApproval
+from orbits_nb.core.serde import check_json
+from orbits_nb.core.state import fold
 from orbits_nb.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
-    from orbits_nb.store.duckdb_store import DuckDBStore
+    from orbits_nb.core.storage import Store
+
+__all__ = ["DECISIONS", "Approval", "ApprovalRejected", "Decision", "PendingApproval",
+           "check_run", "create_request", "current_user", "decide", "lookup", "pending",
+           "reusable_request"]
 
 DECISIONS = ("approved", "rejected")
 
-_LATEST = """
-WITH latest AS (
-  SELECT a.*, row_number() OVER (PARTITION BY a.run_id, a.step
-                                 ORDER BY a.requested_at DESC) AS n
-  FROM approvals a)
-SELECT l.request_id, l.run_id, l.step, l.prompt, l.details, l.requested_at,
-  l.requested_by, s.status
-FROM latest l JOIN steps s ON s.run_id = l.run_id AND s.step = l.step
-WHERE l.n = 1 AND l.decision IS NULL AND s.status NOT IN ('succeeded', 'failed')
-"""
-
-
 class ApprovalRejected(OrbitsError):
     """Somebody rejected an approval step (fields: run_id, step, by, at, comment)."""
-
-
-@dataclass(frozen=True)
-class PendingApproval:
-    """A request waiting for a decision."""
-
-    request_id: str
-    run_id: str
-    step: str
-    prompt: str
-    details: Any
-    requested_at: float
-    requested_by: str
-    step_status: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    request_id: str
-    run_id: str
-    step: str
-    decision: str
-    by: str
-    at: float
-    comment: str
-
-    def as_result(self) -> dict[str, Any]:
-        return {"approved": self.decision == "approved", "by": self.by,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.at)),
-                "comment": self.comment}
 
 
 def current_user() -> str:
@@ -110,9 +72,9 @@ class Approval(Action):
         # The request lives in this process's store: never ship it to another executor.
         self.executor = LocalExecutor()
 
-    def _store(self) -> DuckDBStore:
+    def _store(self) -> Store:
         try:
-            store: DuckDBStore = self.engine.store
+            store: Store = self.engine.store
         except RuntimeError:
             raise OrbitsError(f"step {self.step!r} (Approval) must run in the process of its "
                               "engine; do not give it another executor",
@@ -145,60 +107,39 @@ class Approval(Action):
             comment=decision.comment)
 
 
-def create_request(store: DuckDBStore, run_id: str, step: str, prompt: str,
+def create_request(store: Store, run_id: str, step: str, prompt: str,
                    details: Any = None) -> str:
     request_id = uuid.uuid4().hex
     details = check_json(details, f"details of approval {step!r}")
-    with store.connection() as con:
-        con.execute("INSERT INTO approvals (request_id, run_id, step, prompt, details, "
-                    "requested_at, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [request_id, run_id, step, mask(prompt),
-                     None if details is None else mask_json(dumps(details)), time.time(),
-                     current_user()])
+    store.add_approval(ApprovalRequest(request_id, run_id, step, prompt, details,
+                                       time.time(), current_user()))
     return request_id
 
 
-def reusable_request(store: DuckDBStore, run_id: str, step: str) -> str | None:
+def reusable_request(store: Store, run_id: str, step: str) -> str | None:
     """The request of an earlier execution of this step that still stands.
 
     Undecided or approved requests stand (the kernel died or the run was cancelled
     while waiting); a rejected one, or one older than a reset of the step, does not.
     """
-    rows = store.fetch(
-        "SELECT request_id, decision FROM approvals WHERE run_id = ? AND step = ? AND "
-        "requested_at > coalesce((SELECT max(ts) FROM events WHERE run_id = ? AND "
-        "kind = 'run.reset' AND list_contains(CAST(data->'steps' AS VARCHAR[]), ?)), 0) "
-        "ORDER BY requested_at DESC LIMIT 1", [run_id, step, run_id, step])
-    if rows and rows[0][1] != "rejected":
-        return str(rows[0][0])
-    return None
+    return store.standing_approval(run_id, step)
 
 
-def lookup(store: DuckDBStore, request_id: str) -> Decision | None:
+def lookup(store: Store, request_id: str) -> Decision | None:
     """The decision taken on ``request_id``, or None while it is pending."""
-    rows = store.fetch("SELECT run_id, step, decision, decided_by, decided_at, comment "
-                       "FROM approvals WHERE request_id = ?", [request_id])
-    if not rows:
-        raise OrbitsError(f"approval request {request_id!r} is not in {store.path}; was the "
-                          "state file replaced?", request=request_id)
-    run_id, step, decision, by, at, comment = rows[0]
-    if decision is None:
-        return None
-    return Decision(request_id, run_id, step, decision, by or "", float(at), comment or "")
+    known, decision = store.approval_decision(request_id)
+    if not known:
+        raise OrbitsError(f"approval request {request_id!r} is not in {store.location}; "
+                          "was the state file replaced?", request=request_id)
+    return decision
 
 
-def pending(store: DuckDBStore, run_id: str | None = None) -> list[PendingApproval]:
+def pending(store: Store, run_id: str | None = None) -> list[PendingApproval]:
     """Approvals waiting for a decision (of ``run_id`` and its nested runs, or all)."""
-    query, params = _LATEST, []
-    if run_id is not None:
-        query += " AND (l.run_id = ? OR starts_with(l.run_id, ?))"
-        params = [run_id, run_id + "/"]
-    rows = store.fetch(query + " ORDER BY l.requested_at", params)
-    return [PendingApproval(r[0], r[1], r[2], r[3] or "", loads(r[4]), float(r[5]),
-                            r[6] or "", r[7]) for r in rows]
+    return store.pending_approvals(run_id)
 
 
-def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
+def decide(store: Store, run_id: str, step: str, decision: str, *,
            by: str | None = None, comment: str | None = None,
            via: str = "api") -> Decision:
     """Approve or reject the pending approval ``step`` of ``run_id``.
@@ -221,56 +162,40 @@ def decide(store: DuckDBStore, run_id: str, step: str, decision: str, *,
         raise _nothing_pending(store, root, run_id, step)
     by = by or current_user()
     now = time.time()
-    with store.connection() as con:
-        con.execute("BEGIN")
-        try:
-            rows = con.execute(_LATEST + " AND l.run_id = ? AND l.step = ?",
-                               [run_id, step]).fetchall()
-            if not rows:
-                con.execute("ROLLBACK")
-                raise _nothing_pending(store, root, run_id, step)
-            request_id = str(rows[0][0])
-            con.execute("UPDATE approvals SET decision = ?, decided_by = ?, decided_at = ?, "
-                        "comment = ?, decided_via = ? WHERE request_id = ?",
-                        [decision, by, now, mask(comment or ""), via, request_id])
-            con.execute("COMMIT")
-        except OrbitsError:
-            raise
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    request_id = store.decide_approval(run_id, step, decision, by=by, at=now,
+                                       comment=comment or "", via=via)
+    if request_id is None:
+        raise _nothing_pending(store, root, run_id, step)
     return Decision(request_id, run_id, step, decision, by, now, comment or "")
 
 
-def check_run(store: DuckDBStore, run_id: str, nested_in: str | None = None) -> None:
+def check_run(store: Store, run_id: str, nested_in: str | None = None) -> None:
     """Raise RunNotFound unless ``run_id`` is recorded (a nested run of ``nested_in``)."""
     if not isinstance(run_id, str) or not run_id:
         raise InvalidArgument(f"run id {run_id!r} must be a non-empty string")
-    if store.fetch("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", [run_id]):
+    if store.run_exists(run_id):
         return
     if nested_in is not None:
         raise RunNotFound(f"run {nested_in!r} has no nested run {run_id[len(nested_in) + 1:]!r}"
-                          f" in {store.path}", run_id=run_id,
+                          f" in {store.location}", run_id=run_id,
                           hint=f"see its steps with ob.get_run({nested_in!r}).steps()",
                           cli_hint=f"see its steps with `orbits-nb show {nested_in}`")
-    raise RunNotFound(f"no run {run_id!r} in {store.path}", run_id=run_id,
+    raise RunNotFound(f"no run {run_id!r} in {store.location}", run_id=run_id,
                       hint="list runs with ob.history()",
                       cli_hint="list runs with `orbits-nb runs`")
 
 
-def _nothing_pending(store: DuckDBStore, root: str, run_id: str, step: str) -> OrbitsError:
+def _nothing_pending(store: Store, root: str, run_id: str, step: str) -> OrbitsError:
     check_run(store, root)
     if run_id != root:
         check_run(store, run_id, nested_in=root)
     root = root.split("/", 1)[0]
     waiting = [f"{p.run_id[len(root) + 1:] + '/' if p.run_id != root else ''}{p.step}"
                for p in pending(store, root)]
-    decided = store.fetch("SELECT decision, decided_by FROM approvals WHERE run_id = ? AND "
-                          "step = ? ORDER BY requested_at DESC LIMIT 1", [run_id, step])
-    steps = [r[0] for r in store.fetch("SELECT step FROM steps WHERE run_id = ? ORDER BY pos",
-                                       [run_id])]
-    if decided and decided[0][0]:
-        why = f"it was already {decided[0][0]} by {decided[0][1]}"
+    decided = store.last_decision(run_id, step)
+    steps = [s.key for s in fold(run_id, store.load_run(run_id)).ordered_steps()]
+    if decided:
+        why = f"it was already {decided[0]} by {decided[1]}"
     elif step not in steps:
         why = f"the run has no step {step!r} (steps: {', '.join(steps) or 'none'})"
     else:

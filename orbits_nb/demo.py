@@ -134,18 +134,27 @@ def _execute(notebook: Path, output: Path, params: dict[str, Any], state: Path) 
 
 def _steps(state: Path, client: str) -> list[dict[str, Any]]:
     """The steps of the client's latest DeployBackend run, with how often each ran."""
-    from orbits_nb.store.duckdb_store import DuckDBStore
+    from orbits_nb.core.state import fold
+    from orbits_nb.store import open_store
 
-    store = DuckDBStore(state)
+    store = open_store(state)
+    out: list[dict[str, Any]] = []
     try:
-        rows = store.fetch(
-            "SELECT r.run_id, s.step, s.status, (SELECT count(*) FROM events e WHERE "
-            "e.run_id = s.run_id AND e.step = s.step AND e.kind = 'step.started') "
-            "FROM runs r JOIN steps s USING (run_id) WHERE r.workflow LIKE "
-            "'%:DeployBackend' AND r.args->>'client' = ? ORDER BY s.pos", [client])
+        with store.keep_open():
+            for row in store.recent_runs(workflow="DeployBackend", limit=1000):
+                events = store.load_run(row.run_id)
+                run = fold(row.run_id, events)
+                if run.args.get("client") != client:
+                    continue
+                for step in run.ordered_steps():
+                    started = sum(e.kind == "step.started" and e.step == step.key
+                                  for e in events)
+                    out.append({"run_id": row.run_id, "step": step.key,
+                                "status": step.status, "executions": started})
+                break
     finally:
         store.close()
-    return [{"run_id": r[0], "step": r[1], "status": r[2], "executions": r[3]} for r in rows]
+    return out
 
 
 def _describe(run: DemoRun) -> str:

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from polling import until
 
 import orbits_nb as ob
+from orbits_nb.core.rows import Batch
 from orbits_nb.core.serde import MAX_DEPTH, check_json, dumps_record, loads, loads_record
 from orbits_nb.core.state import Event
-from orbits_nb.store.duckdb_store import Batch, DuckDBStore
+from orbits_nb.store.duckdb_store import DuckDBStore
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -242,7 +242,7 @@ def test_observe_failures_and_unimportable_classes_are_errors(engine: ob.Engine,
 
 def test_a_resource_under_a_command_is_not_observed(engine: ob.Engine, root: Path) -> None:
     engine.start(Uses(root=str(root), name="busy", value=1)).wait()
-    lease = leases.Lease("Probe:busy", "update", run_id="other-run", step="s")
+    lease = leases.ResourceLease("Probe:busy", "update", run_id="other-run", step="s")
     assert leases.try_acquire(engine.store, lease) is None
     check = ob.drift(engine=engine).checks[0]
     assert check.status == "error"

@@ -157,8 +157,8 @@ def test_concurrent_runs_in_one_process_create_once(engine: ob.Engine, root: Pat
     assert calls(root) == ["create shared"]
 
 
-def _held(engine: ob.Engine, key: str) -> leases.Lease:
-    lease = leases.Lease(key, "maintenance", run_id="manual", step="hold")
+def _held(engine: ob.Engine, key: str) -> leases.ResourceLease:
+    lease = leases.ResourceLease(key, "maintenance", run_id="manual", step="hold")
     assert leases.try_acquire(engine.store, lease) is None
     return lease
 
@@ -182,8 +182,7 @@ def test_conflicting_command_fails_fast_when_asked(engine: ob.Engine, root: Path
     assert "on_conflict='fail' does not wait" in str(cause)
     assert calls(root) == []
 
-    with engine.store.connection() as con:
-        leases.release(con, lease)
+    engine.store.release_lease("resource", lease.key, lease.token)
     run.retry().wait(30)
     assert calls(root) == ["create busy"]
 
@@ -195,8 +194,7 @@ def test_conflicting_command_waits_for_the_lease(engine: ob.Engine, root: Path) 
     with pytest.raises(TimeoutError):
         run.wait(0.5)
     assert calls(root) == []
-    with engine.store.connection() as con:
-        leases.release(con, lease)
+    engine.store.release_lease("resource", lease.key, lease.token)
     run.wait(30)
     assert calls(root) == ["create wait"]
 
@@ -219,7 +217,7 @@ def test_lease_of_a_dead_process_is_taken_over(engine: ob.Engine, root: Path) ->
     dead.wait()
     now = time.time()
     engine.store.fetch("INSERT INTO resource_leases VALUES (?, 'tok', ?, ?, 'create', 'r', "
-                       "'s', ?, ?)", ["Probe:orphan", leases.HOST, dead.pid, now, now])
+                       "'s', ?, ?)", ["Probe:orphan", engine.store.host, dead.pid, now, now])
     engine.start(Uses(root=str(root), name="orphan", value=1)).wait(30)
     assert calls(root) == ["create orphan"]
     assert engine.store.fetch("SELECT count(*) FROM resource_leases")[0][0] == 0

@@ -119,7 +119,7 @@ def test_success_records_reports_and_never_leaks_the_secret(state: Path,
     assert run.meta["notebook_run_id"] == record.notebook_run_id
     assert run.meta["parameters"] == {"api_token": "****", "client": "globex",
                                       "headless": True}
-    assert any("calling the API with ****" in line[-1] for line in logs)
+    assert any("calling the API with ****" in line.message for line in logs)
     assert stored is not None
     assert stored.status == "succeeded"
     assert stored.workflow_runs == record.workflow_runs

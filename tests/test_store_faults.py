@@ -25,7 +25,7 @@ from store_helpers import (
 )
 
 import orbits_nb as ob
-from orbits_nb.store.duckdb_store import Owner
+from orbits_nb.core.rows import Owner
 from orbits_nb.store.integrity import check
 from orbits_nb.store.schema import SCHEMA_VERSION
 
@@ -299,7 +299,7 @@ def test_run_ids_of_the_wrong_type_are_rejected_before_any_sql(bad: object,
     store = ob.DuckDBStore(state)
     for call in (lambda: store.load_run(bad),  # type: ignore[arg-type]
                  lambda: store.logs(bad),  # type: ignore[arg-type]
-                 lambda: store.open_runs([(bad, Owner("t"))]),  # type: ignore[list-item]
+                 lambda: store.open_runs([(bad, Owner("t", "here", 1))]),  # type: ignore[list-item]
                  lambda: ob.get_run(bad)):  # type: ignore[arg-type]
         with pytest.raises(ob.InvalidArgument) as info:
             call()

@@ -203,9 +203,9 @@ def test_file_size_limit_fails_the_commit_with_a_store_error(tmp_path: Path) -> 
 def test_a_waiter_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None:
     """A cancelled commit (a step cancelled while its record was being written) is
     still written, and every later write still happens."""
+    from orbits_nb.core.rows import Batch
     from orbits_nb.core.state import Event
     from orbits_nb.engine.writer import Writer
-    from orbits_nb.store.duckdb_store import Batch
 
     store = ob.DuckDBStore(tmp_path / "s.duckdb")
     writer = Writer(store)
@@ -224,19 +224,19 @@ def test_a_waiter_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None
 
 
 def test_a_cancelled_start_gives_its_lease_back(tmp_path: Path) -> None:
+    from orbits_nb.core.rows import Owner
     from orbits_nb.engine.writer import Writer
-    from orbits_nb.store.duckdb_store import Owner
 
     store = ob.DuckDBStore(tmp_path / "s.duckdb")
     writer = Writer(store)
     try:
-        opening = writer.open_run("r-1", Owner(token="t-1"))
+        opening = writer.open_run("r-1", Owner("t-1", store.host, os.getpid()))
         opening.cancel()
         writer.flush(30)
         writer.flush(30)  # the release is queued once the open was served
         assert store.fetch("SELECT count(*) FROM leases") == [(0,)]
         # Another owner in this live process can take the run at once.
-        assert writer.open_run("r-1", Owner(token="t-2")).result(30) == []
+        assert writer.open_run("r-1", Owner("t-2", store.host, os.getpid())).result(30) == []
     finally:
         writer.stop()
         store.close()

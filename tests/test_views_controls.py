@@ -21,7 +21,7 @@ from test_views_flows import DeployBackend, Release
 from test_widgets import TESTS, RecordingComm, comms, frontend_sends, frontend_sets, statuses
 
 import orbits_nb as ob
-from orbits_nb.store.duckdb_store import HOST
+from orbits_nb.store import HOST
 from orbits_nb.views.monitor import Monitor
 
 __all__ = ["comms"]  # the fixture, shared with test_widgets

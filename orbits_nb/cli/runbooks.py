@@ -144,12 +144,12 @@ def _swap(text: str, hints: list[dict[str, Any]]) -> str:
 
 def _workflow_hints(record: Any) -> list[dict[str, Any]]:
     """The hints recorded with the errors of the record's failed workflow runs."""
-    from orbits_nb.store.duckdb_store import DuckDBStore
+    from orbits_nb.store import open_store
 
     path = state_path()
     if not record.workflow_runs or not path.exists():
         return []
-    store = DuckDBStore(path)
+    store = open_store(path)
     try:
         return _hints_of(store, record.workflow_runs)
     finally:
@@ -157,16 +157,8 @@ def _workflow_hints(record: Any) -> list[dict[str, Any]]:
 
 
 def _hints_of(store: Any, run_ids: list[str]) -> list[dict[str, Any]]:
-    from orbits_nb.core.serde import loads
-
-    if not run_ids:
-        return []
-    marks = ", ".join("?" * len(run_ids))
-    rows = store.fetch(f"SELECT error FROM runs WHERE status = 'failed' AND (run_id IN "
-                       f"({marks}) OR split_part(run_id, '/', 1) IN ({marks}))",
-                       [*run_ids, *run_ids])
-    return [fields for row in rows if row[0]
-            if (fields := recorded_fields(loads(row[0]))).get("cli_hint")]
+    return [fields for error in store.failed_errors(run_ids)
+            if (fields := recorded_fields(error)).get("cli_hint")]
 
 
 def _print_failure(record: Any, hints: list[dict[str, Any]]) -> None:
@@ -289,9 +281,9 @@ def _state() -> Path:
 
 
 def _store() -> Any:
-    from orbits_nb.store.duckdb_store import DuckDBStore
+    from orbits_nb.store import open_store
 
-    return DuckDBStore(_state())
+    return open_store(_state())
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

@@ -124,10 +124,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from orbits_nb._api import sql
 
     if existing_state() is None:
-        from orbits_nb.store.duckdb_store import DuckDBStore
+        from orbits_nb.store import open_store
 
         # Still check the query (syntax, tables), against an empty store in memory.
-        DuckDBStore(":memory:").relation(args.query)
+        open_store(":memory:").relation(args.query)
         return 0
     print_relation(sql(args.query), as_json=args.json)
     return 0

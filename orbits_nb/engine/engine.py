@@ -22,17 +22,18 @@ from typing import Any
 
 from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound, StoreError
 from orbits_nb.core.ports import Executor
+from orbits_nb.core.rows import Batch, Owner
 from orbits_nb.core.serde import Secret, digest, mask_json
 from orbits_nb.core.state import RunState, fold
+from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
 from orbits_nb.executors.local import LocalExecutor
-from orbits_nb.store.duckdb_store import Batch, DuckDBStore, Owner
+from orbits_nb.store import default_state_path, open_store
 from orbits_nb.store.guard import check_run_id
-from orbits_nb.store.location import default_state_path
 
 HEARTBEAT_SECONDS = 15.0
 
@@ -51,13 +52,13 @@ class Engine:
     >>> engine.start(Hello(who="acme")).wait()            # doctest: +SKIP
     """
 
-    def __init__(self, store: DuckDBStore | str | Path | None = None, *,
+    def __init__(self, store: Store | str | Path | None = None, *,
                  executor: Executor | None = None, max_threads: int = 64) -> None:
         if store is None:
             store = default_state_path()
-        self.store = store if isinstance(store, DuckDBStore) else DuckDBStore(store)
+        self.store: Store = open_store(store) if isinstance(store, (str, Path)) else store
         self.executor: Executor = executor or LocalExecutor(max_threads)
-        self.owner = Owner(token=uuid.uuid4().hex)
+        self.owner = Owner(uuid.uuid4().hex, self.store.host, os.getpid())
         self.max_threads = max_threads
         self.writer = Writer(self.store, redact=self._redact)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,7 +214,7 @@ class Engine:
             return live
         state = fold(run_id, self.store.load_run(run_id))
         if not state.workflow:
-            raise RunNotFound(f"no run {run_id!r} in {self.store.path}", run_id=run_id,
+            raise RunNotFound(f"no run {run_id!r} in {self.store.location}", run_id=run_id,
                               hint="list runs with ob.history()",
                               cli_hint="list runs with `orbits-nb runs`")
         return Run(self, run_id)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from orbits_nb.core.state import RUN_TERMINAL, RunState, StepState, fold, short_error
 
 if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
     from orbits_nb.engine.run import Run
     from orbits_nb.engine.runner import RunExecution
-    from orbits_nb.store.duckdb_store import DuckDBStore
 
 ENV_VAR = "ORBITS_NB_PROGRESS"
 _ON = ("1", "true", "yes", "on", "always")
@@ -261,7 +261,7 @@ def bar_total(done: int, known: int, estimate: int | None) -> int | None:
     return max(estimate, known, done + 1)
 
 
-def estimated_steps(store: DuckDBStore, state: RunState) -> int | None:
+def estimated_steps(store: Store, state: RunState) -> int | None:
     """How many steps (nested ones included) the previous run of this workflow had."""
     from orbits_nb.views.snapshot import previous_run
 
@@ -272,7 +272,7 @@ def estimated_steps(store: DuckDBStore, state: RunState) -> int | None:
         return None
 
 
-def _count_steps(store: DuckDBStore, state: RunState, depth: int) -> int:
+def _count_steps(store: Store, state: RunState, depth: int) -> int:
     count = 0
     for step in state.ordered_steps():
         count += 1

@@ -9,10 +9,10 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import ActionNotFound, OrbitsError, RemoteError
+from orbits_nb.core.rows import Batch
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold, short_error
 from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.table import Table
-from orbits_nb.store.duckdb_store import Batch
 
 if TYPE_CHECKING:
     from orbits_nb.core.workflow import Workflow
@@ -88,8 +88,8 @@ class Run:
         self.engine.writer.flush_for_read()
         lines = self.engine.store.logs(self.run_id, step)
         if step is None:
-            return "\n".join(f"[{s}] {message}" for _, s, _, _, message in lines)
-        return "\n".join(message for *_, message in lines)
+            return "\n".join(f"[{line.step}] {line.message}" for line in lines)
+        return "\n".join(line.message for line in lines)
 
     # -- waiting --------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Any:

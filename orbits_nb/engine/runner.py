@@ -22,6 +22,7 @@ from orbits_nb.core.errors import (
     StepTimeout,
 )
 from orbits_nb.core.ports import Executor, Method
+from orbits_nb.core.rows import Batch, LogLine
 from orbits_nb.core.serde import check_json, secrets_in
 from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
@@ -29,7 +30,6 @@ from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
 from orbits_nb.engine.flight import Flight, interruptible, outcome_of, result_of, retry_delay
 from orbits_nb.executors._boundary import contained
-from orbits_nb.store.duckdb_store import Batch, LogLine
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orbits_nb.core.errors import StoreError
+from orbits_nb.core.rows import Batch, LogLine, Owner
 from orbits_nb.core.state import Event
-from orbits_nb.store.duckdb_store import Batch, DuckDBStore, LogLine, Owner
+from orbits_nb.core.storage import Store
 from orbits_nb.store.guard import seconds_from_env
 
 RETRY_ENV = "ORBITS_NB_WRITE_RETRY"
@@ -61,11 +62,12 @@ def _describe(batch: Batch) -> str:
 
 
 class Writer:
-    def __init__(self, store: DuckDBStore, *, lazy_delay: float = 0.05,
+    def __init__(self, store: Store, *, lazy_delay: float = 0.05,
                  redact: Callable[[str], str] | None = None,
                  retry_for: float | None = None, max_kept_logs: int = 50_000) -> None:
         self.store = store
         self.lazy_delay = lazy_delay
+        #: How views mask secrets in what they show (the store masks what it writes).
         self.redact = redact
         self.retry_for = seconds_from_env(RETRY_ENV, 30.0) if retry_for is None else retry_for
         self.max_kept_logs = max_kept_logs
@@ -102,8 +104,8 @@ class Writer:
         return True
 
     def _exiting(self) -> StoreError:
-        return StoreError(f"records for {self.store.path} arrived while this process was "
-                          "exiting and were not written", path=str(self.store.path))
+        return StoreError(f"records for {self.store.location} arrived while this process was "
+                          "exiting and were not written", path=str(self.store.location))
 
     def submit(self, batch: Batch) -> concurrent.futures.Future[None]:
         """Queue ``batch`` for the next commit; the future resolves once it is durable."""
@@ -180,7 +182,7 @@ class Writer:
             _settle(future, error=self._given_up())
         if left:
             _report(f"orbits_nb: {_describe(left)} could not be written to "
-                    f"{self.store.path} before this process stopped and are lost: "
+                    f"{self.store.location} before this process stopped and are lost: "
                     f"{self.failing or 'the writer stopped'}")
 
     # -- the writer thread ------------------------------------------------------------
@@ -222,13 +224,13 @@ class Writer:
     def _commit(self, batch: Batch, futures: list[concurrent.futures.Future[None]]) -> None:
         if batch:
             try:
-                self.store.write(batch, redact=self.redact)
+                self.store.write(batch)
             except StoreError as err:
                 self._failed(batch, futures, err)
                 return
             except BaseException as err:  # not the store's fault: retrying cannot help
                 _report(f"orbits_nb: could not write {_describe(batch)} to "
-                        f"{self.store.path}; they are lost: {err!r}")
+                        f"{self.store.location}; they are lost: {err!r}")
                 for future in futures:
                     _settle(future, error=err)
                 return
@@ -271,7 +273,7 @@ class Writer:
             return
         dropped, self._lazy.logs = self._lazy.logs[:overflow], self._lazy.logs[overflow:]
         if not outage.lost:
-            _report(f"orbits_nb: {self.store.path} still cannot be written; dropping the "
+            _report(f"orbits_nb: {self.store.location} still cannot be written; dropping the "
                     f"oldest log lines beyond {self.max_kept_logs} kept in memory")
         for line in dropped:
             outage.lost[line.run_id] = outage.lost.get(line.run_id, 0) + 1
@@ -280,8 +282,8 @@ class Writer:
     def _given_up(self) -> StoreError:
         outage = self._outage
         if outage is None:
-            return StoreError(f"the writer of {self.store.path} stopped before this "
-                              "record was written", path=str(self.store.path))
+            return StoreError(f"the writer of {self.store.location} stopped before this "
+                              "record was written", path=str(self.store.location))
         err = outage.error
         seconds = time.monotonic() - outage.since
         return StoreError(
@@ -295,11 +297,11 @@ class Writer:
         assert outage is not None
         seconds = time.monotonic() - outage.since
         lost = sum(outage.lost.values())
-        _report(f"orbits_nb: {self.store.path} can be written again after {seconds:.0f}s; "
+        _report(f"orbits_nb: {self.store.location} can be written again after {seconds:.0f}s; "
                 + (f"{lost} log lines were lost" if lost else "nothing was lost"))
         notes = [LogLine(run_id, None, None, "stderr",
                          f"orbits_nb: {count} log lines of this run were lost while "
-                         f"{self.store.path} could not be written ({outage.error.message})")
+                         f"{self.store.location} could not be written ({outage.error.message})")
                  for run_id, count in outage.lost.items()]
         if notes:
             self.defer(Batch(logs=notes))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.resources import records
@@ -16,9 +16,9 @@ from orbits_nb.resources.report import DriftReport, on_engine
 if TYPE_CHECKING:
     import duckdb
 
+    from orbits_nb.core.storage import Store
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.run import Run
-    from orbits_nb.store.duckdb_store import DuckDBStore
 
 TypeFilter = str | type[Resource] | Iterable[str | type[Resource]] | None
 
@@ -81,12 +81,7 @@ def drift(type: TypeFilter = None, identity: str | None = None,
 def list_resources(*, include_deleted: bool = False,
                    engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     """Recorded resources with their latest drift status and user count (a relation)."""
-    engine = _engine(engine)
-    where = "" if include_deleted else " WHERE lifecycle = 'present'"
-    return engine.store.relation(
-        "SELECT resource_key, kind, identity, lifecycle, drift_status, checked_at, "
-        f"drift_since, users, output, updated_at FROM resource_status{where} "
-        "ORDER BY resource_key")
+    return _engine(engine).store.resource_listing(include_deleted=include_deleted)
 
 
 def drift_history(key: str | None = None, *, keys: Iterable[str] = (), limit: int = 200,
@@ -98,24 +93,13 @@ def drift_history(key: str | None = None, *, keys: Iterable[str] = (), limit: in
     """
     engine = _engine(engine)
     wanted = list(keys) + ([key] if key else [])
-    where = ""
-    if wanted:
-        # relation() takes no parameters: literals are quoted here ('' escapes ').
-        globs = [_literal(k.replace("[", "[[]")) for k in wanted]
-        where = " WHERE (" + " OR ".join(f"resource_key GLOB {g}" for g in globs) + ")"
-    return engine.store.relation(
-        "SELECT check_id, resource_key, to_timestamp(checked_at) AS checked_at, source, "
-        "status, diffs, error, run_id, step, round(duration_s, 4) AS duration_s, checked_by "
-        f"FROM drift_checks{where} ORDER BY check_id DESC LIMIT {int(limit)}")
+    for text in wanted:
+        if not isinstance(text, str):
+            raise InvalidArgument(f"a resource key must be a str, got {text!r}")
+    return engine.store.drift_history(wanted, int(limit))
 
 
-def _literal(text: str) -> str:
-    if not isinstance(text, str):
-        raise InvalidArgument(f"a resource key must be a str, got {text!r}")
-    return "'" + text.replace("'", "''") + "'"
-
-
-def resolve_keys(store: DuckDBStore, targets: Iterable[str | Resource]) -> list[str]:
+def resolve_keys(store: Store, targets: Iterable[str | Resource]) -> list[str]:
     """Resource keys from keys, identities or Resource instances (recorded ones)."""
     keys: list[str] = []
     for target in targets:
@@ -125,13 +109,12 @@ def resolve_keys(store: DuckDBStore, targets: Iterable[str | Resource]) -> list[
         if not isinstance(target, str) or not target:
             raise InvalidArgument(f"name a resource by key, identity or instance, got "
                                   f"{target!r}")
-        rows = store.fetch("SELECT resource_key FROM resources WHERE status = 'present' "
-                           "AND (resource_key = ? OR identity = ?)", [target, target])
-        if not rows:
+        found = store.resource_keys(target)
+        if not found:
             raise ResourceNotFound(f"no recorded resource has key or identity {target!r}",
                                    key=target, hint="list them with ob.list_resources()",
                                    cli_hint="list them with `orbits-nb resources`")
-        keys += [r[0] for r in rows]
+        keys += found
     return list(dict.fromkeys(keys))
 
 
@@ -164,11 +147,13 @@ def uninstall(*targets: str | Resource, force: bool = False, release: Iterable[s
     return run
 
 
-def drifted_steps(store: DuckDBStore | Engine, run_id: str) -> set[str]:
+def drifted_steps(store: Store | Engine, run_id: str) -> set[str]:
     """Step keys of ``run_id`` whose resource's latest drift check is not in sync.
 
     For run diagrams: mark these steps as "drifted since".
     """
-    target: Any = getattr(store, "store", store)
-    return records.drifted_steps(target, run_id)
+    from orbits_nb.engine.engine import Engine
+
+    target = store.store if isinstance(store, Engine) else store
+    return target.drifted_steps(run_id)
 

@@ -17,6 +17,7 @@ from orbits_nb.core.drift import (
     verdict,
 )
 from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.core.rows import CheckRecord, Lease, ResourceRow
 from orbits_nb.resources import leases, records
 from orbits_nb.resources.commands import rebuild, who
 from orbits_nb.resources.converge import observe
@@ -65,7 +66,7 @@ def check_concurrency(value: Any) -> int:
     return value
 
 
-async def check_rows(engine: Engine, rows: list[records.ResourceRow], *,
+async def check_rows(engine: Engine, rows: list[ResourceRow], *,
                      concurrency: int = DEFAULT_CONCURRENCY, record: bool = True,
                      source: str = "drift") -> list[ResourceCheck]:
     """Observe ``rows`` with at most ``concurrency`` observations in flight."""
@@ -73,24 +74,24 @@ async def check_rows(engine: Engine, rows: list[records.ResourceRow], *,
     busy = await asyncio.to_thread(leases.live, store) if rows else {}
     gate = asyncio.Semaphore(check_concurrency(concurrency))
 
-    async def one(row: records.ResourceRow) -> ResourceCheck:
+    async def one(row: ResourceRow) -> ResourceCheck:
         async with gate:
             return await check_one(row, busy.get(row.key))
 
     checks = list(await asyncio.gather(*(one(r) for r in rows)))
     if record and checks:
         batch, by = uuid.uuid4().hex[:12], who()
-        recs = [records.CheckRecord(
+        recs = [CheckRecord(
             c.key, c.status, source, diffs=[d.to_json() for d in c.diffs], actual=c.actual,
             error=c.error, duration_s=c.duration_s, batch_id=batch, checked_at=c.checked_at,
             checked_by=by) for c in checks]
-        await asyncio.to_thread(records.record_checks, store, recs, engine.writer.redact)
+        await asyncio.to_thread(store.record_checks, recs)
     if checks:
         await asyncio.to_thread(_annotate, engine, checks)
     return checks
 
 
-async def check_one(row: records.ResourceRow, holder: dict[str, Any] | None) -> ResourceCheck:
+async def check_one(row: ResourceRow, holder: Lease | None) -> ResourceCheck:
     """Observe and compare one resource; every failure becomes an ``error`` result."""
     check = ResourceCheck(row.key, row.kind, row.identity, row.type, ERROR,
                           desired=row.desired, output=row.output)
@@ -119,7 +120,7 @@ async def check_one(row: records.ResourceRow, holder: dict[str, Any] | None) -> 
 
 def _annotate(engine: Engine, checks: list[ResourceCheck]) -> None:
     keys = [c.key for c in checks]
-    since = records.drift_since(engine.store, [c.key for c in checks if not c.ok])
+    since = engine.store.drift_since([c.key for c in checks if not c.ok])
     users = records.users_of(engine.store, keys)
     for check in checks:
         check.since = since.get(check.key, check.checked_at if not check.ok else None)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.drift import IN_SYNC, MISSING_STATUS, diff, normalize, strip
 from orbits_nb.core.errors import ActionNotFound, StepFailed
+from orbits_nb.core.rows import CheckRecord, ResourceChange, ResourceRow, UserRow
 from orbits_nb.core.workflow import Workflow
-from orbits_nb.resources import records
 from orbits_nb.resources.base import Resource
 from orbits_nb.resources.converge import converge, engine_of, observe, root_of
 from orbits_nb.resources.errors import (
@@ -26,8 +26,9 @@ from orbits_nb.resources.errors import (
     ResourceInUse,
     ResourceNotFound,
 )
-from orbits_nb.resources.leases import Lease, check_on_conflict, held, release
-from orbits_nb.store.duckdb_store import HOST
+from orbits_nb.resources.leases import ResourceLease, check_on_conflict, held
+from orbits_nb.resources.records import workflow_label
+from orbits_nb.store import HOST
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
@@ -66,8 +67,8 @@ def _bind(resource: Resource, step: Action) -> None:
     resource.__dict__["_engine"] = step.__dict__.get("_engine")
 
 
-async def _load(engine: Engine, key: str) -> records.ResourceRow:
-    row = await asyncio.to_thread(records.load, engine.store, key)
+async def _load(engine: Engine, key: str) -> ResourceRow:
+    row = await asyncio.to_thread(engine.store.resource, key)
     if row is None or row.status != "present":
         state = "was uninstalled" if row is not None else "is not recorded"
         raise ResourceNotFound(f"resource {key!r} {state}; list resources with "
@@ -102,17 +103,17 @@ class Delete(Action):
     async def main(self) -> Any:
         engine = engine_of(self)
         key = self.args["key"]
-        row = await asyncio.to_thread(records.load, engine.store, key)
+        row = await asyncio.to_thread(engine.store.resource, key)
         resource = rebuild(row.type if row else self.args["type"],
                            row.args if row else self.args.get("resource_args", {}))
         _bind(resource, self)
         cls = type(resource)
-        lease = Lease(key, "uninstall", self.run_id, self.step)
+        lease = ResourceLease(key, "uninstall", self.run_id, self.step)
         mode = check_on_conflict(self.args.get("on_conflict") or cls.on_conflict)
         async with held(engine.store, lease, on_conflict=mode, timeout=cls.lease_timeout):
-            active = await asyncio.to_thread(records.users, engine.store, key)
+            active = await asyncio.to_thread(engine.store.resource_users, [key])
             released = self._released(active)
-            others = sorted({f"{records.workflow_label(u.workflow)} ({u.root_run_id})"
+            others = sorted({f"{workflow_label(u.workflow)} ({u.root_run_id})"
                              for u in active if u.root_run_id not in released})
             if others and not self.args.get("force"):
                 return await self._keep(engine, lease, key, released, others)
@@ -126,16 +127,16 @@ class Delete(Action):
             await asyncio.to_thread(self._finish, engine, lease, key, actual is not None)
         return {"key": key, "deleted": True, "existed": actual is not None}
 
-    def _released(self, active: list[records.UserRow]) -> set[str]:
+    def _released(self, active: list[UserRow]) -> set[str]:
         names = set(self.args.get("release") or [])
         roots = {root_of(self.run_id)} if self.args.get("release_caller") else set()
         for user in active:
             workflow = user.workflow or ""
-            if names & {user.root_run_id, workflow, records.workflow_label(workflow)}:
+            if names & {user.root_run_id, workflow, workflow_label(workflow)}:
                 roots.add(user.root_run_id)
         return roots
 
-    async def _keep(self, engine: Engine, lease: Lease, key: str, released: set[str],
+    async def _keep(self, engine: Engine, lease: ResourceLease, key: str, released: set[str],
                     others: list[str]) -> Any:
         if not self.args.get("release_caller"):
             raise ResourceInUse(
@@ -147,25 +148,22 @@ class Delete(Action):
                          "root run id or workflow, repeatable), or delete it anyway with "
                          "--force")
 
-        def write() -> None:
-            with records.transaction(engine.store) as con:
-                records.release(con, key, released)
-                release(con, lease)
-
-        await asyncio.to_thread(write)
+        change = ResourceChange(key, f"{self.run_id}/{self.step}", released=sorted(released),
+                                lease_token=lease.token)
+        await asyncio.to_thread(engine.store.change_resource, change)
+        lease.released = True
         self.log.info("kept %s: still used by %s", key, ", ".join(others))
         return {"key": key, "deleted": False, "still_used_by": others}
 
-    def _finish(self, engine: Engine, lease: Lease, key: str, existed: bool) -> None:
-        by = f"{self.run_id}/{self.step}"
-        with records.transaction(engine.store) as con:
-            records.mark_deleted(con, key, by)
-            records.add_user(con, records.UserRow(key, self.run_id, self.step,
-                                                  root_of(self.run_id), None, "uninstall"))
-            records.insert_checks(con, [records.CheckRecord(
-                key, MISSING_STATUS, "uninstall", run_id=self.run_id, step=self.step,
-                error=None if existed else "already absent")])
-            release(con, lease)
+    def _finish(self, engine: Engine, lease: ResourceLease, key: str, existed: bool) -> None:
+        engine.store.change_resource(ResourceChange(
+            key, f"{self.run_id}/{self.step}", deleted=True,
+            users=[UserRow(key, self.run_id, self.step, root_of(self.run_id), None,
+                           "uninstall")],
+            checks=[CheckRecord(key, MISSING_STATUS, "uninstall", run_id=self.run_id,
+                                step=self.step, error=None if existed else "already absent")],
+            lease_token=lease.token))
+        lease.released = True
 
 
 async def _bounded(workflow: Workflow, steps: list[tuple[str, Action]], limit: int) -> Any:
@@ -215,7 +213,7 @@ class Uninstall(Workflow):
 
 
 async def accept(engine: Engine, key: str, *, by: str | None = None,
-                 on_conflict: str = "wait") -> records.CheckRecord:
+                 on_conflict: str = "wait") -> CheckRecord:
     """Adopt the observed state of ``key`` as its desired state (recorded).
 
     A missing resource is forgotten (marked deleted): its absence is accepted.
@@ -224,30 +222,23 @@ async def accept(engine: Engine, key: str, *, by: str | None = None,
     resource = rebuild(row.type, row.args)
     cls = type(resource)
     by = by or who()
-    lease = Lease(key, "accept")
+    lease = ResourceLease(key, "accept")
     mode = check_on_conflict(on_conflict)
     started = time.time()
     async with held(engine.store, lease, on_conflict=mode, timeout=cls.lease_timeout):
         actual = await observe(resource, key)
         rules = resource.comparison()
         if actual is None:
-            check = records.CheckRecord(key, MISSING_STATUS, "accept", checked_by=by)
+            check = CheckRecord(key, MISSING_STATUS, "accept", checked_by=by)
         else:
             accepted = [d.to_json() for d in diff(row.desired, actual, rules)]
             desired = strip(normalize(actual), rules)
-            check = records.CheckRecord(key, IN_SYNC, "accept", diffs=accepted, actual=actual,
-                                        checked_by=by, duration_s=time.time() - started)
-
-        def write() -> None:
-            with records.transaction(engine.store) as con:
-                if actual is None:
-                    records.mark_deleted(con, key, by)
-                else:
-                    records.set_desired(con, key, desired, by, engine.writer.redact)
-                    con.execute("UPDATE resources SET version = ? WHERE resource_key = ?",
-                                [cls.version_text(), key])
-                records.insert_checks(con, [check], engine.writer.redact)
-                release(con, lease)
-
-        await asyncio.to_thread(write)
+            check = CheckRecord(key, IN_SYNC, "accept", diffs=accepted, actual=actual,
+                                checked_by=by, duration_s=time.time() - started)
+        change = ResourceChange(key, by, deleted=actual is None, checks=[check],
+                                accepted=None if actual is None else (desired,
+                                                                       cls.version_text()),
+                                lease_token=lease.token)
+        await asyncio.to_thread(engine.store.change_resource, change)
+        lease.released = True
     return check

@@ -20,16 +20,16 @@ from orbits_nb.core.drift import (
     diff,
     normalize,
 )
+from orbits_nb.core.rows import CheckRecord, ResourceChange, ResourceRow, UserRow
 from orbits_nb.core.serde import check_json
-from orbits_nb.resources import records
 from orbits_nb.resources.errors import ConvergenceError, ResourceError
-from orbits_nb.resources.leases import Lease, check_on_conflict, held, release
+from orbits_nb.resources.leases import ResourceLease, check_on_conflict, held
 
 if TYPE_CHECKING:
     from orbits_nb.core.action import Action
+    from orbits_nb.core.storage import Store
     from orbits_nb.engine.engine import Engine
     from orbits_nb.resources.base import Resource
-    from orbits_nb.store.duckdb_store import DuckDBStore
 
 
 def engine_of(action: Action) -> Engine:
@@ -65,7 +65,7 @@ class Plan:
     diffs: list[FieldDiff] = field(default_factory=list)
 
 
-def plan(row: records.ResourceRow | None, desired: Any, actual: Any, rules: Comparison,
+def plan(row: ResourceRow | None, desired: Any, actual: Any, rules: Comparison,
          version: str | None) -> Plan:
     """What to do: create when absent, update when drifted or outdated, else nothing."""
     if actual is None:
@@ -88,11 +88,11 @@ async def converge_step(resource: Resource) -> Any:
 async def converge(engine: Engine, resource: Resource, desired: Any, *, role: str,
                    on_conflict: str | None = None) -> Any:
     """Converge ``resource`` to ``desired`` under its lease; record and return output."""
-    store: DuckDBStore = engine.store
+    store = engine.store
     key = resource.key()
     cls = type(resource)
-    lease = Lease(key, "converge" if role == "user" else "reconcile", resource.run_id,
-                  resource.step)
+    lease = ResourceLease(key, "converge" if role == "user" else "reconcile",
+                          resource.run_id, resource.step)
     mode = check_on_conflict(on_conflict or cls.on_conflict)
     started = time.time()
     async with held(store, lease, on_conflict=mode, timeout=cls.lease_timeout):
@@ -109,13 +109,11 @@ async def converge(engine: Engine, resource: Resource, desired: Any, *, role: st
             after = await observe(resource, key)
             _verify(resource, key, desired, after, todo.action)
         output = _output(resource, key, returned, row, after)
-        new = records.ResourceRow(key, cls.kind_name(), key.split(":", 1)[1],
-                                  resource.type_name(), resource.args, desired,
-                                  cls.version_text(), output, "present")
-        check = records.CheckRecord(key, IN_SYNC, "converge" if role == "user" else role,
-                                    actual=after if cls.verify else None,
-                                    run_id=resource.run_id, step=resource.step,
-                                    duration_s=time.time() - started)
+        new = ResourceRow(key, cls.kind_name(), key.split(":", 1)[1], resource.type_name(),
+                          resource.args, desired, cls.version_text(), output, "present")
+        check = CheckRecord(key, IN_SYNC, "converge" if role == "user" else role,
+                            actual=after if cls.verify else None, run_id=resource.run_id,
+                            step=resource.step, duration_s=time.time() - started)
         await asyncio.to_thread(lambda: _finish(engine, lease, new, resource, role=role,
                                                 check=check))
     _log_result(resource, key, todo, row)
@@ -148,7 +146,7 @@ def _verify(resource: Resource, key: str, desired: Any, after: Any, action: str)
             "server_managed, or fix create()/update()", key=key)
 
 
-def _output(resource: Resource, key: str, returned: Any, row: records.ResourceRow | None,
+def _output(resource: Resource, key: str, returned: Any, row: ResourceRow | None,
             after: Any) -> Any:
     what = f"output of {key!r}"
     if returned is not None:
@@ -158,31 +156,26 @@ def _output(resource: Resource, key: str, returned: Any, row: records.ResourceRo
     return check_json(resource.output(after), what)
 
 
-def _user(engine: Engine, resource: Resource, key: str, role: str) -> records.UserRow:
+def _user(engine: Engine, resource: Resource, key: str, role: str) -> UserRow:
     root = root_of(resource.run_id)
     live = engine.active.get(root)
     workflow = live.workflow.type_name() if live is not None and live.workflow else None
     if workflow is None:
-        rows = engine.store.fetch("SELECT data->>'workflow' FROM events WHERE run_id = ? "
-                                  "AND kind = 'run.created' LIMIT 1", [root])
-        workflow = rows[0][0] if rows else None
-    return records.UserRow(key, resource.run_id, resource.step, root, workflow, role)
+        workflow = engine.store.run_workflow(root)
+    return UserRow(key, resource.run_id, resource.step, root, workflow, role)
 
 
-def _finish(engine: Engine, lease: Lease, row: records.ResourceRow, resource: Resource, *,
-            role: str, check: records.CheckRecord) -> None:
+def _finish(engine: Engine, lease: ResourceLease, row: ResourceRow, resource: Resource, *,
+            role: str, check: CheckRecord) -> None:
     user = _user(engine, resource, row.key, role)
-    redact = engine.writer.redact
-    with records.transaction(engine.store) as con:
-        records.upsert(con, row, by=f"{user.run_id}/{user.step}", clear_accept=role == "user",
-                       redact=redact)
-        records.add_user(con, user)
-        records.insert_checks(con, [check], redact)
-        release(con, lease)
+    engine.store.change_resource(ResourceChange(
+        row.key, f"{user.run_id}/{user.step}", converged=row, clear_accept=role == "user",
+        users=[user], checks=[check], lease_token=lease.token))
+    lease.released = True
 
 
-async def _warn_overrides(store: DuckDBStore, resource: Resource,
-                          row: records.ResourceRow | None, desired: Any) -> None:
+async def _warn_overrides(store: Store, resource: Resource, row: ResourceRow | None,
+                          desired: Any) -> None:
     if row is None or row.status != "present" or not diff(row.desired, desired):
         return
     key = row.key
@@ -190,7 +183,7 @@ async def _warn_overrides(store: DuckDBStore, resource: Resource,
         resource.log.warning("%s: this step converges it back to the code's desired state, "
                              "replacing the observed state %s accepted", key,
                              row.accepted_by or "someone")
-    others = [u for u in await asyncio.to_thread(records.users, store, key)
+    others = [u for u in await asyncio.to_thread(store.resource_users, [key])
               if u.root_run_id != root_of(resource.run_id)]
     if others:
         names = ", ".join(sorted({u.root_run_id for u in others}))
@@ -198,8 +191,7 @@ async def _warn_overrides(store: DuckDBStore, resource: Resource,
                              "state; the latest desired state wins", key, names)
 
 
-def _log_result(resource: Resource, key: str, todo: Plan,
-                row: records.ResourceRow | None) -> None:
+def _log_result(resource: Resource, key: str, todo: Plan, row: ResourceRow | None) -> None:
     if todo.action == "none":
         how = "shared with earlier users" if row is not None else "adopted (it existed)"
         resource.log.info("%s is in sync (%s)", key, how)

@@ -198,9 +198,8 @@ class DriftReport:
         return run
 
     def _still_present(self, key: str) -> bool:
-        rows = self.engine.store.fetch("SELECT status FROM resources WHERE resource_key = ?",
-                                       [key])
-        return bool(rows) and rows[0][0] == "present"
+        row = self.engine.store.resource(key)
+        return row is not None and row.status == "present"
 
     def refresh(self) -> DriftReport:
         """Check the same resources again (a new, recorded check)."""

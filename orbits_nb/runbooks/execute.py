@@ -27,7 +27,7 @@ from orbits_nb.runbooks.errors import NotebookError, RunbookError
 from orbits_nb.runbooks.parameters import Signature, secret_default, signature_of
 from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.runbooks.values import Values, from_cli, validate
-from orbits_nb.store.duckdb_store import DuckDBStore
+from orbits_nb.store import open_store
 from orbits_nb.store.location import ENV_VAR as STATE_ENV
 from orbits_nb.store.location import default_state_path, project_root
 
@@ -267,7 +267,7 @@ def execute(job: Job) -> NotebookRun:
     """Record, execute and report one notebook run; return its completed record."""
     from orbits_nb.runbooks import outcome
 
-    store = DuckDBStore(job.state_path)
+    store = open_store(job.state_path)
     with records.held(store):
         records.reap_orphans(store)
         if job.record.schedule_id:

@@ -16,10 +16,10 @@ from orbits_nb.runbooks import records, report
 from orbits_nb.runbooks.execute import kernel_env, notebook_label, secret_values
 
 if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
     from orbits_nb.runbooks._papermill import Hooks
     from orbits_nb.runbooks.execute import Job
     from orbits_nb.runbooks.records import NotebookRun
-    from orbits_nb.store.duckdb_store import DuckDBStore
 
 _SOURCE_LINES = 40
 
@@ -66,7 +66,7 @@ def _streams(job: Job) -> Iterator[dict[str, MaskingStream]]:
                 stream.close()  # what was held back, before the files close
 
 
-def run_and_record(job: Job, store: DuckDBStore) -> NotebookRun:
+def run_and_record(job: Job, store: Store) -> NotebookRun:
     """Execute ``job`` (already recorded as running) and complete its record."""
     import papermill
 
@@ -115,7 +115,7 @@ def _has_secrets(job: Job) -> bool:
         p.secret for p in job.signature.parameters.values())
 
 
-def finish(job: Job, store: DuckDBStore, hooks: Hooks, failure: BaseException | None) -> None:
+def finish(job: Job, store: Store, hooks: Hooks, failure: BaseException | None) -> None:
     """Complete the record and the executed notebook after the kernel is gone."""
     import nbformat
 
@@ -164,7 +164,7 @@ def _hide_inputs(nb: Any) -> None:
             cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
 
 
-def _complete_notebook(nbformat: Any, job: Job, store: DuckDBStore, nb: Any) -> None:
+def _complete_notebook(nbformat: Any, job: Job, store: Store, nb: Any) -> None:
     from orbits_nb.engine.engine import Engine
 
     record = job.record

@@ -11,51 +11,35 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from orbits_nb.core.serde import MASK, dumps, loads, mask_json
+from orbits_nb.core.rows import Batch, NotebookRunRow
+from orbits_nb.core.serde import MASK
 from orbits_nb.core.state import RUN_TERMINAL, Event, fold
 from orbits_nb.runbooks.errors import RunbookFailed
-from orbits_nb.store.duckdb_store import HOST, Batch, DuckDBStore, owner_alive
+from orbits_nb.store import HOST
 
-COLUMNS = ("notebook_run_id", "runbook", "notebook", "parameters", "status", "trigger",
-           "schedule_id", "scheduled_for", "resume_of", "attempt", "started_at",
-           "finished_at", "duration_s", "output_path", "failed_cell", "error",
-           "workflow_runs", "host", "pid", "kernel_pid")
-_TIMES = ("scheduled_for", "started_at", "finished_at")
-_JSON = ("parameters", "error", "workflow_runs")
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
+
 STATUSES = ("running", "succeeded", "failed")
 
 
 @dataclass
-class NotebookRun:
+class NotebookRun(NotebookRunRow):
     """The record of one headless execution of a runbook notebook.
 
     ``parameters`` holds secrets as references only; ``error`` has ``type``,
     ``message``, ``traceback`` and the failing cell's ``source``.
     """
 
-    notebook_run_id: str
-    runbook: str
-    notebook: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
-    trigger: str = "cli"
-    schedule_id: str | None = None
-    scheduled_for: float | None = None
-    resume_of: str | None = None
-    attempt: int = 1
-    started_at: float | None = None
-    finished_at: float | None = None
-    duration_s: float | None = None
-    output_path: str | None = None
-    failed_cell: int | None = None
-    error: dict[str, Any] | None = None
-    workflow_runs: list[str] = field(default_factory=list)
-    host: str = HOST
-    pid: int | None = None
-    kernel_pid: int | None = None
+    host: str = field(default=HOST)
+
+    @classmethod
+    def of(cls, row: NotebookRunRow) -> NotebookRun:
+        """The notebook run recorded as ``row``."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(NotebookRunRow)})
 
     @property
     def ok(self) -> bool:
@@ -93,96 +77,51 @@ class NotebookRun:
 
 
 @contextmanager
-def held(store: DuckDBStore) -> Iterator[DuckDBStore]:
-    """Keep the state file open for a few statements in a row, then hand it over."""
-    store.busy = True
-    try:
+def held(store: Store) -> Iterator[Store]:
+    """Keep the state open for a few operations in a row, then hand it over."""
+    with store.keep_open():
         yield store
-    finally:
-        store.busy = False
-        store.close()
 
 
-def insert(store: DuckDBStore, record: NotebookRun) -> None:
-    row = _row(record)
-    marks = ", ".join("to_timestamp(?)" if c in _TIMES else "?" for c in COLUMNS)
-    with store.connection() as con:
-        con.execute(f"INSERT INTO notebook_runs ({', '.join(COLUMNS)}) VALUES ({marks})", row)
+def insert(store: Store, record: NotebookRun) -> None:
+    store.add_notebook_run(record)
 
 
-def update(store: DuckDBStore, record: NotebookRun) -> None:
-    row = _row(record)
-    sets = ", ".join(f"{c} = to_timestamp(?)" if c in _TIMES else f"{c} = ?"
-                     for c in COLUMNS[1:])
-    with store.connection() as con:
-        con.execute(f"UPDATE notebook_runs SET {sets} WHERE notebook_run_id = ?",
-                    [*row[1:], record.notebook_run_id])
+def update(store: Store, record: NotebookRun) -> None:
+    store.save_notebook_run(record)
 
 
-def set_kernel_pid(store: DuckDBStore, notebook_run_id: str, pid: int) -> None:
-    with store.connection() as con:
-        con.execute("UPDATE notebook_runs SET kernel_pid = ? WHERE notebook_run_id = ?",
-                    [pid, notebook_run_id])
+def set_kernel_pid(store: Store, notebook_run_id: str, pid: int) -> None:
+    store.set_kernel_pid(notebook_run_id, pid)
 
 
-def _row(record: NotebookRun) -> list[Any]:
-    """The row of ``record``; known secret values are masked in its JSON (the error)."""
-    out: list[Any] = []
-    for column in COLUMNS:
-        value = getattr(record, column)
-        out.append(mask_json(dumps(value)) if column in _JSON and value is not None
-                   else value)
-    return out
+def get(store: Store, notebook_run_id: str) -> NotebookRun | None:
+    row = store.notebook_run(notebook_run_id)
+    return None if row is None else NotebookRun.of(row)
 
 
-_SELECT = ", ".join(f"epoch({c})" if c in _TIMES else c for c in COLUMNS)
-
-
-def _record(row: tuple[Any, ...]) -> NotebookRun:
-    data = dict(zip(COLUMNS, row, strict=True))
-    for column in _JSON:
-        data[column] = loads(data[column])
-    data["parameters"] = data["parameters"] or {}
-    data["workflow_runs"] = data["workflow_runs"] or []
-    return NotebookRun(**data)
-
-
-def get(store: DuckDBStore, notebook_run_id: str) -> NotebookRun | None:
-    rows = store.fetch(f"SELECT {_SELECT} FROM notebook_runs WHERE notebook_run_id = ?",
-                       [notebook_run_id])
-    return _record(rows[0]) if rows else None
-
-
-def listing(store: DuckDBStore, *, runbook: str | None = None, status: str | None = None,
+def listing(store: Store, *, runbook: str | None = None, status: str | None = None,
             schedule_id: str | None = None, limit: int | None = 50) -> list[NotebookRun]:
     """Notebook runs, newest first."""
-    where, params = ["TRUE"], []
-    for column, value in (("runbook", runbook), ("status", status),
-                          ("schedule_id", schedule_id)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    query = (f"SELECT {_SELECT} FROM notebook_runs WHERE {' AND '.join(where)} "
-             "ORDER BY started_at DESC")
-    if limit:
-        query += f" LIMIT {int(limit)}"
-    return [_record(row) for row in store.fetch(query, params)]
+    return [NotebookRun.of(row) for row in store.notebook_runs(
+        runbook=runbook, status=status, schedule_id=schedule_id, limit=limit)]
 
 
-def started_runs(store: DuckDBStore, record: NotebookRun) -> list[str]:
+def resumable(store: Store, error_types: tuple[str, ...], max_attempts: int
+              ) -> list[NotebookRun]:
+    """Scheduled notebook runs that failed with one of ``error_types``, below
+    ``max_attempts``, and were not resumed yet; oldest first."""
+    return [NotebookRun.of(row) for row in
+            store.resumable_notebook_runs(error_types, max_attempts)]
+
+
+def started_runs(store: Store, record: NotebookRun) -> list[str]:
     """Top-level workflow runs the kernel of ``record`` created or executed, in order."""
-    rows = store.fetch(
-        "SELECT run_id, min(seq) AS first FROM events WHERE step IS NULL AND "
-        "position('/' IN run_id) = 0 AND ((kind = 'run.created' AND "
-        "data->'meta'->>'notebook_run_id' = ?) OR (kind = 'run.started' AND "
-        "data->>'host' = ? AND CAST(data->>'pid' AS BIGINT) = ? AND ts >= ?)) "
-        "GROUP BY run_id ORDER BY first",
-        [record.notebook_run_id, record.host, record.kernel_pid or -1,
-         (record.started_at or 0) - 1])
-    return [row[0] for row in rows]
+    return store.started_runs(record.notebook_run_id, record.host, record.kernel_pid or -1,
+                              (record.started_at or 0) - 1)
 
 
-def reap_runs(store: DuckDBStore, run_ids: list[str], reason: str) -> list[str]:
+def reap_runs(store: Store, run_ids: list[str], reason: str) -> list[str]:
     """Record runs (and their child runs) whose owner died as failed; return their ids.
 
     Steps caught running fail too, so a resume runs them again; steps waiting on a
@@ -190,51 +129,47 @@ def reap_runs(store: DuckDBStore, run_ids: list[str], reason: str) -> list[str]:
     """
     reaped: list[str] = []
     for root in run_ids:
-        ids = [r[0] for r in store.fetch(
-            "SELECT DISTINCT run_id FROM events WHERE run_id = ? OR starts_with(run_id, ?)",
-            [root, root + "/"])]
-        for run_id in sorted(ids, key=len, reverse=True):
+        for run_id in sorted(store.run_tree(root), key=len, reverse=True):
             if _reap_one(store, run_id, reason):
                 reaped.append(run_id)
     return reaped
 
 
-def _reap_one(store: DuckDBStore, run_id: str, reason: str) -> bool:
+def _reap_one(store: Store, run_id: str, reason: str) -> bool:
     state = fold(run_id, store.load_run(run_id))
     if not state.workflow or state.status in RUN_TERMINAL:
         return False
-    lease = store.fetch("SELECT host, pid, token, heartbeat FROM leases WHERE run_id = ?",
-                        [run_id])
-    if lease and owner_alive(lease[0][0], lease[0][1], lease[0][3]):
+    lease = next(iter(store.leases("run", [run_id])), None)
+    if lease and store.alive(lease.host, lease.pid, lease.heartbeat):
         return False
     owner = state.owner
-    if not lease and owner.get("pid") and owner_alive(str(owner.get("host")),
-                                                      int(owner["pid"]), time.time()):
+    if not lease and owner.get("pid") and store.alive(str(owner.get("host")),
+                                                      int(owner["pid"])):
         return False
     error = {"type": "OwnerDied", "message": reason, "traceback": ""}
     events = [Event(run_id, "step.failed", step.key, step.attempts, {"error": error})
               for step in state.ordered_steps() if step.status in ("running", "retrying")]
     events.append(Event(run_id, "run.failed", data={"error": error}))
-    releases = [(run_id, lease[0][2])] if lease else []
-    store.write(Batch(events=events, release_leases=releases), redact=mask_json)
+    releases = [(run_id, lease.token)] if lease else []
+    store.write(Batch(events=events, release_leases=releases))
     return True
 
 
-def orphans(store: DuckDBStore) -> list[NotebookRun]:
+def orphans(store: Store) -> list[NotebookRun]:
     """Notebook runs still marked running whose runner process is gone."""
     found = []
     for record in listing(store, status="running", limit=None):
-        if record.pid is None or not owner_alive(record.host, record.pid, time.time()):
+        if record.pid is None or not store.alive(record.host, record.pid):
             found.append(record)
     return found
 
 
-def reap_orphans(store: DuckDBStore) -> list[NotebookRun]:
+def reap_orphans(store: Store) -> list[NotebookRun]:
     """Mark notebook runs whose runner died as failed, and their workflow runs too."""
     reaped = []
     for record in orphans(store):
-        kernel_alive = record.kernel_pid is not None and owner_alive(
-            record.host, record.kernel_pid, time.time())
+        kernel_alive = record.kernel_pid is not None and store.alive(record.host,
+                                                                     record.kernel_pid)
         if kernel_alive:
             continue  # the kernel outlived its runner for a moment; try again later
         record.status = "failed"

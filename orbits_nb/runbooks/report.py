@@ -151,7 +151,8 @@ def report_cells(nbformat: Any, engine: Engine, run_ids: list[str],
         "### Workflow runs\nStatic report written by `orbits-nb run` from the state store. "
         "Run a cell in Jupyter to get the live view of that run.")
     cells = [title]
-    state = state_argument(engine.store.path, notebook)
+    file = engine.store.file
+    state = state_argument(file, notebook) if file is not None else engine.store.location
     for run_id in run_ids:
         source = live_view_source(run_id, state)
         cell = nbformat.v4.new_code_cell(source)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import ActionNotFound, RunNotFound, RunOwned
 from orbits_nb.core.serde import MASK
@@ -18,8 +18,11 @@ from orbits_nb.core.state import fold
 from orbits_nb.runbooks import records
 from orbits_nb.runbooks.execute import execute, prepare
 from orbits_nb.runbooks.records import NotebookRun
-from orbits_nb.store.duckdb_store import DuckDBStore, owner_alive
+from orbits_nb.store import open_store
 from orbits_nb.store.location import default_state_path
+
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
 
 
 @dataclass
@@ -52,7 +55,7 @@ def resume(target: str, parameters: dict[str, Any] | None = None, *,
     (``output_dir``, ``kernel``, ...).
     """
     path = Path(state).expanduser().resolve() if state else default_state_path()
-    store = DuckDBStore(path)
+    store = open_store(path)
     try:
         records.reap_orphans(store)
         earlier = records.get(store, target)
@@ -87,12 +90,12 @@ def _root(run_id: str) -> str:
     return run_id.split("/", 1)[0]
 
 
-def _check_owner(store: DuckDBStore, run_id: str) -> None:
-    rows = store.fetch("SELECT host, pid, heartbeat FROM leases WHERE run_id = ?", [run_id])
-    if rows and owner_alive(rows[0][0], rows[0][1], rows[0][2]):
-        raise RunOwned(f"run {run_id!r} is being executed by {rows[0][0]} pid {rows[0][1]}; "
-                       "wait for it or stop that process before resuming",
-                       run_id=run_id, owner=f"{rows[0][0]}:{rows[0][1]}")
+def _check_owner(store: Store, run_id: str) -> None:
+    for lease in store.leases("run", [run_id]):
+        if store.alive(lease.host, lease.pid, lease.heartbeat):
+            raise RunOwned(f"run {run_id!r} is being executed by {lease.host} pid "
+                           f"{lease.pid}; wait for it or stop that process before resuming",
+                           run_id=run_id, owner=f"{lease.host}:{lease.pid}")
 
 
 def _rerun(earlier: NotebookRun | None, run_id: str | None, meta: dict[str, Any] | None,
@@ -116,7 +119,7 @@ def _rerun(earlier: NotebookRun | None, run_id: str | None, meta: dict[str, Any]
     if run_id is None:
         return Resumed(earlier.notebook_run_id if earlier else "", "notebook",
                        notebook_run=record)
-    store = DuckDBStore(state)
+    store = open_store(state)
     try:
         after = fold(run_id, store.load_run(run_id))
     finally:

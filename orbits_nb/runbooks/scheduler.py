@@ -26,7 +26,7 @@ from orbits_nb.runbooks.execute import execute as execute_job
 from orbits_nb.runbooks.execute import new_id, prepare
 from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.runbooks.schedules import Schedule
-from orbits_nb.store.duckdb_store import DuckDBStore
+from orbits_nb.store import open_store
 
 RESUMABLE = ("RunnerDied", "KernelDied", "Interrupted")
 
@@ -88,7 +88,7 @@ class Scheduler:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
         self.state = Path(state).expanduser().resolve()
-        self.store = DuckDBStore(self.state)
+        self.store = open_store(self.state)
         self.clock = clock
         self.max_parallel = max_parallel
         self.grace = grace
@@ -175,14 +175,7 @@ class Scheduler:
                 report.resumed.append((sid, record.notebook_run_id))
 
     def _resumable(self) -> list[NotebookRun]:
-        types = ", ".join(f"'{t}'" for t in RESUMABLE)
-        rows = self.store.fetch(
-            "SELECT notebook_run_id FROM notebook_runs n WHERE schedule_id IS NOT NULL AND "
-            f"status = 'failed' AND error->>'type' IN ({types}) AND attempt < ? AND NOT "
-            "EXISTS (SELECT 1 FROM notebook_runs m WHERE m.resume_of = n.notebook_run_id) "
-            "ORDER BY started_at", [self.max_attempts])
-        found = [records.get(self.store, row[0]) for row in rows]
-        return [r for r in found if r is not None]
+        return records.resumable(self.store, RESUMABLE, self.max_attempts)
 
     # -- running ----------------------------------------------------------------------
     def next_wake(self, poll: float) -> float:
@@ -240,7 +233,7 @@ def run_schedule(state: str | Path, schedule_id: str, *, scheduled_for: float | 
                  notebook_run_id: str | None = None, resume_of: str | None = None,
                  progress: bool = False) -> NotebookRun:
     """Run one occurrence of a schedule now, in this process (cron and the scheduler)."""
-    store = DuckDBStore(Path(state))
+    store = open_store(Path(state))
     try:
         schedule = schedules.get(store, schedule_id)
         parameters = schedules.parameters_for(schedule)
@@ -261,7 +254,7 @@ def run_schedule(state: str | Path, schedule_id: str, *, scheduled_for: float | 
                   kernel=options.get("kernel"), cell_timeout=options.get("cell_timeout"),
                   output_dir=options.get("output_dir"))
     record = execute_job(job)
-    store = DuckDBStore(Path(state))
+    store = open_store(Path(state))
     try:
         schedules.advance(store, schedule_id, due)
     finally:

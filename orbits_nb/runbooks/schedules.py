@@ -20,23 +20,23 @@ import re
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orbits_nb.core.serde import dumps, loads
+from orbits_nb.core.rows import Owner, ScheduleRow
 from orbits_nb.runbooks import notebook as nbfile
 from orbits_nb.runbooks.errors import ParameterError, ScheduleError
 from orbits_nb.runbooks.parameters import signature_of
 from orbits_nb.runbooks.values import from_cli, validate
-from orbits_nb.store.duckdb_store import HOST, DuckDBStore, owner_alive
+
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
 
 POLICIES = ("latest", "all", "skip")
 MAX_BACKLOG = 1000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_COLUMNS = ("schedule_id", "cron", "notebook", "parameters", "catch_up", "options",
-            "enabled", "created_at", "last_due", "skipped", "last_skip")
 
 
 class ScheduleBusy(ScheduleError):
@@ -44,20 +44,13 @@ class ScheduleBusy(ScheduleError):
 
 
 @dataclass
-class Schedule:
+class Schedule(ScheduleRow):
     """A runbook to run on a cron expression (``options``: kernel, cell_timeout, tz...)."""
 
-    schedule_id: str
-    cron: str
-    notebook: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-    catch_up: str = "latest"
-    options: dict[str, Any] = field(default_factory=dict)
-    enabled: bool = True
-    created_at: float = 0.0
-    last_due: float = 0.0
-    skipped: int = 0
-    last_skip: str | None = None
+    @classmethod
+    def of(cls, row: ScheduleRow) -> Schedule:
+        """The schedule recorded as ``row``."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(ScheduleRow)})
 
     def zone(self) -> tzinfo:
         return zone(self.options.get("tz"))
@@ -151,33 +144,20 @@ def check_cron(cron: Any) -> str:
 
 # -- the table --------------------------------------------------------------------------
 
-def _record(row: tuple[Any, ...]) -> Schedule:
-    data = dict(zip(_COLUMNS, row, strict=True))
-    data["parameters"] = loads(data["parameters"]) or {}
-    data["options"] = loads(data["options"]) or {}
-    return Schedule(**data)
+def listing(store: Store) -> list[Schedule]:
+    return [Schedule.of(row) for row in store.schedules()]
 
 
-_SELECT = ", ".join(f"epoch({c})" if c in ("created_at", "last_due") else c
-                    for c in _COLUMNS)
-
-
-def listing(store: DuckDBStore) -> list[Schedule]:
-    return [_record(r) for r in store.fetch(
-        f"SELECT {_SELECT} FROM schedules ORDER BY schedule_id")]
-
-
-def get(store: DuckDBStore, schedule_id: str) -> Schedule:
-    rows = store.fetch(f"SELECT {_SELECT} FROM schedules WHERE schedule_id = ?",
-                       [schedule_id])
-    if not rows:
+def get(store: Store, schedule_id: str) -> Schedule:
+    row = store.schedule(schedule_id)
+    if row is None:
         known = ", ".join(s.schedule_id for s in listing(store)) or "none"
         raise ScheduleError(f"no schedule named {schedule_id!r} (schedules: {known}); see "
                             "`orbits-nb schedule list`", schedule_id=schedule_id)
-    return _record(rows[0])
+    return Schedule.of(row)
 
 
-def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
+def add(store: Store, cron: str, notebook: str | Path, *,
         parameters: dict[str, Any] | None = None, cli: list[tuple[str, str]] | None = None,
         name: str | None = None, catch_up: str = "latest",
         options: dict[str, Any] | None = None, now: float | None = None) -> Schedule:
@@ -201,23 +181,9 @@ def add(store: DuckDBStore, cron: str, notebook: str | Path, *,
                         dict(options or {}), True, created, created)
     schedule.zone()  # an unknown tz option fails here, not in the scheduler
     _check_options(schedule.options)
-    with store.connection() as con:
-        con.execute("BEGIN")
-        try:
-            if con.execute("SELECT 1 FROM schedules WHERE schedule_id = ?",
-                           [schedule_id]).fetchone():
-                raise ScheduleError(
-                    f"a schedule named {schedule_id!r} exists already; remove it first or "
-                    "pass --name", schedule_id=schedule_id)
-            con.execute(
-                "INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?, ?, to_timestamp(?), "
-                "to_timestamp(?), 0, NULL)",
-                [schedule_id, cron, str(path), dumps(schedule.parameters), catch_up,
-                 dumps(schedule.options), True, created, created])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    if not store.add_schedule(schedule):
+        raise ScheduleError(f"a schedule named {schedule_id!r} exists already; remove it "
+                            "first or pass --name", schedule_id=schedule_id)
     return schedule
 
 
@@ -235,61 +201,40 @@ def _check_options(options: dict[str, Any]) -> None:
                             output_dir=folder)
 
 
-def remove(store: DuckDBStore, schedule_id: str) -> Schedule:
+def remove(store: Store, schedule_id: str) -> Schedule:
     schedule = get(store, schedule_id)
-    with store.connection() as con:
-        con.execute("DELETE FROM schedules WHERE schedule_id = ?", [schedule_id])
+    store.remove_schedule(schedule_id)
     return schedule
 
 
-def advance(store: DuckDBStore, schedule_id: str, last_due: float, skipped: int = 0,
+def advance(store: Store, schedule_id: str, last_due: float, skipped: int = 0,
             reason: str | None = None) -> None:
     """Record that occurrences up to ``last_due`` are handled (run or skipped)."""
-    with store.connection() as con:
-        con.execute(
-            "UPDATE schedules SET last_due = greatest(last_due, to_timestamp(?)), "
-            "skipped = skipped + ?, last_skip = coalesce(?, last_skip) "
-            "WHERE schedule_id = ?", [last_due, skipped, reason, schedule_id])
+    store.advance_schedule(schedule_id, last_due, skipped, reason)
 
 
-# -- one live instance per schedule ------------------------------------------------------
+# -- one live instance per schedule: the store's schedule lease, held by a notebook run ---
 
-def holder(store: DuckDBStore, schedule_id: str) -> tuple[str, int, str] | None:
+def holder(store: Store, schedule_id: str) -> tuple[str, int, str] | None:
     """``(host, pid, notebook_run_id)`` of the live instance of the schedule, if any."""
-    rows = store.fetch("SELECT host, pid, notebook_run_id, heartbeat FROM schedule_locks "
-                       "WHERE schedule_id = ?", [schedule_id])
-    if rows and owner_alive(rows[0][0], rows[0][1], rows[0][3]):
-        return rows[0][0], rows[0][1], rows[0][2]
+    for lease in store.leases("schedule", [schedule_id]):
+        if store.alive(lease.host, lease.pid, lease.heartbeat):
+            return lease.host, lease.pid, lease.token
     return None
 
 
-def claim(store: DuckDBStore, schedule_id: str, notebook_run_id: str,
+def claim(store: Store, schedule_id: str, notebook_run_id: str,
           pid: int | None = None) -> bool:
     """Take the schedule's lock for ``notebook_run_id``; False if a live holder has it.
 
     A lock already held for the same notebook run (the scheduler claims before it
     starts the runner) passes to ``pid``.
     """
-    pid = pid or os.getpid()
-    with store.connection() as con:
-        con.execute("BEGIN")
-        try:
-            row = con.execute("SELECT host, pid, notebook_run_id, heartbeat FROM "
-                              "schedule_locks WHERE schedule_id = ?", [schedule_id]).fetchone()
-            if row and row[2] != notebook_run_id and owner_alive(row[0], row[1], row[3]):
-                con.execute("ROLLBACK")
-                return False
-            now = time.time()
-            con.execute("INSERT OR REPLACE INTO schedule_locks VALUES (?, ?, ?, ?, ?, ?)",
-                        [schedule_id, notebook_run_id, HOST, pid, now, now])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return True
+    owner = Owner(notebook_run_id, store.host, pid or os.getpid())
+    return store.take_lease("schedule", schedule_id, owner) is None
 
 
-def claim_for_run(store: DuckDBStore, record: Any) -> None:
+def claim_for_run(store: Store, record: Any) -> None:
     """The runner's claim; raise ScheduleBusy when another instance is active."""
     assert record.schedule_id
     if not claim(store, record.schedule_id, record.notebook_run_id):
@@ -300,18 +245,16 @@ def claim_for_run(store: DuckDBStore, record: Any) -> None:
                            holder=who)
 
 
-def release(store: DuckDBStore, schedule_id: str, notebook_run_id: str) -> None:
-    with store.connection() as con:
-        con.execute("DELETE FROM schedule_locks WHERE schedule_id = ? AND "
-                    "notebook_run_id = ?", [schedule_id, notebook_run_id])
+def release(store: Store, schedule_id: str, notebook_run_id: str) -> None:
+    store.release_lease("schedule", schedule_id, notebook_run_id)
 
 
-def heartbeat(store: DuckDBStore, notebook_run_ids: list[str]) -> None:
+def heartbeat(store: Store, notebook_run_ids: list[str]) -> None:
+    """Renew the locks held by these notebook runs (instances still running)."""
     if notebook_run_ids:
-        marks = ", ".join("?" * len(notebook_run_ids))
-        with store.connection() as con:
-            con.execute(f"UPDATE schedule_locks SET heartbeat = ? WHERE notebook_run_id "
-                        f"IN ({marks})", [time.time(), *notebook_run_ids])
+        wanted = set(notebook_run_ids)
+        store.renew_leases("schedule", [(lease.key, lease.token) for lease in
+                                        store.leases("schedule") if lease.token in wanted])
 
 
 # -- crontab --------------------------------------------------------------------------

@@ -19,10 +19,22 @@ appear with the first write.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 ENV_VAR = "ORBITS_NB_STATE"
+HOST_ENV = "ORBITS_NB_HOST"
 MARKERS = (".orbits_nb", "pyproject.toml", ".git")
+
+
+def this_host() -> str:
+    """The id of this host in the store: ``$ORBITS_NB_HOST`` (e.g. to act as a second
+    host in tests), else the host name."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
+#: The host id of this process, for records made without a store at hand.
+HOST = this_host()
 
 
 def project_root(start: Path | None = None) -> Path:

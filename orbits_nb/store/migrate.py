@@ -7,11 +7,11 @@ orbits_nb is refused, never used silently.
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orbits_nb.core.errors import StoreError
+from orbits_nb.store.atomic import atomic
 from orbits_nb.store.schema import APP_ID, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -72,26 +72,12 @@ def _documented_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _migrate(con: duckdb.DuckDBPyConnection, number: int) -> None:
-    con.execute("BEGIN")
-    try:
+    with atomic(con):
         for statement in MIGRATIONS[number]:
             con.execute(statement)
         con.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
         con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES ('app', ?), "
                     "('schema_version', ?)", [APP_ID, str(number)])
-        con.execute("COMMIT")
-    except BaseException:
-        rollback(con)
-        raise
-
-
-def rollback(con: duckdb.DuckDBPyConnection) -> None:
-    """End a failed transaction; DuckDB has already ended it when COMMIT failed."""
-    import duckdb
-
-    # The error that made us roll back is the one to report, not this one.
-    with suppress(duckdb.Error):
-        con.execute("ROLLBACK")
 
 
 def empty_store() -> duckdb.DuckDBPyConnection:

@@ -8,6 +8,8 @@ Reads of a missing file see an empty store and create nothing; the first write
 creates the file and its folders. A file this process may not write is opened
 read-only for reads. Every DuckDB failure, at open or in any statement, leaves as a
 :class:`~orbits_nb.StoreError` naming the file (see :mod:`orbits_nb.store.guard`).
+
+:meth:`StateFile.transaction` is the one way to write several statements at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from orbits_nb.core.errors import StoreBusy, StoreError
+from orbits_nb.store.atomic import atomic
 from orbits_nb.store.guard import (
     BROKEN,
     fault,
@@ -64,6 +67,16 @@ class StateFile:
 
     # -- the file -------------------------------------------------------------------
     @property
+    def location(self) -> str:
+        """The state file's path (``:memory:`` for an in-memory store), for messages."""
+        return str(self.path)
+
+    @property
+    def file(self) -> Path | None:
+        """The state file, or None for an in-memory store."""
+        return None if self.memory else self.path
+
+    @property
     def exists(self) -> bool:
         """Whether the state file exists (a read of a missing one sees an empty store)."""
         return self.memory or self.path.is_file()
@@ -78,6 +91,25 @@ class StateFile:
         """
         with self._session("write" if write else "read") as con:
             yield con
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection inside one transaction: committed when the block ends,
+        rolled back (and nothing of it kept) when anything in it raises."""
+        with self.connection(write=write) as con, atomic(con):
+            yield con
+
+    @contextmanager
+    def keep_open(self) -> Iterator[None]:
+        """Keep the file open for a few operations in a row, then hand it over."""
+        was = self.busy
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = was
+            if not was:
+                self.close()
 
     @contextmanager
     def _session(self, mode: Mode, query: str | None = None
@@ -154,7 +186,7 @@ class StateFile:
         error = fault(self.path, err, query=query)
         if error.fields.get("reason") in BROKEN and self._con is not None:
             with suppress(Exception):
-                self._close()
+                self._close(broken=True)
         return error
 
     def tick(self) -> None:
@@ -205,6 +237,7 @@ class StateFile:
         try:
             self._con = self._connect(duckdb, read_only)
             ensure_schema(self._con, self.path, read_only=read_only)
+            self._opened(self._con, read_only=read_only)
         except BaseException as err:
             self._abandon(created=not existed)
             if isinstance(err, duckdb.Error):
@@ -247,9 +280,17 @@ class StateFile:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
 
-    def _close(self) -> None:
+    def _opened(self, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
+        """Called once the file is open and its schema current (for subclasses)."""
+
+    def _closing(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Called before a writable file is closed in good order (for subclasses)."""
+
+    def _close(self, *, broken: bool = False) -> None:
         if self._con is None:
             return
+        if not broken and not self._read_only:
+            self._closing(self._con)
         con, self._con = self._con, None
         try:
             con.close()

@@ -20,53 +20,19 @@ import traitlets as t
 from orbits_nb._filters import RUN_STATUSES, check_limit, check_status, since_epoch
 from orbits_nb.core.dot import short_action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
+from orbits_nb.core.rows import RunSummary
 from orbits_nb.core.state import RUN_TERMINAL
 from orbits_nb.engine.table import Table
-from orbits_nb.store.duckdb_store import owner_alive
 from orbits_nb.views import inspector
 from orbits_nb.views.monitor import Monitor, asset, widget_module
 from orbits_nb.views.pump import Pump
 
 if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
     from orbits_nb.engine.engine import Engine
 
 STATUSES = RUN_STATUSES
 _REQUERY_EVERY = 10.0
-
-_QUERY = """
-WITH r AS (
-  SELECT run_id, workflow, status, created_at, finished_at, duration_s, error, executions,
-    meta FROM runs WHERE parent_run_id IS NULL {where}
-  ORDER BY created_at DESC LIMIT ?),
-c AS (
-  SELECT run_id, count(*) AS total,
-    count(*) FILTER (WHERE status = 'succeeded') AS done,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'waiting') AS waiting,
-    count(*) FILTER (WHERE status = 'waiting' AND action = 'orbits_nb.approval:Approval')
-      AS approvals
-  FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id),
-s AS (
-  SELECT run_id, max(seq) AS started FROM events
-  WHERE step IS NULL AND kind = 'run.started' AND run_id IN (SELECT run_id FROM r)
-  GROUP BY run_id),
-x AS (
-  -- steps discarded by resets since the run last started: they run again next time
-  SELECT e.run_id, sum(json_array_length(e.data->'steps')) AS discarded
-  FROM events e LEFT JOIN s USING (run_id)
-  WHERE e.step IS NULL AND e.kind = 'run.reset' AND e.run_id IN (SELECT run_id FROM r)
-    AND e.seq > coalesce(s.started, -1)
-  GROUP BY e.run_id)
-SELECT r.run_id, r.workflow, r.status, epoch(r.created_at), epoch(r.finished_at),
-  r.duration_s, r.error->>'type', r.error->>'message', r.executions,
-  r.meta->>'notebook', coalesce(c.total, 0), coalesce(c.done, 0), coalesce(c.failed, 0),
-  coalesce(c.waiting, 0), coalesce(c.approvals, 0), l.host, l.pid, l.heartbeat,
-  coalesce(x.discarded, 0)
-FROM r LEFT JOIN c USING (run_id) LEFT JOIN leases l USING (run_id)
-  LEFT JOIN x USING (run_id)
-ORDER BY r.created_at DESC
-"""
-
 
 class RunList(anywidget.AnyWidget):
     """The dashboard's run table and filters (front end in ``dashboard.js``)."""
@@ -99,40 +65,30 @@ def query_runs(engine: Engine, *, workflow: str = "", status: str = "", since: s
                limit: int = 50) -> list[dict[str, Any]]:
     """Recent top-level runs with their step counts and where they execute."""
     check_filters(status, since, limit)
-    where: list[str] = []
-    params: list[Any] = []
-    if workflow:
-        where.append("(workflow = ? OR workflow LIKE ?)")
-        params += [workflow, "%:" + workflow]
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if since:
-        where.append("created_at >= to_timestamp(?)")
-        params.append(since_epoch(since))
-    sql = _QUERY.format(where="".join(" AND " + w for w in where))
-    rows = engine.store.fetch(sql, [*params, limit])
-    return [_row(r) for r in rows]
+    store = engine.store
+    found = store.recent_runs(workflow=workflow, status=status,
+                              since=since_epoch(since) if since else None, limit=limit)
+    return [_row(store, r) for r in found]
 
 
-def _row(r: tuple[Any, ...]) -> dict[str, Any]:
-    (run_id, workflow, status, created, finished, duration, etype, emsg, executions,
-     notebook, total, done, failed, waiting, approvals, host, pid, beat, discarded) = r
-    shown = status
-    if status in ("pending", "running") and (host is None or not owner_alive(
-            host, int(pid), float(beat or 0))):
+def _row(store: Store, r: RunSummary) -> dict[str, Any]:
+    shown, total, etype = r.status, r.steps_total, r.error_type
+    owner = r.owner
+    if r.status in ("pending", "running") and (owner is None or not store.alive(
+            owner.host, owner.pid, owner.heartbeat)):
         shown = "interrupted"  # nobody executes it any more: resume it to continue
-    elif status in RUN_TERMINAL and discarded:
+    elif r.status in RUN_TERMINAL and r.discarded:
         # As the run's monitor says: it runs again from the reset step on its next start.
-        shown, total, etype = "reset", total + int(discarded), None
-    error = f"{str(etype).rsplit('.', 1)[-1]}: {emsg}" if etype else ""
-    return {"run_id": run_id, "workflow": short_action(workflow or ""),
-            "workflow_path": workflow, "status": shown, "created_at": created,
-            "finished_at": finished, "duration": duration, "error": error[:200],
-            "executions": executions, "notebook": notebook or "", "steps_total": total,
-            "steps_done": done, "steps_failed": failed, "waiting": waiting,
-            "approvals": approvals, "owner": f"pid {pid} on {host}" if host else "",
-            "here": host is not None and int(pid) == os.getpid()}
+        shown, total, etype = "reset", total + r.discarded, None
+    error = f"{str(etype).rsplit('.', 1)[-1]}: {r.error_message}" if etype else ""
+    here = owner is not None and owner.host == store.host and owner.pid == os.getpid()
+    return {"run_id": r.run_id, "workflow": short_action(r.workflow or ""),
+            "workflow_path": r.workflow, "status": shown, "created_at": r.created_at,
+            "finished_at": r.finished_at, "duration": r.duration_s, "error": error[:200],
+            "executions": r.executions, "notebook": r.notebook or "", "steps_total": total,
+            "steps_done": r.steps_done, "steps_failed": r.steps_failed,
+            "waiting": r.steps_waiting, "approvals": r.approvals_waiting,
+            "owner": f"pid {owner.pid} on {owner.host}" if owner else "", "here": here}
 
 
 class Dashboard:
@@ -158,7 +114,7 @@ class Dashboard:
         self._queried_at = 0.0
         self.list = RunList(workflow=workflow or "", status=status or "", since=since or "",
                             limit=limit, palette=inspector.legend(),
-                            state_path=str(engine.store.path))
+                            state_path=engine.store.location)
         self.monitor: Monitor | None = None
         self.box = ipywidgets.VBox([self.list])
         self.list.observe(self._on_filters, ["workflow", "status", "since", "limit"])
@@ -176,21 +132,18 @@ class Dashboard:
     def refresh(self, force: bool = False) -> None:
         """Re-read the store (only if the event log moved, unless ``force``)."""
         with self._lock:
-            fingerprint = self.engine.store.fetch(
-                "SELECT max(seq), count(*) FROM events")[0]
+            fingerprint = self.engine.store.events_mark()
             stale = time.monotonic() - self._queried_at > _REQUERY_EVERY
             if not force and not stale and fingerprint == self._fingerprint:
                 return
             lst = self.list
             runs = query_runs(self.engine, workflow=lst.workflow, status=lst.status,
                               since=lst.since, limit=lst.limit)
-            names = self.engine.store.fetch(
-                "SELECT DISTINCT workflow FROM runs WHERE parent_run_id IS NULL "
-                "AND workflow IS NOT NULL ORDER BY 1")
+            names = self.engine.store.workflows()
             self._fingerprint, self._queried_at = fingerprint, time.monotonic()
             with lst.hold_sync():
                 lst.runs = runs
-                lst.workflows = sorted({short_action(n[0]) for n in names})
+                lst.workflows = sorted({short_action(n) for n in names})
                 lst.updated = time.time()
 
     def _poll(self) -> bool:
@@ -244,7 +197,7 @@ class Dashboard:
         return Table(columns, rows).text() if rows else "no runs yet"
 
     def __repr__(self) -> str:
-        return f"Dashboard of {self.engine.store.path}\n{self.text()}"
+        return f"Dashboard of {self.engine.store.location}\n{self.text()}"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from orbits_nb.views.display import WIDGET_MIME, has_widget_kernel

@@ -129,10 +129,10 @@ def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
 
 def _logs(run: Run, run_id: str, key: str, since: float | None = None) -> dict[str, Any]:
     lines = [line for line in run.engine.store.logs(run_id, key)
-             if since is None or line[0] >= since]
+             if since is None or line.ts >= since]
     shown = lines[-LOG_LINES:]
-    text = "\n".join(f"{'' if stream == 'stdout' else stream + ': '}{message}"
-                     for _, _, _, stream, message in shown)
+    text = "\n".join(f"{'' if line.stream == 'stdout' else line.stream + ': '}{line.message}"
+                     for line in shown)
     return {"logs": text, "logs_hidden": len(lines) - len(shown)}
 
 

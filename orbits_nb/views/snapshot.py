@@ -22,10 +22,10 @@ from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, StepState, apply
 from orbits_nb.views.status import ELSEWHERE, GONE, HERE, RunView
 
 if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.run import Run
     from orbits_nb.engine.runner import RunExecution
-    from orbits_nb.store.duckdb_store import DuckDBStore
 
 T = TypeVar("T")
 _MAX_DEPTH = 8
@@ -105,29 +105,19 @@ def as_reset(state: RunState, discarded: list[StepState]) -> RunState:
     return out
 
 
-def owner_lives(store: DuckDBStore, run_id: str) -> bool:
+def owner_lives(store: Store, run_id: str) -> bool:
     """Whether a live process holds the lease of ``run_id`` (or of its top-level run)."""
-    from orbits_nb.store.duckdb_store import owner_alive
-
-    rows = store.fetch("SELECT host, pid, heartbeat FROM leases WHERE run_id IN (?, ?)",
-                       [run_id, run_id.split("/", 1)[0]])
-    return any(owner_alive(str(host), int(pid), float(beat or 0))
-               for host, pid, beat in rows)
+    leases = store.leases("run", sorted({run_id, run_id.split("/", 1)[0]}))
+    return any(store.alive(lease.host, lease.pid, lease.heartbeat) for lease in leases)
 
 
-def previous_run(store: DuckDBStore, state: RunState) -> RunState | None:
+def previous_run(store: Store, state: RunState) -> RunState | None:
     """The latest other top-level run of the same workflow created before ``state``."""
     if not state.workflow or state.parent_run_id:
         return None
     before = state.created_at if state.created_at is not None else 1e18
-    rows = store.fetch(
-        "SELECT run_id FROM events WHERE kind = 'run.created' AND step IS NULL "
-        "AND data->>'workflow' = ? AND run_id <> ? AND data->>'parent_run_id' IS NULL "
-        "AND ts < ? ORDER BY ts DESC LIMIT 1", [state.workflow, state.run_id, before])
-    if not rows:
-        return None
-    run_id = str(rows[0][0])
-    return fold(run_id, store.load_run(run_id))
+    run_id = store.previous_run(state.workflow, state.run_id, before)
+    return None if run_id is None else fold(run_id, store.load_run(run_id))
 
 
 #: Seconds between two looks at the drift records while a monitor refreshes.

@@ -1,0 +1,90 @@
+"""The store's one exit for analytics: query results as in-memory DuckDB relations.
+
+A result is copied out through a temporary Parquet file, so it stays usable (and
+convertible to pandas, Arrow or polars) after the state file is handed to another
+process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.errors import StoreError
+from orbits_nb.store.guard import check_query, fault, os_fault
+from orbits_nb.store.history import HistoryTables
+
+if TYPE_CHECKING:
+    import duckdb
+
+_HISTORY = ("SELECT run_id, workflow, status, created_at, finished_at, duration_s, "
+            "executions, args, result, error FROM runs WHERE ")
+
+
+class Relations(HistoryTables):
+    """``relation()`` and the verbs that hand relations to users."""
+
+    def relation(self, query: str,
+                 params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run one read-only ``query`` (``?`` bound to ``params``) in a read-only
+        transaction (so ``SELECT nextval(...)`` is refused too); return its result as an
+        in-memory DuckDB relation."""
+        import duckdb
+
+        check_query(query, params)
+        try:
+            with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
+                target = Path(tmp) / "result.parquet"
+                with self._session("read", query) as con:
+                    kinds = [s.type.name for s in con.extract_statements(query)]
+                    if kinds != ["SELECT"]:
+                        raise StoreError(
+                            "only one read-only query (SELECT, WITH, SHOW, DESCRIBE) is "
+                            f"allowed here, got {len(kinds)} statement(s) "
+                            f"({', '.join(kinds) or 'none'}); the store is written by "
+                            "orbits_nb only", query=query)
+                    self._current(con)
+                    _copy_read_only(con, query, params, target)
+                mem = duckdb.connect(":memory:")
+                mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
+        except duckdb.Error as err:
+            raise fault(self.path, err, query=query) from None
+        except OSError as err:
+            raise os_fault(self.path, err, "copy the query result to a temporary "
+                           "folder") from None
+        return mem.table("result")
+
+    def history(self, *, workflow: str | None = None, status: str | None = None,
+                since: float | None = None, limit: int | None = 200
+                ) -> duckdb.DuckDBPyRelation:
+        where: list[str] = ["parent_run_id IS NULL"]
+        params: list[Any] = []
+        if workflow:
+            where.append("(workflow = ? OR split_part(workflow, ':', 2) = ?)")
+            params += [workflow, workflow]
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if since is not None:
+            where.append("created_at >= to_timestamp(?)")
+            params.append(since)
+        query = _HISTORY + " AND ".join(where) + " ORDER BY created_at DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        return self.relation(query, params)
+
+
+def _copy_read_only(con: Any, query: str, params: list[Any] | None, target: Path) -> None:
+    """Write the result of ``query`` to ``target`` from a read-only transaction."""
+    import duckdb
+
+    con.execute("BEGIN TRANSACTION READ ONLY")
+    try:
+        con.sql(query, params=params).write_parquet(str(target))
+    except duckdb.TransactionException as err:
+        raise StoreError(f"the query would change the store ({err}); only read-only "
+                         "queries are allowed here", query=query) from None
+    finally:
+        con.execute("ROLLBACK")
