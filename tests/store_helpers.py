@@ -72,18 +72,20 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def event_blocks(path: Path) -> list[int]:
-    """File offsets of the DuckDB blocks that hold rows of ``events``."""
+def table_blocks(path: Path, tables: tuple[str, ...] = ("events", "runs", "steps")
+                 ) -> list[int]:
+    """File offsets of the DuckDB blocks that hold rows of ``tables`` (the history)."""
     import duckdb
 
     con = duckdb.connect(str(path), read_only=True)
     try:
         size = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()
-        blocks = con.execute("SELECT DISTINCT block_id FROM pragma_storage_info('events') "
-                             "WHERE block_id >= 0 ORDER BY 1").fetchall()
+        blocks = con.execute(" UNION ".join(
+            f"SELECT block_id FROM pragma_storage_info('{table}') WHERE block_id >= 0"
+            for table in tables) + " ORDER BY 1").fetchall()
     finally:
         con.close()
-    assert size is not None and blocks, "the events table holds no persistent block"
+    assert size is not None and blocks, f"{tables} hold no persistent block"
     header = 3 * 4096  # DuckDB's file header and its two database headers
     return [header + block_id * int(size[0]) for (block_id,) in blocks]
 

@@ -18,10 +18,10 @@ from store_helpers import (
     assert_clean_error,
     cli,
     digest,
-    event_blocks,
     make_state,
     read_only_file,
     read_only_folder,
+    table_blocks,
 )
 
 import orbits_nb as ob
@@ -49,10 +49,10 @@ def _copy(recorded: tuple[Path, list[str]], folder: Path) -> tuple[Path, list[st
 def test_garbage_inside_the_blocks_of_a_real_file(recorded: tuple[Path, list[str]],
                                                   tmp_path: Path) -> None:
     path, ids = _copy(recorded, tmp_path)
-    blocks = event_blocks(path)
+    blocks = table_blocks(path)
     with path.open("r+b") as handle:
         for offset in blocks:  # the block checksum stays; the bytes after it change
-            handle.seek(offset + 3000)
+            handle.seek(offset + 8)
             handle.write(b"\xde\xad\xbe\xef" * 512)
     damaged = digest(path)
 

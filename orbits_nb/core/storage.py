@@ -139,8 +139,12 @@ class RunRecords(Protocol):
     def relation(self, query: str, params: list[Any] | None = None) -> Relation:
         """The result of one read-only SQL query, as an in-memory DuckDB relation.
 
-        A statement that would write, or several statements, are refused.
+        The documented tables (events, runs, steps, ...) are current when it runs;
+        a statement that would write, or several statements, are refused.
         """
+
+    def rebuild_history(self) -> None:
+        """Build ``runs``, ``steps`` and ``attempts`` again from ``events``."""
 
 
 class LeaseRecords(Protocol):

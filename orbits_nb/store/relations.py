@@ -2,7 +2,7 @@
 
 A result is copied out through a temporary Parquet file, so it stays usable (and
 convertible to pandas, Arrow or polars) after the state file is handed to another
-process.
+process. The history tables are brought up to date before the query runs.
 """
 
 from __future__ import annotations

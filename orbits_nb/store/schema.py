@@ -1,7 +1,9 @@
 """The store's schema, kept as data: numbered migrations applied in order.
 
-``events`` is the append-only system of record; ``runs``, ``steps`` and ``attempts``
-are views folded from it, so every state transition stays queryable with SQL.
+``events`` is the append-only system of record. Migrations 1 to 4 folded ``runs``,
+``steps`` and ``attempts`` from it as views; migration 5 replaces them by tables of the
+same names and columns, maintained incrementally (:mod:`orbits_nb.store.projection`)
+and built from the existing events when a file is first opened after it.
 """
 
 from __future__ import annotations
@@ -196,6 +198,25 @@ FROM resources r LEFT JOIN latest l USING (resource_key)
         "run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, prompt VARCHAR, details JSON, "
         "requested_at DOUBLE NOT NULL, requested_by VARCHAR, decision VARCHAR, "
         "decided_by VARCHAR, decided_at DOUBLE, comment VARCHAR, decided_via VARCHAR)",
+    ],
+    # History as tables: the views give way to tables of the same names and columns,
+    # folded from events past a watermark (empty here: the store builds them at open).
+    5: [
+        "DROP VIEW IF EXISTS attempts",
+        "DROP VIEW IF EXISTS steps",
+        "DROP VIEW IF EXISTS runs",
+        "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, workflow VARCHAR, status VARCHAR, "
+        "args JSON, result JSON, error JSON, created_at TIMESTAMPTZ, started_at TIMESTAMPTZ, "
+        "finished_at TIMESTAMPTZ, duration_s DOUBLE, parent_run_id VARCHAR, meta JSON, "
+        "executions BIGINT, updated_at TIMESTAMPTZ)",
+        "CREATE TABLE steps (run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, name VARCHAR, "
+        "pos INTEGER, status VARCHAR, attempts INTEGER, action VARCHAR, args JSON, "
+        "executor VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, duration_s DOUBLE, "
+        "result JSON, error JSON, bag JSON, parents JSON, child_run_id VARCHAR, "
+        "PRIMARY KEY (run_id, step))",
+        "CREATE TABLE attempts (run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, "
+        "attempt INTEGER NOT NULL, status VARCHAR, started_at TIMESTAMPTZ, "
+        "last_event_at TIMESTAMPTZ, error JSON, PRIMARY KEY (run_id, step, attempt))",
     ],
 }
 

@@ -1,0 +1,205 @@
+"""History at analytical speed: ``runs``, ``steps`` and ``attempts`` kept as tables.
+
+``events`` stays the append-only system of record. The three history tables are an
+incremental projection of it: a fold reads only the events past a recorded watermark
+(``orbits_nb_meta`` key ``history_seq``), aggregates them per run, step and attempt,
+and merges each aggregate into the existing row (``INSERT ... ON CONFLICT``), so its
+cost follows the new events, not the history. A ``run.reset`` deletes the rows of the
+steps it discards; their earlier events no longer count.
+
+Every column is a merge of a few running aggregates (the latest status, the first
+start, counts), so folding the events in any number of pieces gives the tables that
+one fold of all of them gives: :func:`rebuild` (empty tables, watermark 0, one fold)
+is that reference.
+
+The store folds in its idle time, before it hands the file over, and before any read
+of the history, never inside a step's commit: the durable step cost stays that of
+appending its events.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+WATERMARK = "history_seq"
+_TERMINAL = "('succeeded', 'failed', 'cancelled')"
+_STEP_STATUS = ("CASE kind WHEN 'step.started' THEN 'running' ELSE replace(kind, 'step.', '') "
+                "END")
+_ACTION = "FILTER (WHERE data->>'action' IS NOT NULL)"
+
+_RESETS = """
+CREATE OR REPLACE TEMP TABLE _fold_resets AS
+SELECT run_id, step, max(seq) AS reset_seq FROM (
+  SELECT run_id, seq, unnest(CAST(data->'steps' AS VARCHAR[])) AS step
+  FROM _fold_events WHERE kind = 'run.reset' AND step IS NULL)
+GROUP BY run_id, step
+"""
+
+_LIVE = """
+CREATE OR REPLACE TEMP VIEW _fold_live AS
+SELECT e.* FROM _fold_events e LEFT JOIN _fold_resets r USING (run_id, step)
+WHERE e.step IS NOT NULL AND (r.reset_seq IS NULL OR e.seq > r.reset_seq)
+"""
+
+_RUNS = f"""
+INSERT INTO runs
+WITH r AS (
+  SELECT run_id,
+    arg_min_null(data->>'workflow', seq) FILTER (WHERE kind = 'run.created') AS workflow,
+    arg_min_null(data->'args', seq) FILTER (WHERE kind = 'run.created') AS args,
+    arg_min_null(data->>'parent_run_id', seq) FILTER (WHERE kind = 'run.created')
+      AS parent_run_id,
+    arg_min_null(data->'meta', seq) FILTER (WHERE kind = 'run.created') AS meta,
+    arg_max(CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.started' THEN 'running'
+            ELSE replace(kind, 'run.', '') END, seq)
+      FILTER (WHERE kind IN ('run.created', 'run.started', 'run.succeeded', 'run.failed',
+                             'run.cancelled')) AS status,
+    min(ts) AS created,
+    arg_max(ts, seq) FILTER (WHERE kind = 'run.started') AS started,
+    arg_max(ts, seq) FILTER (WHERE kind IN ('run.succeeded', 'run.failed', 'run.cancelled'))
+      AS finished,
+    arg_max_null(data->'result', seq) FILTER (WHERE kind = 'run.succeeded') AS result,
+    arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('run.failed', 'run.cancelled'))
+      AS error,
+    count(*) FILTER (WHERE kind = 'run.started') AS executions,
+    max(ts) AS updated
+  FROM _fold_events WHERE step IS NULL GROUP BY run_id)
+SELECT run_id, workflow, status, args,
+  CASE WHEN status = 'succeeded' THEN result END,
+  CASE WHEN status IN ('failed', 'cancelled') THEN error END,
+  to_timestamp(created), to_timestamp(started),
+  CASE WHEN status IN {_TERMINAL} THEN to_timestamp(finished) END,
+  CASE WHEN status IN {_TERMINAL}
+    THEN epoch(to_timestamp(finished)) - epoch(to_timestamp(started)) END,
+  parent_run_id, meta, executions, to_timestamp(updated)
+FROM r
+ON CONFLICT (run_id) DO UPDATE SET
+  workflow = CASE WHEN runs.workflow IS NULL THEN excluded.workflow ELSE runs.workflow END,
+  args = CASE WHEN runs.workflow IS NULL THEN excluded.args ELSE runs.args END,
+  parent_run_id = CASE WHEN runs.workflow IS NULL THEN excluded.parent_run_id
+                  ELSE runs.parent_run_id END,
+  meta = CASE WHEN runs.workflow IS NULL THEN excluded.meta ELSE runs.meta END,
+  status = coalesce(excluded.status, runs.status),
+  result = CASE WHEN excluded.status IS NULL THEN runs.result ELSE excluded.result END,
+  error = CASE WHEN excluded.status IS NULL THEN runs.error ELSE excluded.error END,
+  created_at = least(runs.created_at, excluded.created_at),
+  started_at = coalesce(excluded.started_at, runs.started_at),
+  finished_at = CASE WHEN excluded.status IS NULL THEN runs.finished_at
+                ELSE excluded.finished_at END,
+  duration_s = CASE WHEN coalesce(excluded.status, runs.status) IN {_TERMINAL}
+    THEN epoch(CASE WHEN excluded.status IS NULL THEN runs.finished_at
+                    ELSE excluded.finished_at END)
+         - epoch(coalesce(excluded.started_at, runs.started_at)) END,
+  executions = runs.executions + excluded.executions,
+  updated_at = greatest(runs.updated_at, excluded.updated_at)
+"""
+
+_STEPS = f"""
+INSERT INTO steps
+WITH s AS (
+  SELECT run_id, step,
+    arg_max_null(data->>'name', seq) {_ACTION} AS name,
+    arg_max_null(CAST(data->>'pos' AS INTEGER), seq) {_ACTION} AS pos,
+    arg_max_null(data->>'action', seq) {_ACTION} AS action,
+    arg_max_null(data->'args', seq) {_ACTION} AS args,
+    arg_max_null(data->>'executor', seq) {_ACTION} AS executor,
+    arg_max_null(data->'parents', seq) {_ACTION} AS parents,
+    arg_max_null(data->>'child_run_id', seq) {_ACTION} AS child_run_id,
+    arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag') AS status,
+    max(attempt) AS attempts,
+    min(ts) AS started,
+    arg_max(ts, seq) FILTER (WHERE kind <> 'step.bag') AS last,
+    arg_max_null(data->'result', seq) FILTER (WHERE kind = 'step.succeeded') AS result,
+    arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying'))
+      AS error,
+    arg_max_null(data->'bag', seq) FILTER (WHERE kind IN ('step.waiting', 'step.bag'))
+      AS bag
+  FROM _fold_live GROUP BY run_id, step)
+SELECT run_id, step, name, pos, status, attempts, action, args, executor,
+  to_timestamp(started),
+  CASE WHEN status IN {_TERMINAL} THEN to_timestamp(last) END,
+  CASE WHEN status IN {_TERMINAL} THEN epoch(to_timestamp(last)) - epoch(to_timestamp(started))
+  END,
+  CASE WHEN status = 'succeeded' THEN result END,
+  CASE WHEN status <> 'succeeded' THEN error END,
+  bag, parents, child_run_id
+FROM s
+ON CONFLICT (run_id, step) DO UPDATE SET
+  name = CASE WHEN excluded.action IS NULL THEN steps.name ELSE excluded.name END,
+  pos = CASE WHEN excluded.action IS NULL THEN steps.pos ELSE excluded.pos END,
+  action = coalesce(excluded.action, steps.action),
+  args = CASE WHEN excluded.action IS NULL THEN steps.args ELSE excluded.args END,
+  executor = CASE WHEN excluded.action IS NULL THEN steps.executor ELSE excluded.executor END,
+  parents = CASE WHEN excluded.action IS NULL THEN steps.parents ELSE excluded.parents END,
+  child_run_id = CASE WHEN excluded.action IS NULL THEN steps.child_run_id
+                 ELSE excluded.child_run_id END,
+  status = coalesce(excluded.status, steps.status),
+  attempts = greatest(steps.attempts, excluded.attempts),
+  started_at = least(steps.started_at, excluded.started_at),
+  finished_at = CASE WHEN excluded.status IS NULL THEN steps.finished_at
+                ELSE excluded.finished_at END,
+  duration_s = CASE WHEN coalesce(excluded.status, steps.status) IN {_TERMINAL}
+    THEN epoch(CASE WHEN excluded.status IS NULL THEN steps.finished_at
+                    ELSE excluded.finished_at END)
+         - epoch(least(steps.started_at, excluded.started_at)) END,
+  result = CASE WHEN excluded.status IS NULL THEN steps.result ELSE excluded.result END,
+  error = CASE WHEN coalesce(excluded.status, steps.status) <> 'succeeded'
+    THEN coalesce(excluded.error, steps.error) END,
+  bag = coalesce(excluded.bag, steps.bag)
+"""
+
+_ATTEMPTS = f"""
+INSERT INTO attempts
+SELECT run_id, step, attempt,
+  arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag'),
+  to_timestamp(min(ts)), to_timestamp(max(ts)),
+  arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying'))
+FROM _fold_live WHERE attempt IS NOT NULL
+GROUP BY run_id, step, attempt
+ON CONFLICT (run_id, step, attempt) DO UPDATE SET
+  status = coalesce(excluded.status, attempts.status),
+  started_at = least(attempts.started_at, excluded.started_at),
+  last_event_at = greatest(attempts.last_event_at, excluded.last_event_at),
+  error = coalesce(excluded.error, attempts.error)
+"""
+
+
+def lag(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """``(watermark, newest event seq)``: the fold is current when they are equal."""
+    high = con.execute("SELECT last_value FROM duckdb_sequences() WHERE sequence_name = "
+                       "'event_seq' AND NOT temporary").fetchone()
+    mark = con.execute("SELECT value FROM orbits_nb_meta WHERE key = ?",
+                       [WATERMARK]).fetchone()
+    return (int(mark[0]) if mark else 0), int(high[0] or 0) if high else 0
+
+
+def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
+    """Merge the events with ``low < seq <= high`` into the tables (in the caller's
+    transaction, which also takes back the temporary objects if anything fails) and
+    move the watermark to ``high``."""
+    con.execute("CREATE OR REPLACE TEMP VIEW _fold_events AS SELECT * FROM events "
+                f"WHERE seq > {int(low)} AND seq <= {int(high)}")
+    con.execute(_RESETS)
+    con.execute(_LIVE)
+    resets = con.execute("SELECT count(*) FROM _fold_resets").fetchone()
+    if resets and resets[0]:
+        for table in ("steps", "attempts"):
+            con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
+                        f"{table}.run_id = r.run_id AND {table}.step = r.step")
+    for statement in (_RUNS, _STEPS, _ATTEMPTS):
+        con.execute(statement)
+    con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
+                [WATERMARK, str(int(high))])
+    con.execute("DROP VIEW _fold_live")
+    con.execute("DROP TABLE _fold_resets")
+    con.execute("DROP VIEW _fold_events")
+
+
+def rebuild(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty the tables and fold every event again (in the caller's transaction)."""
+    for table in ("attempts", "steps", "runs"):
+        con.execute(f"DELETE FROM {table}")
+    fold(con, 0, lag(con)[1])
