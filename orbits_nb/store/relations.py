@@ -1,13 +1,17 @@
 """The store's one exit for analytics: query results as in-memory DuckDB relations.
 
-A result is copied out through a temporary Parquet file, so it stays usable (and
-convertible to pandas, Arrow or polars) after the state file is handed to another
-process. The history tables are brought up to date before the query runs.
+A result is copied out through a temporary Parquet file into a table of its own in
+memory, so it stays usable (and convertible to pandas, Arrow or polars) after the
+state file is handed to another process. Each result lives in a temporary table of a
+cursor of one in-memory database the store keeps for them: it is freed with the
+relation, and no database is opened per query. The history tables are brought up to
+date before the query runs.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +28,18 @@ _HISTORY = ("SELECT run_id, workflow, status, created_at, finished_at, duration_
 
 class Relations(HistoryTables):
     """``relation()`` and the verbs that hand relations to users."""
+
+    _results: duckdb.DuckDBPyConnection | None = None
+    _results_lock = threading.Lock()
+
+    def _result_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the in-memory database of results."""
+        import duckdb
+
+        with self._results_lock:
+            if self._results is None:
+                self._results = duckdb.connect(":memory:")
+            return self._results.cursor()
 
     def relation(self, query: str,
                  params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
@@ -46,8 +62,10 @@ class Relations(HistoryTables):
                             "orbits_nb only", query=query)
                     self._current(con)
                     _copy_read_only(con, query, params, target)
-                mem = duckdb.connect(":memory:")
-                mem.execute(f"CREATE TABLE result AS SELECT * FROM read_parquet('{target}')")
+                mem = self._result_cursor()
+                # A temporary table is the cursor's own: dropped when it is collected.
+                mem.execute("CREATE TEMP TABLE result AS SELECT * FROM "
+                            f"read_parquet('{target}')")
         except duckdb.Error as err:
             raise fault(self.path, err, query=query) from None
         except OSError as err:
