@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -281,21 +282,10 @@ def execute(job: Job) -> NotebookRun:
     """Record, execute and report one notebook run; return its completed record."""
     from orbits_nb.runbooks import outcome
 
-    # The kernel boots while the runner opens the store and imports papermill.
+    # The kernel boots while the runner records the run and imports papermill.
     kernel = outcome.start_kernel(job)
     try:
-        store = DuckDBStore(job.state_path)
-        try:
-            with records.held(store):
-                records.reap_orphans(store)
-                if job.record.schedule_id:
-                    from orbits_nb.runbooks import schedules
-
-                    schedules.claim_for_run(store, job.record)
-                records.insert(store, job.record)
-        except BaseException:
-            store.close()
-            raise
+        store = _record_while_papermill_loads(job)
         try:
             return outcome.run_and_record(job, store, kernel)
         finally:
@@ -307,6 +297,51 @@ def execute(job: Job) -> NotebookRun:
     finally:
         outcome.stop_kernel(kernel)
         job.discard()
+
+
+def _record_while_papermill_loads(job: Job) -> DuckDBStore:
+    """Open the store and record the run as running, in a thread, while this thread
+    imports papermill: most of a short run's time is that import, and DuckDB does its
+    work outside the GIL. (Nothing papermill imports imports orbits_nb, so the two
+    threads never wait for each other's modules.)"""
+    opened: list[DuckDBStore] = []
+    failed: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            opened.append(_recorded(job))
+        except BaseException as err:  # raised again in the calling thread
+            failed.append(err)
+
+    worker = threading.Thread(target=record, name="orbits-nb-record", daemon=True)
+    worker.start()
+    try:
+        import papermill  # noqa: F401
+    except BaseException:
+        worker.join()
+        for store in opened:
+            store.close()
+        raise
+    worker.join()
+    if failed:
+        raise failed[0]
+    return opened[0]
+
+
+def _recorded(job: Job) -> DuckDBStore:
+    store = DuckDBStore(job.state_path)
+    try:
+        with records.held(store):
+            records.reap_orphans(store)
+            if job.record.schedule_id:
+                from orbits_nb.runbooks import schedules
+
+                schedules.claim_for_run(store, job.record)
+            records.insert(store, job.record)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def prepare_only(job: Job) -> Destination:
