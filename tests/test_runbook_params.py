@@ -303,3 +303,11 @@ def test_undeclared_secret_names_stay_secret_and_other_departures_are_noted(
     assert top.notes == ["'x' is not declared by plain.ipynb (it has no cell tagged "
                          "'parameters', so the parameters are injected at the top), as "
                          "papermill does (declare it to have it checked)"]
+
+
+def test_names_asked_for_are_injected_quietly_even_when_strict() -> None:
+    sig = sig_of("label = 'x'\n")
+    values = validate(sig, {"PAPERMILL_INPUT_PATH": "in.ipynb"},
+                      quiet={"PAPERMILL_INPUT_PATH"})
+    assert values.public == {"PAPERMILL_INPUT_PATH": "in.ipynb"}
+    assert values.notes == []

@@ -204,7 +204,7 @@ def validate(sig: Signature, given: dict[str, Any], *, check_env: bool = True,
     """
     values = Values()
     for name, value in given.items():
-        param = declared(sig, name, undeclared)
+        param = declared(sig, name, "inject" if name in quiet else undeclared)
         if name not in sig.parameters and name not in quiet:
             values.undeclared[name] = _undeclared_note(sig, param)
             values.notes.append(values.undeclared[name])
