@@ -25,6 +25,10 @@ from orbits_nb.core.ports import Executor, Method, Outcome
 
 T = TypeVar("T")
 
+#: The message of the cancel that stops a call at its step's timeout: an executor that
+#: waits for a call it cannot stop when the run is cancelled abandons it then.
+TIMEOUT = "orbits_nb: step timeout"
+
 
 @dataclass(eq=False)
 class Flight:
@@ -40,6 +44,24 @@ class Flight:
     #: A cancel arrived during a call that cannot be interrupted: it applies after it.
     cancel_pending: bool = False
     cancel_sent: bool = False
+    #: Where the current attempt's calls ran, as the executor said (e.g. a Dask
+    #: worker's address); recorded with the events that end or pause the attempt.
+    placement: dict[str, Any] | None = None
+
+    def place(self, where: dict[str, Any]) -> None:
+        """The executor says where a call of the current attempt ran."""
+        before = self.placement or {}
+        workers = list(before.get("workers") or ([before["worker"]] if "worker" in before
+                                                 else []))
+        for worker in where.get("workers") or [where.get("worker")]:
+            if worker and (not workers or workers[-1] != worker):
+                workers.append(worker)
+        workers = workers[-20:]  # a long watch may hop between workers many times
+        self.placement = {k: v for k, v in where.items() if k != "workers"}
+        if workers:
+            self.placement["worker"] = workers[-1]
+        if len(workers) > 1:
+            self.placement["workers"] = workers
 
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
@@ -99,7 +121,13 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     be stopped (the cancel is then pending on ``flight``)."""
     if can_stop and deadline is None:
         # A cancel of the awaiting task cancels the call and waits for its cleanup.
-        return await call
+        outcome = await call
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # The executor could not stop this call after all and finished it: the
+            # cancel applies once its outcome is recorded.
+            flight.cancel_pending = True
+        return outcome
     while True:
         try:
             if deadline is None:
@@ -110,16 +138,19 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
                 flight.cancel_pending = True
                 continue
             await stop(call)
-            raise
+            if call.cancelled() or call.exception() is not None:
+                raise
+            flight.cancel_pending = True  # finished after all, as above
+            return call.result()
         if done:
             return call.result()
-        await stop(call)
+        await stop(call, TIMEOUT)
         raise late()
 
 
-async def stop(call: asyncio.Task[Any]) -> None:
+async def stop(call: asyncio.Task[Any], reason: str | None = None) -> None:
     """Cancel ``call`` and let it clean up (a killed process, a cancelled coroutine)."""
-    call.cancel()
+    call.cancel(reason)
     await asyncio.wait({call})
     if not call.cancelled():
         call.exception()  # retrieved: it no longer concerns anyone
