@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from orbits_nb._optional import needs
 from orbits_nb.engine.capture import StepSink
 
 #: Seconds to wait for a scheduler when connecting.
@@ -108,7 +109,8 @@ class Connection:
                          "give it a connected client")
         if old is not None:
             self._quiet_close(old)
-        from distributed import Client
+        with needs("dask", "DaskExecutor"):
+            from distributed import Client
 
         address = self.address or self._local_cluster()
         try:
@@ -120,7 +122,8 @@ class Connection:
 
     def _local_cluster(self) -> str:
         if self._cluster is None or self._cluster.status.name in ("closed", "closing"):
-            from distributed import LocalCluster
+            with needs("dask", "DaskExecutor()'s local cluster"):
+                from distributed import LocalCluster
 
             options = {"processes": True, "dashboard_address": ":0", **self.cluster_options}
             self._cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]

@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from orbits_nb._optional import needs
 from orbits_nb.core.masking import mask, remembered
 from orbits_nb.core.state import user_traceback
 from orbits_nb.engine import capture
@@ -121,7 +122,9 @@ def run_call(payload: bytes, token: str, topic: str, dashboard: str | None = Non
     pickled error or None; description: type, message, traceback) or ``"cancelled"``.
     """
     import cloudpickle
-    from distributed import get_worker
+
+    with needs("dask", "a step on a Dask worker"):
+        from distributed import get_worker
 
     worker = get_worker()
     key = worker.get_current_task()

@@ -21,7 +21,6 @@ import inspect
 import uuid
 from typing import Any
 
-from orbits_nb._optional import needs
 from orbits_nb.core.action import Action
 from orbits_nb.core.errors import InvalidArgument, OrbitsError, RemoteError
 from orbits_nb.core.masking import remember_all
@@ -155,8 +154,6 @@ class DaskExecutor:
             self._connection.routes.pop(token, None)
 
     def _client(self) -> Any:
-        with needs("dask", "DaskExecutor"):
-            import distributed  # noqa: F401
         return self._connection.client(lambda reason: SchedulerLost(
             f"DaskExecutor: {reason}; the steps that were to run there failed, and "
             "executing the run again continues it", hint="run.retry() once the "
