@@ -11,7 +11,9 @@ the step's sink in order and notes which workers ran the call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import pickle
 import threading
 import uuid
 from collections.abc import Callable
@@ -27,8 +29,11 @@ CONNECT_TIMEOUT = 10.0
 class Route:
     """Where the events of one call go: its step's sink, in order, once each."""
 
-    def __init__(self, sink: StepSink | None) -> None:
+    def __init__(self, sink: StepSink | None, loop: asyncio.AbstractEventLoop) -> None:
         self.sink = sink
+        self.loop = loop
+        #: The call's reply, when it came as an event (before the task's result).
+        self.replied: asyncio.Future[tuple[Any, ...]] = loop.create_future()
         self.written = 0
         self.early: dict[int, tuple[str, str]] = {}
         self.workers: list[str] = []
@@ -45,6 +50,14 @@ class Route:
             self.started.set()
         elif kind == "line":
             self._line(int(message["seq"]), str(message["stream"]), str(message["text"]))
+        elif kind == "reply" and isinstance(message.get("reply"), bytes):
+            reply = pickle.loads(message["reply"])
+            if not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self._replied, reply)
+
+    def _replied(self, reply: tuple[Any, ...]) -> None:
+        if not self.replied.done():
+            self.replied.set_result(reply)
 
     def _line(self, seq: int, stream: str, text: str) -> None:
         with self._lock:

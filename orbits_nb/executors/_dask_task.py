@@ -33,6 +33,9 @@ from orbits_nb.executors._boundary import aborted, is_abort, type_label
 
 #: Lines a reply repeats at most (those the live events may have lost in transit).
 TAIL_LINES = 5000
+#: Bytes up to which a reply also travels as an event: the engine then has it without
+#: the two extra round trips of gathering the task's result from the worker.
+EVENT_REPLY_BYTES = 64 * 1024
 #: Seconds between two looks at whether the engine cancelled the call.
 CANCEL_POLL = 0.1
 #: Worker task states that mean nobody wants the result any more.
@@ -153,7 +156,11 @@ def run_call(payload: bytes, token: str, topic: str, dashboard: str | None = Non
         sink.close()
         capture.end()
         current_sink.reset(context)
-    return (status, body, description, remembered(), list(lines.tail), lines.count, where)
+    reply = (status, body, description, remembered(), list(lines.tail), lines.count, where)
+    packed = pickle.dumps(reply)
+    if len(packed) <= EVENT_REPLY_BYTES:
+        lines.send({"kind": "reply", "reply": packed})
+    return reply
 
 
 def load(body: bytes) -> Any:

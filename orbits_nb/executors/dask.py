@@ -137,7 +137,7 @@ class DaskExecutor:
         payload = _payload(action, method)
         token = uuid.uuid4().hex
         sink = current_sink.get()
-        route = self._connection.routes[token] = Route(sink)
+        route = self._connection.routes[token] = Route(sink, loop)
         try:
             future = client.submit(
                 run_call, payload, token, self._connection.topic,
@@ -174,7 +174,7 @@ class DaskExecutor:
 
         future.add_done_callback(settled)
         try:
-            await asyncio.shield(done)
+            await asyncio.wait({done, route.replied}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError as stop:
             running_thread = route.started.is_set() and not inspect.iscoroutinefunction(
                 getattr(action, method))
@@ -183,7 +183,9 @@ class DaskExecutor:
                 raise
             # Dask cannot stop a function running in a worker thread: its outcome is
             # recorded first, and the engine applies the cancel after it.
-            await done
+            await asyncio.wait({done, route.replied}, return_when=asyncio.FIRST_COMPLETED)
+        if route.replied.done():
+            return route.replied.result()
         return await self._collect(future)
 
     async def _collect(self, future: Any) -> tuple[Any, ...]:
