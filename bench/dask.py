@@ -10,7 +10,9 @@ io: a fleet of 500 tenants x 4 steps, each step sleeping 50 ms (I/O-bound), on 1
 cpu: the same fleet, each step 20 ms of pure Python, on 1, 2 and 4 worker processes
     of 1 thread: wall time and the speed-up from 1 worker
 overhead: 200 sequential no-op steps, in the kernel (LocalExecutor) and on one Dask
-    worker: what a Dask step costs more than a local step
+    worker: what a Dask step costs more than a local step; and, for scale, plain
+    ``client.submit(...).result()`` round trips and 2,000 no-op tasks at once on
+    that worker, without orbits_nb
 
 The workers are a LocalCluster's processes (``DaskExecutor(cluster=...)``); the
 engine, the scheduler and the workers share this machine's cores.
@@ -145,6 +147,30 @@ def bench_overhead(tmp: Path, steps: int = 200) -> None:
     print(f"(overhead) {steps} sequential no-op steps: local {timings['local']:.2f} ms "
           f"per step, Dask {timings['dask']:.2f} ms per step: a Dask step costs "
           f"{timings['dask'] - timings['local']:.2f} ms more", flush=True)
+    bare_dask(steps)
+
+
+def nothing(n: int) -> int:
+    return n
+
+
+def bare_dask(steps: int, parallel: int = 2000) -> None:
+    """Dask alone on this machine: the floor under any Dask step."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=8, processes=True,  # type: ignore[no-untyped-call]
+                      dashboard_address=":0") as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+        for n in range(20):
+            client.submit(nothing, n, pure=False).result()
+        start = time.perf_counter()
+        for n in range(steps):
+            client.submit(nothing, n, pure=False).result()
+        round_trip = (time.perf_counter() - start) / steps * 1000
+        start = time.perf_counter()
+        client.gather([client.submit(nothing, n, pure=False) for n in range(parallel)])
+        each = (time.perf_counter() - start) / parallel * 1000
+    print(f"(overhead) Dask alone: submit + result {round_trip:.2f} ms per sequential task; "
+          f"{parallel} no-op tasks at once {each:.2f} ms per task", flush=True)
 
 
 def main(argv: list[str]) -> None:

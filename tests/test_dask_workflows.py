@@ -171,3 +171,21 @@ def test_bad_arguments_are_refused_naming_them(arguments: dict[str, Any],
                                                message: str) -> None:
     with pytest.raises(ob.InvalidArgument, match=message):
         DaskExecutor(**arguments)
+
+
+def test_fleet_takes_an_executor_outside_its_arguments(cluster: Cluster,
+                                                       tmp_path: Path) -> None:
+    from orbits_nb.engine.engine import run_id_for
+    from orbits_nb.flagship import Fleet
+
+    assets = Path(__file__).resolve().parent.parent / "notebooks" / "assets"
+    common = {"tenants": ["acme", "globex"], "email_pattern": "{tenant}@example.com",
+              "database_pattern": f"duckdb://{tmp_path}/{{tenant}}.duckdb",
+              "git_location": str(tmp_path / "git"), "region": "eu-west-1",
+              "template_file": str(assets / "backend.yaml"),
+              "migrations": str(assets / "migrations")}
+    dask = DaskExecutor(cluster.address)
+    fanned, plain = Fleet(**common, executor=dask), Fleet(**common)
+    assert fanned.executor is dask and plain.executor is None
+    # The same fleet run, wherever its steps execute.
+    assert fanned.args == plain.args and run_id_for(fanned) == run_id_for(plain)

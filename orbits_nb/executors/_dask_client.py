@@ -125,7 +125,7 @@ class Connection:
         with needs("dask", "DaskExecutor"):
             from distributed import Client
 
-        address = self.address or self._local_cluster()
+        address = self.address or self._local_cluster(failed)
         try:
             return Client(address, timeout=CONNECT_TIMEOUT,  # type: ignore[no-untyped-call]
                           set_as_default=False)
@@ -133,13 +133,19 @@ class Connection:
             raise failed(f"cannot reach the Dask scheduler at {address} ({err}); start it "
                          "(`dask scheduler`) or fix the address") from None
 
-    def _local_cluster(self) -> str:
+    def _local_cluster(self, failed: Callable[[str], Exception]) -> str:
         if self._cluster is None or self._cluster.status.name in ("closed", "closing"):
             with needs("dask", "DaskExecutor()'s local cluster"):
                 from distributed import LocalCluster
 
             options = {"processes": True, "dashboard_address": ":0", **self.cluster_options}
-            self._cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
+            try:
+                self._cluster = LocalCluster(**options)  # type: ignore[no-untyped-call]
+            except Exception as err:
+                raise failed(
+                    f"could not start a local Dask cluster with {options} ({err}); in a "
+                    "script, start the run under `if __name__ == '__main__':` (the worker "
+                    "processes import the main module)") from None
         return str(self._cluster.scheduler_address)
 
     def _subscribe(self, client: Any) -> None:
