@@ -173,8 +173,9 @@ class DaskExecutor:
                 loop.call_soon_threadsafe(resolve)
 
         future.add_done_callback(settled)
+        either: set[asyncio.Future[Any]] = {done, route.replied}
         try:
-            await asyncio.wait({done, route.replied}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError as stop:
             running_thread = route.started.is_set() and not inspect.iscoroutinefunction(
                 getattr(action, method))
@@ -183,7 +184,7 @@ class DaskExecutor:
                 raise
             # Dask cannot stop a function running in a worker thread: its outcome is
             # recorded first, and the engine applies the cancel after it.
-            await asyncio.wait({done, route.replied}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if route.replied.done():
             return route.replied.result()
         return await self._collect(future)
