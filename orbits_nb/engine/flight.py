@@ -117,35 +117,33 @@ def retry_delay(policy: Retry, error: Exception, retries: int, deadline: float |
 async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool,
                      deadline: float | None, late: Callable[[], Exception]) -> Outcome:
     """Wait for ``call``: until ``deadline`` (then ``late()`` is raised and the call is
-    stopped, a thread being left to finish on its own), through cancels when it cannot
-    be stopped (the cancel is then pending on ``flight``)."""
-    if can_stop and deadline is None:
-        # A cancel of the awaiting task cancels the call and waits for its cleanup.
-        outcome = await call
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            # The executor could not stop this call after all and finished it: the
-            # cancel applies once its outcome is recorded.
-            flight.cancel_pending = True
-        return outcome
+    stopped, a thread being left to finish on its own), through cancels.
+
+    A cancel reaches the call once, however many arrive (a run's cancel comes both
+    through ``asyncio.gather`` and from the run winding down): an executor that
+    finds it cannot stop the call after all (a function already running on a
+    worker) finishes it undisturbed. A call that cannot be stopped is not
+    cancelled at all. Either way, a call that finishes leaves the cancel pending on
+    ``flight``, applied once its outcome is recorded.
+    """
+    sent = False
     while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
         try:
-            if deadline is None:
-                return await asyncio.shield(call)
-            done, _ = await asyncio.wait({call}, timeout=max(0.0, deadline - time.time()))
+            done, _ = await asyncio.wait({call}, timeout=timeout)
         except asyncio.CancelledError:
-            if not can_stop:
-                flight.cancel_pending = True
-                continue
-            await stop(call)
-            if call.cancelled() or call.exception() is not None:
-                raise
-            flight.cancel_pending = True  # finished after all, as above
-            return call.result()
+            flight.cancel_pending = True
+            if can_stop and not sent:
+                sent = True
+                call.cancel()
+            continue
         if done:
-            return call.result()
+            break
         await stop(call, TIMEOUT)
         raise late()
+    if sent and (call.cancelled() or call.exception() is not None):
+        raise asyncio.CancelledError
+    return call.result()
 
 
 async def stop(call: asyncio.Task[Any], reason: str | None = None) -> None:

@@ -116,6 +116,10 @@ class Connection:
             self._subscribe(client)
             return client
 
+    def current(self) -> Any:
+        """The client as it is now (None before the first call), without connecting."""
+        return self._client
+
     def _connect(self, old: Any, failed: Callable[[str], Exception]) -> Any:
         if self.given is not None:
             raise failed("the Dask client given to DaskExecutor(client=...) is closed; "

@@ -40,6 +40,55 @@ EVENT_REPLY_BYTES = 64 * 1024
 CANCEL_POLL = 0.1
 #: Worker task states that mean nobody wants the result any more.
 _UNWANTED = ("cancelled", "released", "forgotten")
+#: Settled calls a worker remembers for :func:`claim` (a token is 32 characters).
+SETTLED_KEPT = 10_000
+
+
+class _Calls:
+    """The calls of this worker process: running, or settled (ran, or refused).
+
+    A cancel asks every worker :func:`claim`: a call that began here says so, and a
+    call that has not begun is refused, so it never begins. That answer is exact,
+    unlike the start notice, which travels as an event and may arrive late.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._settled: dict[str, bool] = {}  # token -> it ran (False: refused)
+
+    def begin(self, token: str) -> bool:
+        with self._lock:
+            if token in self._settled:
+                return False
+            self._running.add(token)
+            return True
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._running.discard(token)
+            self._settle(token, True)
+
+    def claim(self, token: str) -> bool:
+        with self._lock:
+            if token in self._running or self._settled.get(token):
+                return True
+            self._settle(token, False)
+            return False
+
+    def _settle(self, token: str, ran: bool) -> None:
+        self._settled[token] = ran
+        while len(self._settled) > SETTLED_KEPT:
+            del self._settled[next(iter(self._settled))]
+
+
+_calls = _Calls()
+
+
+def claim(token: str) -> bool:
+    """Run on the workers by a cancel: whether the call ``token`` began on this
+    worker. When it says False the call never begins here."""
+    return _calls.claim(token)
 
 
 class _Lines:
@@ -124,8 +173,6 @@ def run_call(payload: bytes, token: str, topic: str, dashboard: str | None = Non
     ``status`` is ``"ok"`` (body: pickled ``(value, bag)``), ``"error"`` (body: the
     pickled error or None; description: type, message, traceback) or ``"cancelled"``.
     """
-    import cloudpickle
-
     with needs("dask", "a step on a Dask worker"):
         from distributed import get_worker
 
@@ -134,6 +181,18 @@ def run_call(payload: bytes, token: str, topic: str, dashboard: str | None = Non
     where = {"worker": worker.address, "pid": os.getpid()}
     if dashboard:
         where["dashboard"] = dashboard
+    if not _calls.begin(token):  # the engine cancelled it before it began
+        return ("cancelled", None, None, [], [], 0, where)
+    try:
+        return _run(payload, token, topic, worker, key, where)
+    finally:
+        _calls.end(token)
+
+
+def _run(payload: bytes, token: str, topic: str, worker: Any, key: Any,
+         where: dict[str, Any]) -> tuple[Any, ...]:
+    import cloudpickle
+
     lines = _Lines(worker, topic, token)
     lines.send({"kind": "start", **where})
     if not _wanted(worker, key):

@@ -30,6 +30,9 @@ from orbits_nb.engine.flight import TIMEOUT
 from orbits_nb.executors._boundary import aborted, contained, is_abort
 from orbits_nb.executors._dask_client import Connection, Route
 
+#: Seconds a cancel waits for the workers to say whether a call began.
+CLAIM_TIMEOUT = 30.0
+
 
 class DaskError(OrbitsError):
     """A Dask cluster could not run or finish a step's call."""
@@ -146,7 +149,7 @@ class DaskExecutor:
                 workers=self.workers, allow_other_workers=self.allow_other_workers)
             reply: tuple[Any, ...] | None = None
             try:
-                reply = await self._reply(future, action, method, route)
+                reply = await self._reply(future, action, method, token, route)
             finally:
                 self._place(route, reply)
             return self._outcome(reply, route)
@@ -159,7 +162,7 @@ class DaskExecutor:
             "executing the run again continues it", hint="run.retry() once the "
             "scheduler is up", cli_hint="`orbits-nb resume RUN_ID` once the scheduler is up"))
 
-    async def _reply(self, future: Any, action: Action, method: Method,
+    async def _reply(self, future: Any, action: Action, method: Method, token: str,
                      route: Route) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -177,17 +180,50 @@ class DaskExecutor:
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError as stop:
-            running_thread = route.started.is_set() and not inspect.iscoroutinefunction(
-                getattr(action, method))
-            if not running_thread or stop.args == (TIMEOUT,):
+            thread = not inspect.iscoroutinefunction(getattr(action, method))
+            if stop.args == (TIMEOUT,) or not thread or not await self._began(token, route):
                 future.cancel(reason="cancelled by orbits_nb")
                 raise
             # Dask cannot stop a function running in a worker thread: its outcome is
             # recorded first, and the engine applies the cancel after it.
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            # Only a timeout cancels again (the engine cancels a call once): it abandons
+            # the call, and Dask drops its result.
+            try:
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                future.cancel(reason="cancelled by orbits_nb")
+                raise
         if route.replied.done():
             return route.replied.result()
         return await self._collect(future)
+
+    async def _began(self, token: str, route: Route) -> bool:
+        """Whether the call began on a worker; when not, it never will.
+
+        The start notice is an event and may still be on its way, so unless it came
+        the workers are asked (:func:`~orbits_nb.executors._dask_task.claim`). A
+        timeout while asking counts as not begun; no answer within
+        ``CLAIM_TIMEOUT`` leaves what the start notices said.
+        """
+        if route.started.is_set():
+            return True
+        from orbits_nb.executors._dask_task import claim
+
+        loop = asyncio.get_running_loop()
+        client = self._connection.current()
+        if client is None:
+            return False
+
+        def ask() -> bool:
+            answers = client.run(claim, token, on_error="return")
+            return any(answer is True for answer in answers.values())
+
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, ask), CLAIM_TIMEOUT)
+        except asyncio.CancelledError:
+            return False
+        except Exception:  # scheduler gone or silent: what the events said
+            return route.started.is_set()
 
     async def _collect(self, future: Any) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
