@@ -1,13 +1,20 @@
-"""What `orbits-nb run` costs over plain papermill, and what the scheduler costs per run.
+"""What `orbits-nb run` costs next to plain papermill, and what the scheduler costs per run.
 
-    .venv/bin/python bench/runbook_overhead.py [--repeat 5]
+    .venv/bin/python bench/runbook_overhead.py [--repeat 7]
 
-Prints, for a trivial runbook (a parameters cell and one print):
-* wall time of `orbits-nb run` vs the `papermill` CLI on the same notebook (median);
+Prints, for a trivial runbook (a parameters cell and one print), the same command line
+run by `orbits-nb run` and by the `papermill` CLI, in turn (A B A B ...) after one
+warm-up each, so that load from other processes hits both alike:
+* wall and CPU seconds of each whole command (median, min, max; CPU includes the
+  kernel, a child process);
+* the ratio orbits-nb / papermill of each pair (median, min, max): below 1 is faster;
 * the import time of papermill alone (both pay it);
 * the scheduler's own time per run when warm: one tick that finds a due schedule,
   claims its lock and starts the runner (the runner's execution is not included),
   and an idle tick over many schedules.
+
+`orbits-nb run` starts the kernel first, so that it boots while the runner opens the
+state file and imports papermill; papermill imports first, then starts the kernel.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PYTHON = sys.executable
@@ -38,22 +47,38 @@ TRIVIAL = {
 }
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+@dataclass
+class Timing:
+    wall: float
+    cpu: float
+
+
+def timed(command: list[str], env: dict[str, str]) -> Timing:
+    """One whole command: wall seconds, and CPU seconds of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu)
 
 
 def interleaved(repeat: int, commands: dict[str, list[str]],
-                env: dict[str, str]) -> dict[str, list[float]]:
+                env: dict[str, str]) -> dict[str, list[Timing]]:
     """Alternate the commands so that load from other processes hits them alike."""
     for command in commands.values():
         timed(command, env)  # warm the OS caches once
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[Timing]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, command in commands.items():
             times[name].append(timed(command, env))
     return times
+
+
+def spread(values: list[float], unit: str = "s") -> str:
+    return (f"{statistics.median(values):6.2f} {unit} (min {min(values):.2f}, "
+            f"max {max(values):.2f})")
 
 
 def scheduler_figures(folder: Path, notebook: Path, schedules_count: int) -> None:
@@ -92,7 +117,7 @@ def scheduler_figures(folder: Path, notebook: Path, schedules_count: int) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--schedules", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="orbits-nb-bench-") as tmp:
@@ -101,25 +126,24 @@ def main() -> None:
         notebook.write_text(json.dumps(TRIVIAL))
         env = {**os.environ, "ORBITS_NB_STATE": str(folder / "state.duckdb"),
                "ORBITS_NB_OUTPUT": str(folder / "output")}
+        ours, theirs = "orbits-nb run", "papermill CLI"
         times = interleaved(args.repeat, {
-            "orbits-nb run": [PYTHON, "-m", "orbits_nb.cli", "run", str(notebook),
-                              "-p", "n", "2"],
-            "papermill CLI": [str(BIN / "papermill"), "--no-progress-bar", str(notebook),
-                              str(folder / "pm.ipynb"), "-p", "n", "2"],
+            ours: [PYTHON, "-m", "orbits_nb.cli", "run", str(notebook),
+                   str(folder / "ob.ipynb"), "-p", "n", "2"],
+            theirs: [str(BIN / "papermill"), "--no-progress-bar", str(notebook),
+                     str(folder / "pm.ipynb"), "-p", "n", "2"],
             "import papermill": [PYTHON, "-c", "import papermill"],
             "python -c pass": [PYTHON, "-c", "pass"],
         }, env)
-        median = {k: statistics.median(v) for k, v in times.items()}
-        best = {k: min(v) for k, v in times.items()}
-        print(f"trivial runbook, {args.repeat} interleaved runs (median / best):")
-        for name in ("orbits-nb run", "papermill CLI"):
-            print(f"  {name:16} {median[name]:6.2f} s / {best[name]:5.2f} s")
-        ours, theirs = median["orbits-nb run"], median["papermill CLI"]
-        print(f"  overhead         {ours - theirs:+6.2f} s / "
-              f"{best['orbits-nb run'] - best['papermill CLI']:+5.2f} s "
-              f"({(ours / theirs - 1) * 100:+.0f}% of the median)")
-        print(f"  import papermill {median['import papermill'] - median['python -c pass']:6.2f} s"
-              " (paid by both)")
+        print(f"trivial runbook, {args.repeat} interleaved runs of each, whole commands:")
+        for name in (ours, theirs):
+            print(f"  {name:15} wall {spread([t.wall for t in times[name]])}, "
+                  f"cpu {spread([t.cpu for t in times[name]])}")
+        ratios = [a.wall / b.wall for a, b in zip(times[ours], times[theirs], strict=True)]
+        print(f"  {ours} / {theirs}, pair by pair: wall {spread(ratios, 'x')}")
+        imports = statistics.median(t.wall for t in times["import papermill"]) - \
+            statistics.median(t.wall for t in times["python -c pass"])
+        print(f"  import papermill {imports:6.2f} s (paid by both)")
         scheduler_figures(folder, notebook, args.schedules)
 
 

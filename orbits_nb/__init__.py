@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from orbits_nb.approval import Approval, ApprovalRejected
     from orbits_nb.engine.engine import Engine, default_engine
     from orbits_nb.engine.run import Run
+    from orbits_nb.executors.dask import DaskExecutor
     from orbits_nb.executors.local import LocalExecutor
     from orbits_nb.executors.subprocess import SubprocessExecutor
     from orbits_nb.resources.api import drift, drift_history, list_resources, uninstall
@@ -71,6 +72,7 @@ _LAZY = {
     "Run": "orbits_nb.engine.run",
     "LocalExecutor": "orbits_nb.executors.local",
     "SubprocessExecutor": "orbits_nb.executors.subprocess",
+    "DaskExecutor": "orbits_nb.executors.dask",
     "DuckDBStore": "orbits_nb.store.duckdb_store",
     "history": "orbits_nb._api",
     "sql": "orbits_nb._api",
@@ -107,6 +109,7 @@ __all__ = [
     "Approval",
     "ApprovalRejected",
     "ConvergenceError",
+    "DaskExecutor",
     "DriftReport",
     "DuckDBStore",
     "DuplicateStep",

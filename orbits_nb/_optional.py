@@ -21,6 +21,7 @@ from orbits_nb.core.errors import MissingDependency
 EXTRAS = {
     "aws": ("boto3", "botocore"),
     "postgres": ("psycopg",),
+    "dask": ("dask", "distributed"),
     "demo": ("moto", "flask", "flask_cors", "boto3", "botocore"),
 }
 

@@ -410,6 +410,72 @@ def test_cancel_waits_for_a_blocking_step_and_records_its_outcome(engine: ob.Eng
     assert COUNTS["blocking"] == 1
 
 
+class FinishesAnyway:
+    """An executor that says it can stop its calls but, once a call began, finishes
+    it (as a Dask worker does with a function already running in its thread)."""
+
+    def __init__(self) -> None:
+        self.cancels: dict[str, int] = {}
+        self.release = threading.Event()
+
+    def describe(self) -> str:
+        return "finishes anyway"
+
+    def interruptible(self, action: ob.Action, method: str) -> bool:
+        return True
+
+    async def call(self, action: ob.Action, method: str) -> Any:
+        from orbits_nb.core.ports import Outcome
+
+        key = str(action.step)
+        self.cancels[key] = 0
+        while not self.release.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                self.cancels[key] += 1
+        return Outcome(f"finished {key}", dict(action.bag))
+
+
+class Trio(ob.Workflow):
+    async def define(self) -> Any:
+        # "c" stops at once: gather() then ends and the run winds down, cancelling
+        # the steps still in flight a second time.
+        return await asyncio.gather(self.do("a", Noop()), self.do("b", Noop()),
+                                    self.do("c", Naps(), executor=ob.LocalExecutor()))
+
+
+class Noop(ob.Action):
+    def main(self) -> Any:
+        return None
+
+
+class Naps(ob.Action):
+    async def main(self) -> Any:
+        await asyncio.sleep(600)
+
+
+def test_a_cancel_reaches_a_call_once_and_a_call_that_finishes_is_recorded(
+        engine: ob.Engine) -> None:
+    # A run's cancel reaches a step through gather() and from the run winding down:
+    # the executor must see it once, or it cannot decide to finish the call.
+    executor = FinishesAnyway()
+    run = Trio().start(engine=engine, executor=executor)
+    until(lambda: len(executor.cancels) == 2)
+    run.cancel()
+    until(lambda: all(count for count in executor.cancels.values()))
+    time.sleep(0.3)  # a second cancel, if the engine sent one, has arrived by now
+    executor.release.set()
+    with pytest.raises(CANCELLED):
+        run.wait(60)
+    assert executor.cancels == {"a": 1, "b": 1}
+    steps = run.state().steps
+    assert {key: steps[key].status for key in "ab"} == {"a": "succeeded", "b": "succeeded"}
+    assert steps["a"].result == "finished a"
+    assert steps["c"].status == "cancelled"
+    assert run.status == "cancelled"
+
+
 class RetryLater(ob.Action):
     retry = ob.Retry(attempts=3, delay=60, on=(ConnectionError,))
 

@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "orbits_nb"
 TESTS = Path(__file__).parent
 #: Packages orbits_nb uses when installed but does not depend on.
 OPTIONAL = {"boto3", "botocore", "moto", "psycopg", "pandas", "flask", "flask_cors",
-            "jupyterlab", "playwright"}
+            "jupyterlab", "playwright", "dask", "distributed"}
 #: The emulator's server process imports moto only after its start-up checked it.
 CHECKED_ELSEWHERE = {"aws/_moto_server.py"}
 

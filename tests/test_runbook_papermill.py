@@ -12,6 +12,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from io_helpers import MemoryHandler, registered
 
 from orbits_nb import runbooks
 from orbits_nb.runbooks.report import HEADER_TAG, REPORT_TAG
@@ -44,34 +45,10 @@ def printed(nb: Any, prefix: str) -> str:
     raise AssertionError(f"{prefix!r} not printed")
 
 
-class MemoryHandler:
-    """A papermill I/O handler for ``mem://`` URLs that keeps every write, in order."""
-
-    def __init__(self) -> None:
-        self.writes: dict[str, list[str]] = {}
-
-    def read(self, path: str) -> str:
-        return self.writes[path][-1]
-
-    def listdir(self, path: str) -> list[str]:
-        return [p for p in self.writes if p.startswith(path)]
-
-    def write(self, buf: str, path: str) -> None:
-        self.writes.setdefault(path, []).append(buf)
-
-    def pretty_path(self, path: str) -> str:
-        return path
-
-
 @pytest.fixture
 def memory() -> Iterator[MemoryHandler]:
-    from papermill.iorw import papermill_io
-
-    handler = MemoryHandler()
-    papermill_io.register("mem://", handler)
-    yield handler
-    # papermill offers no unregister; drop ours so other tests see its usual handlers.
-    papermill_io._handlers = [h for h in papermill_io._handlers if h[1] is not handler]
+    with registered() as handler:
+        yield handler
 
 
 def test_run_help_lists_papermill_options() -> None:

@@ -104,7 +104,9 @@ def test_untyped_cli_values_are_read_like_papermill() -> None:
     assert from_cli(sig, [("anything", "True")])["anything"] is True
     assert from_cli(sig, [("anything", "12")])["anything"] == 12
     assert from_cli(sig, [("anything", "1.5")])["anything"] == 1.5
-    assert from_cli(sig, [("anything", "[1]")])["anything"] == [1]
+    # papermill keeps JSON-looking text as text: so does an untyped parameter.
+    assert from_cli(sig, [("anything", "[1]")])["anything"] == "[1]"
+    assert from_cli(sig, [("anything", '{"a": 1}')])["anything"] == '{"a": 1}'
     assert from_cli(sig, [("anything", "text")])["anything"] == "text"
 
 
@@ -171,7 +173,8 @@ def test_inspect_a_notebook_and_cli_params() -> None:
     (["-p", "client"], "expected 2 arguments"),
     (["-p", "replicas", "2"], "needs a value for required parameter(s) 'client'"),
     (["-p", "client", "acme", "-p", "replicas", "two"], "expects an int, got 'two'"),
-    (["-p", "client", "acme", "-p", "colour", "red"], "unknown parameter 'colour'"),
+    (["-p", "client", "acme", "-p", "replica", "3"],
+     "unknown parameter 'replica' for bad_params.ipynb; did you mean 'replicas'?"),
     (["-p", "client", "acme", "-j", "{not json"], "--parameters-json is not valid JSON"),
     (["-p", "client", "acme", "--kernel", "no-such-kernel"], "no Jupyter kernel named"),
 ])
@@ -193,9 +196,6 @@ def test_parameters_file_and_notebook_errors(tmp_path: Path) -> None:
               str(FIXTURES / "bad_params.ipynb"), "-f", str(params))
     assert out.returncode == 2
     assert "expects an int, but the value is 'many'" in out.stderr
-    out = cli("run", str(FIXTURES / "kill_kernel.ipynb"), "-p", "x", "1")
-    assert out.returncode == 2
-    assert "has no parameters cell" in out.stderr
     bad = tmp_path / "bad.ipynb"
     bad.write_text("{not json")
     for target, message in ((tmp_path / "missing.ipynb", "does not exist"),
@@ -215,3 +215,99 @@ def test_help_is_fast_and_imports_no_papermill() -> None:
     for command in ("run", "params", "resume", "schedule", "scheduler"):
         assert command in out.stdout
     assert "HEAVY []" in out.stdout
+
+
+def test_typed_readings_that_papermill_would_not_inject_are_noted() -> None:
+    sig = sig_of(CELL)
+    notes: list[str] = []
+    values = from_cli(sig, [("client", "42"), ("replicas", "3"), ("ratio", "2"),
+                            ("dry_run", "yes"), ("tags", "[1]"), ("headless", "True")],
+                      notes=notes)
+    assert values == {"client": "42", "replicas": 3, "ratio": 2.0, "dry_run": True,
+                      "tags": [1], "headless": True}
+    # Read as papermill reads them ("3" -> 3, "True" -> True): nothing to say.
+    assert [n.split(" is read as")[0] for n in notes] == [
+        "-p client '42'", "-p ratio '2'", "-p dry_run 'yes'", "-p tags '[1]'"]
+    assert "where papermill injects 42" in notes[0]
+    assert "--raw-types" in notes[0]
+    raw = from_cli(sig, [("client", "42"), ("ratio", "2"), ("tags", "[1]")], raw_types=True)
+    assert raw == {"client": 42, "ratio": 2, "tags": "[1]"}
+
+
+def test_raw_types_inject_a_mismatch_with_a_note_instead_of_refusing() -> None:
+    sig = sig_of("label = 'x'\nreplicas: int = 2\n")
+    with pytest.raises(ParameterError, match="expects a str, but the value is 10.*--raw-types"):
+        validate(sig, {"label": 10})
+    values = validate(sig, {"label": 10, "replicas": "3"}, raw_types=True)
+    assert values.public == {"label": 10, "replicas": "3"}
+    assert values.notes == [
+        "parameter 'label' of demo.ipynb is declared str, but the value is 10 (int): "
+        "injected as it is (--raw-types)",
+        "parameter 'replicas' of demo.ipynb is declared int, but the value is '3' (str): "
+        "injected as it is (--raw-types)"]
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_not_injected(text: str) -> None:
+    sig = sig_of("anything = None\nratio = 0.5\n")
+    with pytest.raises(ParameterError, match="not a finite number"):
+        validate(sig, from_cli(sig, [("anything", text)]))
+    with pytest.raises(ParameterError, match="expects a float"):
+        from_cli(sig, [("ratio", text)])
+
+
+def test_undeclared_names_refused_only_as_near_misses_by_default() -> None:
+    sig = sig_of(CELL)
+    for typo, meant in (("replica", "replicas"), ("Client", "client"), ("clinet", "client"),
+                        ("dry_runs", "dry_run")):
+        with pytest.raises(ParameterError, match=f"did you mean {meant!r}.*--allow-undeclared"):
+            validate(sig, {"client": "a", "password": "p", typo: 1}, undeclared="near")
+    values = validate(sig, {"client": "a", "password": "p", "region": "eu", "x": [1]},
+                      undeclared="near")
+    assert values.public["region"] == "eu"
+    assert values.public["x"] == [1]
+    assert [n for n in values.notes if "not declared" in n] == [
+        "'region' is not declared by demo.ipynb (injected after its parameters cell), as "
+        "papermill does (declare it to have it checked)",
+        "'x' is not declared by demo.ipynb (injected after its parameters cell), as "
+        "papermill does (declare it to have it checked)"]
+    near = validate(sig, {"client": "a", "password": "p", "replica": 1}, undeclared="inject")
+    assert near.public["replica"] == 1
+    # Schedules and other strict callers: every undeclared name is refused.
+    with pytest.raises(ParameterError, match="unknown parameter 'region'"):
+        validate(sig, {"client": "a", "password": "p", "region": "eu"})
+    with pytest.raises(ParameterError, match="'my-name' is not a Python name"):
+        validate(sig, {"my-name": 1}, undeclared="inject")
+
+
+def test_undeclared_secret_names_stay_secret_and_other_departures_are_noted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sig = sig_of("client = 'a'\napi_token = ''  # secret\nheadless = False\n")
+    values = validate(sig, {"db_password": "hunter22", "api_token": "tok-1234"},
+                      undeclared="near")
+    assert values.secrets["db_password"].reveal() == "hunter22"
+    assert "db_password" not in values.public
+    assert values.public == {"headless": True}
+    assert values.notes == [
+        "'db_password' is not declared by demo.ipynb (injected after its parameters cell): "
+        "its name marks it secret, so the notebook gets an orbits_nb.Secret (its .reveal() "
+        "is the text), never the text itself",
+        "secret parameter 'api_token' reaches the notebook as an orbits_nb.Secret (its "
+        ".reveal() is the text), not as text in the injected cell",
+        "'headless' is set to True, as the runner sets a declared 'headless' parameter; "
+        "papermill leaves its default"]
+    no_cell = Signature(Path("plain.ipynb"), None)
+    with pytest.raises(ParameterError, match="has no parameters cell"):
+        validate(no_cell, {"x": 1})
+    top = validate(no_cell, {"x": 1}, undeclared="near")
+    assert top.notes == ["'x' is not declared by plain.ipynb (it has no cell tagged "
+                         "'parameters', so the parameters are injected at the top), as "
+                         "papermill does (declare it to have it checked)"]
+
+
+def test_names_asked_for_are_injected_quietly_even_when_strict() -> None:
+    sig = sig_of("label = 'x'\n")
+    values = validate(sig, {"PAPERMILL_INPUT_PATH": "in.ipynb"},
+                      quiet={"PAPERMILL_INPUT_PATH"})
+    assert values.public == {"PAPERMILL_INPUT_PATH": "in.ipynb"}
+    assert values.notes == []

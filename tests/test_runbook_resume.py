@@ -37,7 +37,7 @@ def test_resume_after_the_kernel_was_killed_mid_run(state: Path,
     (workdir / "kill").touch()
     first = cli("run", str(FIXTURES / "resume_after_kill.ipynb"), "-p", "workdir",
                 str(workdir))
-    assert first.returncode == 1
+    assert first.returncode == 138  # papermill's exit code for a dead kernel
     assert "KernelDied" in first.stdout
     assert counts(workdir) == {"prepare": 1, "build": 1, "explode": 1}
     store = DuckDBStore(state)

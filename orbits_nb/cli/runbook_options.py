@@ -2,9 +2,11 @@
 users type them.
 
 Parameters merge in papermill's order, later ones winning: ``-b`` base64 YAML, ``-f``
-files, ``-y`` YAML strings, ``-j`` JSON strings (each repeatable, in the order given),
-then ``-p NAME VALUE`` (typed by the parameter's declaration) and ``-r NAME VALUE``
-(the raw string, never converted).
+files (local, or URLs read by papermill's I/O handlers), ``-y`` YAML strings, ``-j``
+JSON strings (each repeatable, in the order given), then ``-p NAME VALUE`` (typed by
+the parameter's declaration, or as papermill reads it with ``--raw-types``) and
+``-r NAME VALUE`` (the raw string, never converted). Files, YAML and base64 are read
+as papermill reads them: YAML 1.1 (JSON files too), dates kept as text.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import argparse
 import base64
 import binascii
 import json
-from pathlib import Path
+import logging
+import sys
 from typing import Any
 
 from orbits_nb.cli import arguments
@@ -45,12 +48,43 @@ def parameter_options(parser: argparse.ArgumentParser) -> None:
                         help="parameters as a base64-encoded YAML mapping (repeatable)")
 
 
+def reading_options(parser: argparse.ArgumentParser) -> None:
+    """How parameters are read: undeclared names and typed values."""
+    parser.add_argument("--allow-undeclared", action="store_true",
+                        help="inject parameters the notebook does not declare even when "
+                             "they look like a typo of a declared one (by default only "
+                             "those are refused; the others are injected with a warning, "
+                             "as papermill does)")
+    parser.add_argument("--raw-types", action="store_true",
+                        help="read -p values as papermill does (True/False/None, int, "
+                             "float, else text) instead of by their declared type, and "
+                             "inject values that do not fit their type, with a warning")
+
+
+def inject_options(parser: argparse.ArgumentParser) -> None:
+    """papermill's PAPERMILL_INPUT_PATH / PAPERMILL_OUTPUT_PATH parameters."""
+    parser.add_argument("--inject-input-path", action="store_true",
+                        help="add the input notebook's path as parameter "
+                             "PAPERMILL_INPUT_PATH")
+    parser.add_argument("--inject-output-path", action="store_true",
+                        help="add the output notebook's path as parameter "
+                             "PAPERMILL_OUTPUT_PATH")
+    parser.add_argument("--inject-paths", action="store_true",
+                        help="both of the above")
+
+
 def execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", metavar="DIR", type=arguments.text,
                         help="output folder (default: $ORBITS_NB_OUTPUT, else output/ in "
                              "the project root)")
     parser.add_argument("-k", "--kernel", type=arguments.text,
                         help="kernel name (default: the notebook's)")
+    parser.add_argument("-l", "--language", type=arguments.text,
+                        help="language of the injected parameters (default: the "
+                             "notebook's)")
+    parser.add_argument("--engine", type=arguments.text,
+                        help="papermill engine: nbclient, papermill's default, is the one "
+                             "orbits-nb runs")
     parser.add_argument("--cwd", type=arguments.directory, metavar="DIR",
                         help="working directory of the kernel (default: the notebook's "
                              "folder)")
@@ -78,6 +112,29 @@ def execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autosave-cell-every", type=arguments.count, default=30,
                         metavar="SECONDS", help="save during a long cell this often "
                         "(default: 30; 0 turns it off)")
+    parser.add_argument("--output-mode", type=_mode, metavar="MODE",
+                        help="permission bits of the output notebook and log files, in "
+                             "octal, e.g. 600 for reports that may show sensitive output "
+                             "(default: as papermill, the umask; an existing file keeps "
+                             "its mode)")
+    parser.add_argument("--log-level", type=str.upper, default="INFO", choices=LEVELS,
+                        help="what the runner says on stderr: INFO (default) also says "
+                             "what runs, WARNING only departures from papermill and "
+                             "problems, ERROR and CRITICAL only failures")
+
+
+LEVELS = ("NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _mode(text: str) -> int:
+    try:
+        mode = int(text.lower().removeprefix("0o"), 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal mode such as 600 or "
+                                         "640") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a mode from 000 to 777")
+    return mode
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,13 +144,14 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for text in args.parameters_base64:
         try:
-            decoded = base64.b64decode(text, validate=True).decode("utf-8")
+            # As papermill decodes it: characters outside the alphabet are skipped.
+            decoded = base64.b64decode(text).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise ParameterError(f"--parameters-base64 {text[:40]!r} is not base64-encoded "
                                  "text") from None
         values.update(_mapping(_yaml(decoded, "--parameters-base64"), "--parameters-base64"))
     for name in args.parameters_file:
-        values.update(_file(Path(name)))
+        values.update(_file(name))
     for text in args.parameters_yaml:
         values.update(_mapping(_yaml(text, "--parameters-yaml"), "--parameters-yaml"))
     for text in args.parameters_json:
@@ -114,30 +172,72 @@ def pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`orbits_nb.runbooks.execute.prepare`."""
-    return {"output_dir": args.output_dir, "kernel": args.kernel, "cwd": args.cwd,
-            "cell_timeout": args.cell_timeout, "start_timeout": args.start_timeout,
-            "progress": args.progress, "log_output": args.log_output,
-            "stdout_file": args.stdout_file, "stderr_file": args.stderr_file,
-            "report_mode": args.report_mode,
-            "request_save_on_cell_execute": args.request_save_on_cell_execute,
-            "autosave_cell_every": args.autosave_cell_every}
+    found = {"output_dir": args.output_dir, "kernel": args.kernel, "cwd": args.cwd,
+             "cell_timeout": args.cell_timeout, "start_timeout": args.start_timeout,
+             "progress": args.progress, "log_output": args.log_output,
+             "stdout_file": args.stdout_file, "stderr_file": args.stderr_file,
+             "report_mode": args.report_mode,
+             "request_save_on_cell_execute": args.request_save_on_cell_execute,
+             "autosave_cell_every": args.autosave_cell_every, "language": args.language,
+             "engine": args.engine, "output_mode": args.output_mode}
+    if hasattr(args, "raw_types"):
+        found["raw_types"] = args.raw_types
+        found["undeclared"] = "inject" if args.allow_undeclared else "near"
+    if hasattr(args, "inject_paths"):
+        found["inject_input_path"] = args.inject_input_path or args.inject_paths
+        found["inject_output_path"] = args.inject_output_path or args.inject_paths
+    return found
 
 
-def _file(path: Path) -> dict[str, Any]:
+class _Masked(logging.Formatter):
+    """papermill's log lines with every secret value masked (nbclient logs at DEBUG
+    what the kernel sends)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from orbits_nb.core.masking import mask
+
+        return mask(super().format(record))
+
+
+
+
+def log_level(args: argparse.Namespace, output: str | None) -> int:
+    """The level of what the runner says on stderr; papermill's log lines go there too,
+    secrets masked (papermill lowers its default to ERROR when the notebook goes to
+    stdout)."""
+    level = max(logging.getLevelName(args.log_level), logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Masked("%(message)s"))
+    logger = logging.getLogger("papermill")
+    for old in [h for h in logger.handlers if isinstance(h.formatter, _Masked)]:
+        logger.removeHandler(old)  # a command run again in one process (tests)
+    logger.addHandler(handler)
+    logger.propagate = False
+    quiet = output == "-" and args.log_level == "INFO"
+    logger.setLevel(logging.ERROR if quiet else level)
+    return int(level)
+
+
+def _file(name: str) -> dict[str, Any]:
+    """A parameters file, local or a URL, read as papermill reads it (YAML)."""
     from orbits_nb.runbooks.errors import ParameterError
+    from orbits_nb.runbooks.notebook import is_url
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ParameterError(f"cannot read parameters file {path}: {err}") from None
-    if path.suffix == ".json":
+    if is_url(name):
+        from papermill.iorw import papermill_io
+
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ParameterError(f"parameters file {path} is not valid JSON: {err}") from None
-    else:  # YAML, as papermill reads it (JSON is YAML too)
-        loaded = _yaml(text, f"parameters file {path}")
-    return _mapping(loaded, f"parameters file {path}")
+            text = str(papermill_io.read(name, [".json", ".yaml", ".yml"]))
+        except Exception as err:  # any I/O handler's failure, said in one line
+            raise ParameterError(f"cannot read parameters file {name}: "
+                                 f"{type(err).__name__}: {err}") from None
+    else:
+        try:
+            with open(name, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ParameterError(f"cannot read parameters file {name}: {err}") from None
+    return _mapping(_yaml(text, f"parameters file {name}"), f"parameters file {name}")
 
 
 def _yaml(text: str, source: str) -> Any:

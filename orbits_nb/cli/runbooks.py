@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -21,9 +22,12 @@ from orbits_nb.cli.output import print_rows
 from orbits_nb.cli.runbook_options import (
     execution_options,
     given,
+    inject_options,
+    log_level,
     options,
     pairs,
     parameter_options,
+    reading_options,
 )
 from orbits_nb.cli.state import existing_state, state_path
 from orbits_nb.core.errors import OrbitsError, StoreError
@@ -46,6 +50,7 @@ def register(commands: Any) -> None:
                         help="resume a runbook's workflow run by importing its class "
                              "instead of executing the runbook again")
     parameter_options(resume)
+    reading_options(resume)
     execution_options(resume)
     resume.set_defaults(handler=cmd_resume, progress=False)
 
@@ -58,15 +63,18 @@ def register(commands: Any) -> None:
 def _register_run(commands: Any) -> None:
     run = commands.add_parser(
         "run", help="execute a runbook notebook headlessly (papermill) and record it",
-        description="Execute NOTEBOOK headlessly; write the executed notebook to "
-                    "OUTPUT_PATH (a .ipynb file, '-' for stdout, or a URL of a papermill "
-                    "I/O handler such as s3://bucket/out.ipynb; default: "
-                    "output/<runbook>/<date>/<id>.ipynb); exit 0 on success, 1 on "
-                    "failure. Takes papermill's options.")
+        description="Execute NOTEBOOK (a .ipynb file or a URL of a papermill I/O handler) "
+                    "headlessly; write the executed notebook to OUTPUT_PATH (a .ipynb "
+                    "file, '-' for stdout, or a URL such as s3://bucket/out.ipynb; "
+                    "default: output/<runbook>/<date>/<id>.ipynb); exit 0 on success, "
+                    "1 on failure, 138 when the kernel died, 2 on bad input (checked "
+                    "before a kernel starts). Takes papermill's options.")
     run.add_argument("notebook", metavar="NOTEBOOK")
     run.add_argument("output_path", metavar="OUTPUT_PATH", nargs="?",
                      help="where the executed notebook goes (as --output)")
     parameter_options(run)
+    reading_options(run)
+    inject_options(run)
     execution_options(run)
     run.add_argument("--output", metavar="FILE", help="write the executed notebook here")
     run.add_argument("--prepare-only", action="store_true",
@@ -75,6 +83,8 @@ def _register_run(commands: Any) -> None:
     run.add_argument("--prepare-execute", action="store_false", dest="prepare_only",
                      help="execute the notebook (the default)")
     run.add_argument("--json", action="store_true", help="print the record as JSON")
+    run.add_argument("--help-notebook", action="store_true",
+                     help="list the notebook's parameters and exit (as orbits-nb params)")
     run.set_defaults(handler=cmd_run, progress=False)
 
 
@@ -125,7 +135,7 @@ def _print_record(record: Any, as_json: bool, out: TextIO | None = None) -> int:
     if as_json:
         print(json.dumps({**record.__dict__, "parameters": record.masked_parameters()},
                          default=str), file=out)
-        return 0 if record.ok else 1
+        return exit_code(record)
     hints = _workflow_hints(record) if record.error else []
     print(f"orbits-nb: {_swap(record.summary(), hints)}", file=out)
     if record.workflow_runs:
@@ -133,7 +143,14 @@ def _print_record(record: Any, as_json: bool, out: TextIO | None = None) -> int:
     if record.error:
         _print_failure(record, hints)
     print(f"  executed notebook: {_shown(record.output_path)}", file=out)
-    return 0 if record.ok else 1
+    return exit_code(record)
+
+
+def exit_code(record: Any) -> int:
+    """papermill's exit codes: 0 success, 1 failure, 138 when the kernel died."""
+    if record.ok:
+        return 0
+    return 138 if (record.error or {}).get("type") == "KernelDied" else 1
 
 
 def _swap(text: str, hints: list[dict[str, Any]]) -> str:
@@ -192,23 +209,30 @@ def _output(args: argparse.Namespace) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from orbits_nb.runbooks.execute import execute, prepare, prepare_only
 
+    if args.help_notebook:
+        return cmd_params(args)
     output = _output(args)
+    level = log_level(args, output)
     job = prepare(args.notebook, given(args), cli=pairs(args), output=output,
                   trigger="cli", **options(args))
     # With the notebook on stdout, everything else goes to stderr.
     out = sys.stderr if job.output.to_stdout else sys.stdout
+    if level <= logging.WARNING:
+        for note in job.notes:
+            print(f"orbits-nb: warning: {note}", file=sys.stderr)
     if args.prepare_only:
         written = prepare_only(job)
         if args.json:
             print(json.dumps({"prepared": str(written),
                               "parameters": job.values.masked()}, default=str))
         else:
-            print(f"orbits-nb: prepared {_shown(str(job.notebook))} with its parameters "
+            print(f"orbits-nb: prepared {_shown(job.record.notebook)} with its parameters "
                   f"(not executed): {_shown(str(written))}", file=out)
         return 0
-    if not args.json:
-        print(f"orbits-nb: running {_shown(str(job.notebook))} as "
-              f"{job.record.notebook_run_id} (kernel {job.kernel_name})", file=sys.stderr)
+    if not args.json and level <= logging.INFO:
+        print(f"orbits-nb: running {_shown(job.record.notebook)} as "
+              f"{job.record.notebook_run_id} (kernel {job.kernel_name}, working directory "
+              f"{_shown(str(job.working_directory())) or '.'})", file=sys.stderr)
     _on_sigterm()
     return _print_record(execute(job), args.json, out)
 
@@ -225,8 +249,8 @@ def cmd_params(args: argparse.Namespace) -> int:
             print(json.dumps(row))
         return 0
     if sig.cell is None:
-        print(f"{_shown(str(sig.notebook))} has no cell tagged 'parameters': it takes no "
-              "parameters")
+        print(f"{_shown(str(args.notebook))} has no cell tagged 'parameters': papermill and "
+              "orbits-nb inject parameters at its top (undeclared, so unchecked)")
         return 0
     print(Table(["name", "type", "default", "required", "secret", "help"], rows).text(60))
     return 0

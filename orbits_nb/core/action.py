@@ -37,7 +37,8 @@ IN_PROGRESS = _InProgress()
 
 
 #: Errors a retry cannot fix, never retried whatever the policy: orbits_nb's own
-#: (timeouts, bad arguments, a step that aborted) and code that does not import.
+#: (timeouts, bad arguments, a step that aborted) and code that does not import,
+#: except those whose class says ``transient = True`` (e.g. a lost Dask worker).
 NEVER_RETRIED: tuple[type[BaseException], ...] = (OrbitsError, ImportError)
 
 
@@ -100,7 +101,8 @@ class Retry:
 
     def retries(self, error: BaseException) -> bool:
         """Whether this policy retries ``error``."""
-        return isinstance(error, self.on) and not isinstance(error, NEVER_RETRIED)
+        return isinstance(error, self.on) and (not isinstance(error, NEVER_RETRIED)
+                                               or getattr(error, "transient", False) is True)
 
 
 def _exception_classes(on: Any) -> tuple[type[BaseException], ...]:
@@ -155,7 +157,9 @@ class Action:
 
     args: dict[str, Any]
     bag: dict[str, Any]
-    executor: Executor | None
+    #: Where ``main``/``watch`` run unless ``do(..., executor=)`` says otherwise; on a
+    #: workflow, where its steps run. None: the run's, else the engine's executor.
+    executor: Executor | None = None
     #: Set by the engine while the action runs.
     run_id: str
     step: str
@@ -173,7 +177,6 @@ class Action:
             for key, value in args.items()
         }
         self.bag = {}
-        self.executor = None
         self.run_id = ""
         self.step = ""
         self.attempt = 0

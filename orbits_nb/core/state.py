@@ -67,6 +67,8 @@ class StepState:
     bag: dict[str, Any] = field(default_factory=dict)
     #: main() said IN_PROGRESS: executing again resumes watch() instead of main().
     watching: bool = False
+    #: Where the latest attempt's calls ran, when its executor says (a Dask worker).
+    worker: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -154,6 +156,8 @@ def _apply_step(state: RunState, event: Event) -> None:
         step = state.steps[event.step] = StepState(event.step)
     data = event.data
     kind = event.kind
+    if data.get("worker"):
+        step.worker = data["worker"]
     if kind == "step.started":
         if "action" in data:
             step.name = data.get("name", event.step)

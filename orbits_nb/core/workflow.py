@@ -71,19 +71,24 @@ class Workflow(Action):
         )
 
     def start(self, *, run_id: str | None = None, fresh: bool = False,
-              engine: Engine | None = None) -> Run:
+              engine: Engine | None = None, executor: Executor | None = None) -> Run:
         """Start (or resume) this workflow's run in the background; return its handle.
 
         The default run id derives from the class and its arguments, so starting the
         same workflow again resumes the same run. ``run_id`` names a run explicitly;
-        ``fresh=True`` starts a new one.
+        ``fresh=True`` starts a new one. ``executor`` is where its steps (and those of
+        nested workflows) run unless a step says otherwise; it defaults to the
+        workflow's ``executor`` attribute.
         """
         # Imported here: the core must not depend on the engine at import time.
         from orbits_nb.engine.engine import default_engine
 
-        return (engine or default_engine()).start(self, run_id=run_id, fresh=fresh)
+        return (engine or default_engine()).start(self, run_id=run_id, fresh=fresh,
+                                                  executor=executor)
 
     def run(self, *, run_id: str | None = None, fresh: bool = False,
-            engine: Engine | None = None, timeout: float | None = None) -> Any:
+            engine: Engine | None = None, timeout: float | None = None,
+            executor: Executor | None = None) -> Any:
         """Start the run and wait for its result (for scripts)."""
-        return self.start(run_id=run_id, fresh=fresh, engine=engine).wait(timeout)
+        return self.start(run_id=run_id, fresh=fresh, engine=engine,
+                          executor=executor).wait(timeout)

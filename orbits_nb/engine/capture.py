@@ -22,10 +22,16 @@ from typing import Any, TextIO
 
 
 class StepSink:
-    """Collects the output of one step attempt, line by line."""
+    """Collects the output of one step attempt, line by line.
 
-    def __init__(self, emit: Callable[[str, str], None]) -> None:
+    An executor that runs the call elsewhere also says here where it ran
+    (:meth:`place`, e.g. the Dask worker's address), for the step's record.
+    """
+
+    def __init__(self, emit: Callable[[str, str], None],
+                 placed: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._emit = emit
+        self._placed = placed
         self._partial: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -40,6 +46,11 @@ class StepSink:
 
     def record(self, stream: str, line: str) -> None:
         self._emit(stream, line)
+
+    def place(self, where: dict[str, Any]) -> None:
+        """Where the call ran (call on the engine's loop): JSON values only."""
+        if self._placed is not None:
+            self._placed(where)
 
     def close(self) -> None:
         with self._lock:

@@ -68,6 +68,8 @@ class Engine:
         self.active: dict[str, Run] = {}
         self._listeners: list[Callable[[RunExecution], None]] = []
         self.meta: dict[str, Any] = {}
+        #: Executors with resources of their own (a Dask cluster), closed with the engine.
+        self._closable: dict[int, Any] = {}
 
     # -- loop ---------------------------------------------------------------------
     @property
@@ -129,6 +131,10 @@ class Engine:
             # The run records its own failure or cancellation.
             with contextlib.suppress(BaseException):
                 run.wait(5)
+        for executor in list(self._closable.values()):
+            with contextlib.suppress(Exception):  # closing: nobody is left to tell
+                executor.close()
+        self._closable.clear()
         self.writer.stop()
         self.store.busy = False
         self.store.close()
@@ -138,8 +144,15 @@ class Engine:
 
     # -- runs -------------------------------------------------------------------------
     def start(self, workflow: Workflow, *, run_id: str | None = None,
-              fresh: bool = False) -> Run:
-        """Start or resume ``workflow``; returns at once with the :class:`Run` handle."""
+              fresh: bool = False, executor: Executor | None = None) -> Run:
+        """Start or resume ``workflow``; returns at once with the :class:`Run` handle.
+
+        ``executor`` is where the run's steps execute unless a step or its action says
+        otherwise (default: the workflow's ``executor``, else the engine's).
+        """
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(f"start(executor=...) needs an executor (describe() and "
+                            f"async call()), got {type(executor).__name__}")
         if not isinstance(workflow, Workflow):
             raise TypeError(f"start() needs a Workflow, got {type(workflow).__name__}")
         if run_id is not None and run_id != "":
@@ -162,6 +175,7 @@ class Engine:
             loop = self.loop
             self.store.busy = True
             run = Run(self, run_id, workflow=workflow)
+            run.executor = executor
             self.active[run_id] = run
             run.attach_future(asyncio.run_coroutine_threadsafe(self._execute(run, workflow),
                                                                loop))
@@ -184,7 +198,7 @@ class Engine:
                     cli_hint="start the workflow under another run id (the code that "
                              f"starts it chooses it); `orbits-nb show {run_id}` shows "
                              "what the id holds")
-            execution = RunExecution(self, workflow, state)
+            execution = RunExecution(self, workflow, state, executor=run.executor)
             execution.task = asyncio.current_task()
             run.execution = execution
             if run.cancel_requested:
@@ -218,6 +232,12 @@ class Engine:
                               hint="list runs with ob.history()",
                               cli_hint="list runs with `orbits-nb runs`")
         return Run(self, run_id)
+
+    def adopt(self, executor: Executor) -> None:
+        """Close ``executor`` with the engine if it has a ``close()`` (a Dask executor
+        that started its own cluster)."""
+        if callable(getattr(executor, "close", None)):
+            self._closable.setdefault(id(executor), executor)
 
     # -- observers, secrets, metadata ---------------------------------------------------
     def notify(self, execution: RunExecution) -> None:

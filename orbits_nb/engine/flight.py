@@ -25,6 +25,10 @@ from orbits_nb.core.ports import Executor, Method, Outcome
 
 T = TypeVar("T")
 
+#: The message of the cancel that stops a call at its step's timeout: an executor that
+#: waits for a call it cannot stop when the run is cancelled abandons it then.
+TIMEOUT = "orbits_nb: step timeout"
+
 
 @dataclass(eq=False)
 class Flight:
@@ -40,6 +44,24 @@ class Flight:
     #: A cancel arrived during a call that cannot be interrupted: it applies after it.
     cancel_pending: bool = False
     cancel_sent: bool = False
+    #: Where the current attempt's calls ran, as the executor said (e.g. a Dask
+    #: worker's address); recorded with the events that end or pause the attempt.
+    placement: dict[str, Any] | None = None
+
+    def place(self, where: dict[str, Any]) -> None:
+        """The executor says where a call of the current attempt ran."""
+        before = self.placement or {}
+        workers = list(before.get("workers") or ([before["worker"]] if "worker" in before
+                                                 else []))
+        for worker in where.get("workers") or [where.get("worker")]:
+            if worker and (not workers or workers[-1] != worker):
+                workers.append(worker)
+        workers = workers[-20:]  # a long watch may hop between workers many times
+        self.placement = {k: v for k, v in where.items() if k != "workers"}
+        if workers:
+            self.placement["worker"] = workers[-1]
+        if len(workers) > 1:
+            self.placement["workers"] = workers
 
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
@@ -95,31 +117,38 @@ def retry_delay(policy: Retry, error: Exception, retries: int, deadline: float |
 async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool,
                      deadline: float | None, late: Callable[[], Exception]) -> Outcome:
     """Wait for ``call``: until ``deadline`` (then ``late()`` is raised and the call is
-    stopped, a thread being left to finish on its own), through cancels when it cannot
-    be stopped (the cancel is then pending on ``flight``)."""
-    if can_stop and deadline is None:
-        # A cancel of the awaiting task cancels the call and waits for its cleanup.
-        return await call
+    stopped, a thread being left to finish on its own), through cancels.
+
+    A cancel reaches the call once, however many arrive (a run's cancel comes both
+    through ``asyncio.gather`` and from the run winding down): an executor that
+    finds it cannot stop the call after all (a function already running on a
+    worker) finishes it undisturbed. A call that cannot be stopped is not
+    cancelled at all. Either way, a call that finishes leaves the cancel pending on
+    ``flight``, applied once its outcome is recorded.
+    """
+    sent = False
     while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
         try:
-            if deadline is None:
-                return await asyncio.shield(call)
-            done, _ = await asyncio.wait({call}, timeout=max(0.0, deadline - time.time()))
+            done, _ = await asyncio.wait({call}, timeout=timeout)
         except asyncio.CancelledError:
-            if not can_stop:
-                flight.cancel_pending = True
-                continue
-            await stop(call)
-            raise
+            flight.cancel_pending = True
+            if can_stop and not sent:
+                sent = True
+                call.cancel()
+            continue
         if done:
-            return call.result()
-        await stop(call)
+            break
+        await stop(call, TIMEOUT)
         raise late()
+    if sent and (call.cancelled() or call.exception() is not None):
+        raise asyncio.CancelledError
+    return call.result()
 
 
-async def stop(call: asyncio.Task[Any]) -> None:
+async def stop(call: asyncio.Task[Any], reason: str | None = None) -> None:
     """Cancel ``call`` and let it clean up (a killed process, a cancelled coroutine)."""
-    call.cancel()
+    call.cancel(reason)
     await asyncio.wait({call})
     if not call.cancelled():
         call.exception()  # retrieved: it no longer concerns anyone

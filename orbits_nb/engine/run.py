@@ -15,6 +15,7 @@ from orbits_nb.engine.flight import result_of
 from orbits_nb.engine.table import Table
 
 if TYPE_CHECKING:
+    from orbits_nb.core.ports import Executor
     from orbits_nb.core.workflow import Workflow
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.runner import RunExecution
@@ -35,6 +36,8 @@ class Run:
         self.execution = execution
         self._future = future
         self.cancel_requested = False
+        #: The executor given to start(), used again by retry().
+        self.executor: Executor | None = None
 
     def attach_future(self, future: concurrent.futures.Future[Any]) -> None:
         self._future = future
@@ -68,10 +71,12 @@ class Run:
         return self.state().error
 
     def steps(self) -> Table:
-        """A table of the run's steps in order: status, attempts, timings, result/error."""
+        """A table of the run's steps in order: status, attempts, timings, result/error,
+        and ``worker`` (where the latest attempt ran) when an executor reported one."""
         now = time.time()
         rows = []
-        for step in self.state().ordered_steps():
+        steps = self.state().ordered_steps()
+        for step in steps:
             end = step.finished_at or now
             rows.append({
                 "step": step.key, "status": step.status, "attempts": step.attempts,
@@ -80,8 +85,10 @@ class Run:
                 if step.started_at else None,
                 "duration_s": round(end - step.started_at, 4) if step.started_at else None,
                 "result": step.result, "error": short_error(step.error) or None,
+                "worker": step.worker,
             })
-        return Table(STEP_COLUMNS, rows)
+        placed = any(step.worker for step in steps)
+        return Table(STEP_COLUMNS + (["worker"] if placed else []), rows)
 
     def logs(self, step: str | None = None) -> str:
         """Captured print and logging output, of one step or of the whole run."""
@@ -172,7 +179,7 @@ class Run:
     def retry(self) -> Run:
         """Execute the run again: completed steps replay, failed ones run again."""
         workflow = self.workflow or self._load_workflow()
-        return self.engine.start(workflow, run_id=self.run_id)
+        return self.engine.start(workflow, run_id=self.run_id, executor=self.executor)
 
     def _load_workflow(self) -> Workflow:
         from orbits_nb.engine.resume import load_workflow

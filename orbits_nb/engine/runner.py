@@ -41,9 +41,13 @@ class RunExecution:
     """Executes ``workflow.define()`` for ``run_id`` against its recorded history."""
 
     def __init__(self, engine: Engine, workflow: Workflow, state: RunState,
-                 parent: RunExecution | None = None) -> None:
+                 parent: RunExecution | None = None, executor: Executor | None = None
+                 ) -> None:
         self.engine = engine
         self.workflow = workflow
+        #: Where this run's steps execute unless a step or its action says otherwise
+        #: (given to start(), the workflow's ``executor``, or its parent run's).
+        self.executor = executor or workflow.executor
         self.state = state
         self.run_id = state.run_id
         self.parent = parent
@@ -271,7 +275,8 @@ class RunExecution:
                         executor: Executor | None, record: StepState | None,
                         concurrent: bool, flight: Flight) -> Any:
         check_class(type(action))  # class attributes may have been changed since
-        executor = executor or action.executor or self.engine.executor
+        executor = executor or action.executor or self.executor or self.engine.executor
+        self.engine.adopt(executor)
         static = self._static(key, flight.name, ordinal, action, executor, record,
                               concurrent)
         self.engine.learn_secrets(secrets_in(action.args))
@@ -287,31 +292,35 @@ class RunExecution:
                                                and not flight.watching)
         while True:
             attempt += 1
+            flight.placement = None
             data = static if fresh_incarnation else {"resumed": flight.watching}
             fresh_incarnation = False
             self.defer("step.started", key, attempt, **data)
             try:
                 result = await self._attempt(key, attempt, action, executor, deadline, flight)
             except asyncio.CancelledError:
-                await self.commit("step.cancelled", key, attempt)
+                await self.commit("step.cancelled", key, attempt, **placed(flight))
                 raise
             except Exception as err:
                 delay = retry_delay(type(action).retry, err, retries, deadline, flight)
                 if delay is None:
-                    await self.commit("step.failed", key, attempt, error=error_info(err))
+                    await self.commit("step.failed", key, attempt, error=error_info(err),
+                                      **placed(flight))
                     self._completed(key)
                     if flight.cancel_pending:
                         raise asyncio.CancelledError from err
                     raise StepFailed(self.run_id, key, err, attempt) from err
                 retries += 1
-                self.defer("step.retrying", key, attempt, error=error_info(err), delay=delay)
+                self.defer("step.retrying", key, attempt, error=error_info(err), delay=delay,
+                           **placed(flight))
                 try:
                     await self._pause(flight, delay)
                 except asyncio.CancelledError:
                     await self.commit("step.cancelled", key, attempt)
                     raise
                 continue
-            await self.commit("step.succeeded", key, attempt, result=result)
+            await self.commit("step.succeeded", key, attempt, result=result,
+                              **placed(flight))
             self._completed(key)
             if flight.cancel_pending:
                 raise asyncio.CancelledError  # the call finished; now the cancel applies
@@ -328,14 +337,15 @@ class RunExecution:
         action.run_id, action.step, action.attempt = self.run_id, key, attempt
         action.__dict__["_engine"] = self.engine
         if isinstance(action, Workflow):
-            return await self._run_child(key, action)
+            return await self._run_child(key, action, executor)
         name = type(action).__name__
         if not flight.watching:
             value = await self._call(key, attempt, action, executor, "main", deadline, flight)
             if value is not IN_PROGRESS:
                 return check_json(value, f"result of step {key!r} ({name})")
             await self.commit("step.waiting", key, attempt,
-                              bag=check_json(action.bag, f"bag of step {key!r}"))
+                              bag=check_json(action.bag, f"bag of step {key!r}"),
+                              **placed(flight))
             flight.watching = True
         saved = dict(action.bag)
         while True:
@@ -347,7 +357,8 @@ class RunExecution:
             if action.bag != saved:
                 saved = dict(action.bag)
                 await self.commit("step.bag", key, attempt,
-                                  bag=check_json(saved, f"bag of step {key!r}"))
+                                  bag=check_json(saved, f"bag of step {key!r}"),
+                                  **placed(flight))
             if value is not IN_PROGRESS:
                 return check_json(value, f"result of step {key!r} ({name})")
 
@@ -361,7 +372,7 @@ class RunExecution:
         if deadline is not None and time.time() >= deadline:
             raise late()
         sink = StepSink(lambda stream, line: self.engine.writer.defer(
-            Batch(logs=[LogLine(self.run_id, key, attempt, stream, line)])))
+            Batch(logs=[LogLine(self.run_id, key, attempt, stream, line)])), flight.place)
         token = current_sink.set(sink)
         try:
             # The call's own task copies this context: its output goes to the sink.
@@ -378,13 +389,19 @@ class RunExecution:
         action.bag = outcome.bag
         return outcome.value
 
-    async def _run_child(self, key: str, child: Workflow) -> Any:
+    async def _run_child(self, key: str, child: Workflow, executor: Executor) -> Any:
         child_id = f"{self.run_id}/{key}"
         state = await self.engine.load_state(child_id)
-        execution = RunExecution(self.engine, child, state, parent=self)
+        # The executor chosen for the nested step is where the nested run's steps go.
+        execution = RunExecution(self.engine, child, state, parent=self, executor=executor)
         self.children[key] = execution
         execution.task = asyncio.create_task(execution.execute())
         return await execution.task
+
+
+def placed(flight: Flight) -> dict[str, Any]:
+    """What an attempt's event records about where its calls ran (nothing locally)."""
+    return dict(flight.placement) if flight.placement else {}
 
 
 def replay_hints(run_id: str, step: str) -> dict[str, str]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.flagship.backend import DeployBackend, check_client
+
+if TYPE_CHECKING:
+    from orbits_nb.core.ports import Executor
 
 #: Keys of Fleet's arguments that are not passed on to each DeployBackend.
 _OWN = ("tenants", "concurrency", "email_pattern", "database_pattern")
@@ -31,10 +34,17 @@ class Fleet(Workflow):
     finishes them all, then fails with :class:`FleetFailed` listing who failed, so a
     retry redeploys only those. :func:`~orbits_nb.flagship.progress.fleet_progress`
     shows one table for the whole fleet.
+
+    ``executor`` fans the tenants out: their steps run there (e.g. on a Dask cluster,
+    ``executor=ob.DaskExecutor("tcp://scheduler:8786")``, with ``concurrency`` as
+    high as the cluster takes), except those that name their own executor (the steps
+    inside the tenant's AWS account). It is not one of the run's arguments: the same
+    fleet run may be continued in the kernel or on another cluster.
     """
 
     def __init__(self, *, tenants: list[str], email_pattern: str, database_pattern: str,
-                 concurrency: int = 2, **backend: Any) -> None:
+                 concurrency: int = 2, executor: Executor | None = None,
+                 **backend: Any) -> None:
         if not isinstance(tenants, list) or not tenants:
             raise InvalidArgument("tenants must be a non-empty list of tenant names",
                                   argument="tenants")
@@ -57,6 +67,8 @@ class Fleet(Workflow):
                 **backend}
         self._backend_for(args, tenants[0])  # validates the backend arguments now
         super().__init__(**args)
+        if executor is not None:
+            self.executor = executor
 
     @staticmethod
     def _backend_for(args: dict[str, Any], tenant: str) -> DeployBackend:

@@ -20,6 +20,7 @@ from orbits_nb.runbooks.errors import (
     ParameterError,
     RunbookError,
     RunbookFailed,
+    RunbookWarning,
     ScheduleError,
 )
 from orbits_nb.runbooks.kernel import Context, context, is_headless
@@ -56,6 +57,7 @@ __all__ = [
     "Resumed",
     "RunbookError",
     "RunbookFailed",
+    "RunbookWarning",
     "Schedule",
     "ScheduleBusy",
     "ScheduleError",

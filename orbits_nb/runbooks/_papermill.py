@@ -4,9 +4,10 @@ It is papermill's own nbclient engine with four differences: the kernel gets the
 runner's environment and working directory, the runner learns the kernel's pid as
 soon as it starts, every save of the output notebook is scrubbed of secret values
 first (with stream outputs coalesced per cell, so no secret is split between two;
-papermill itself is given no output path, so it writes nothing unscrubbed),
-and the runner's header and bootstrap cells are placed around papermill's injected
-parameters.
+papermill itself is given no output path, so it writes nothing unscrubbed) and goes
+through the runner's writer (a local file is replaced atomically, with the mode the
+run asked for), and the runner's header and bootstrap cells are placed around
+papermill's injected parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.log import logger
 
+from orbits_nb.runbooks.outcome import KERNEL_ARGUMENTS
 from orbits_nb.runbooks.report import BOOTSTRAP_TAG, HEADER_TAG, scrub
 
 ENGINE_NAME = "orbits_nb"
@@ -37,10 +39,13 @@ class Hooks:
     header: str
     bootstrap: str | None
     on_kernel: Callable[[int], None]
-    #: Where the output is recorded (papermill metadata) and saved during execution
-    #: (None: only at the end, by the runner).
+    #: The input and output as papermill records them in the notebook's metadata.
+    input_path: str | None = None
     output: str | None = None
-    save_to: str | None = None
+    #: Saves the notebook during execution (None: only at the end, by the runner).
+    save: Callable[[Any], None] | None = None
+    #: The manager of a kernel already started for this run (None: nbclient starts one).
+    kernel: Any = None
     #: The notebook being executed (the manager's, kept current).
     nb: Any = None
     kernel_pid: int | None = None
@@ -51,10 +56,15 @@ class _ScrubbingManager(NotebookExecutionManager):  # type: ignore[misc]
     """Saves the notebook only after replacing secret values in it."""
 
     secrets: list[str] = []
+    writer: Callable[[Any], None] | None = None
 
     def save(self, **kwargs: Any) -> None:
+        if kwargs.get("nb"):  # as papermill's manager: the notebook may be a new copy
+            self.nb = kwargs["nb"]
         scrub(self.nb, self.secrets)
-        super().save(**kwargs)
+        if self.writer is not None:
+            self.writer(self.nb)
+        self.last_save_time = self.now()
 
 
 def _place_cells(nb: Any, hooks: Hooks) -> None:
@@ -83,13 +93,15 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
         assert orbits_hooks is not None
         hooks = orbits_hooks
         _place_cells(nb, hooks)
-        nb.metadata.setdefault("papermill", {})["output_path"] = hooks.output
-        # papermill hands the engine no output path (its own saves would not be
-        # scrubbed); this manager saves, scrubbed, where the runner said.
-        nb_man = _ScrubbingManager(nb, output_path=hooks.save_to, progress_bar=progress_bar,
+        # papermill was given the local file and no output (its own saves would not be
+        # scrubbed): record the input and output as the user gave them.
+        meta = nb.metadata.setdefault("papermill", {})
+        meta["input_path"], meta["output_path"] = hooks.input_path, hooks.output
+        nb_man = _ScrubbingManager(nb, output_path=None, progress_bar=progress_bar,
                                    log_output=log_output,
                                    autosave_cell_every=autosave_cell_every)
         nb_man.secrets = hooks.secrets
+        nb_man.writer = hooks.save
         hooks.nb = nb_man.nb
         nb_man.notebook_start()
         try:
@@ -110,11 +122,10 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
         assert orbits_hooks is not None
         hooks = orbits_hooks
         client = PapermillNotebookClient(
-            nb_man, timeout=execution_timeout, startup_timeout=start_timeout,
-            kernel_name=kernel_name, log=logger, log_output=log_output,
-            stdout_file=stdout_file, stderr_file=stderr_file,
-            # ipykernel's start-up warnings (TCP on loopback) are noise in a report.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            nb_man, km=hooks.kernel, timeout=execution_timeout,
+            startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+            log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+            extra_arguments=list(KERNEL_ARGUMENTS),
             # One stream output per cell and name: a secret written in several pieces
             # is whole again when the notebook is scrubbed.
             coalesce_streams=True)
@@ -126,7 +137,9 @@ class OrbitsEngine(NBClientEngine):  # type: ignore[misc]
                 hooks.on_kernel(pid)
 
         client.on_notebook_start = started
-        return client.execute(env=hooks.env, cwd=str(hooks.cwd))
+        # The kernel is shut down at the end as nbclient shuts down its own, also when
+        # the runner started it.
+        return client.execute(env=hooks.env, cwd=str(hooks.cwd), cleanup_kc=True)
 
 
 def register() -> str:

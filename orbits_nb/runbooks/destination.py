@@ -4,30 +4,44 @@
 ``abs://``, ``http(s)://``, or any scheme registered with
 ``papermill.iorw.papermill_io.register``) is written through papermill's I/O handler
 for it, autosaves included. Everything else is a local path. The output may name
-parameters, as with papermill: ``out/{client}.ipynb``.
+parameters, as with papermill: ``out/{client}.ipynb`` (and papermill's
+``{pm[run_uuid]}``, ``{pm[current_datetime_local]}``, ``{pm[current_datetime_utc]}``).
+
+A local file is replaced atomically at every save, never left torn. Its mode is what
+papermill's would be: an existing file keeps its mode, a new one gets the user's umask
+(``0o666 & ~umask``), unless ``mode`` asks for another (e.g. ``0o600`` for reports
+that may show sensitive output).
 """
 
 from __future__ import annotations
 
 import os
-import re
+import secrets
 import sys
-import tempfile
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from orbits_nb.runbooks.errors import RunbookError
+from orbits_nb.runbooks.notebook import is_url
 
 STDOUT = "-"
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
 class Destination:
-    """An output location: an absolute local path, ``-`` or a URL."""
+    """An output location: an absolute local path, ``-`` or a URL.
+
+    ``given`` is the output as the user wrote it, templates filled (what papermill
+    records in the notebook's metadata); ``mode`` the permission bits of a local file
+    (None: papermill's rule, see the module docstring).
+    """
 
     location: str
+    given: str = ""
+    mode: int | None = None
 
     @property
     def to_stdout(self) -> bool:
@@ -35,7 +49,7 @@ class Destination:
 
     @property
     def remote(self) -> bool:
-        return bool(_URL.match(self.location))
+        return is_url(self.location)
 
     @property
     def path(self) -> Path | None:
@@ -44,10 +58,6 @@ class Destination:
 
     def __str__(self) -> str:
         return self.location
-
-    def autosave_target(self) -> str | None:
-        """Where papermill's manager saves during execution (stdout: only at the end)."""
-        return None if self.to_stdout else self.location
 
     def make_room(self) -> None:
         if self.path is not None:
@@ -68,12 +78,27 @@ class Destination:
             papermill_io.write(text, self.location)
         else:
             self.make_room()
-            _replace(self.path, text)
+            replace(self.path, text, self.mode)
 
 
-def _replace(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".orbits-nb-", suffix=".ipynb", dir=path.parent)
+def replace(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` atomically, with papermill's mode unless ``mode``."""
     try:
+        keep: int | None = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        keep = None
+    wanted = mode if mode is not None else keep
+    while True:
+        tmp = path.parent / f".orbits-nb-{secrets.token_hex(6)}.ipynb"
+        try:
+            # 0o666 as open() uses: the umask applies, as it does to papermill's files.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        if wanted is not None:
+            os.fchmod(fd, wanted)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
@@ -83,20 +108,29 @@ def _replace(path: Path, text: str) -> None:
         raise
 
 
-def resolve(output: str | Path, notebook: Path, parameters: dict[str, Any]) -> Destination:
+def builtins() -> dict[str, Any]:
+    """papermill's ``pm`` values for output templates (``{pm[run_uuid]}``...)."""
+    return {"pm": {"run_uuid": str(uuid.uuid4()),
+                   "current_datetime_local": datetime.now(),
+                   "current_datetime_utc": datetime.now(UTC)}}
+
+
+def resolve(output: str | Path, notebook: Path, parameters: dict[str, Any],
+            mode: int | None = None) -> Destination:
     """Check an output given by the user; fill in parameters named in it."""
     text = str(output)
     if not text.strip():
         raise RunbookError("the output path is empty; give a .ipynb file, '-' for stdout "
                            "or a URL such as s3://bucket/out.ipynb")
     if text == STDOUT:
-        return Destination(STDOUT)
+        return Destination(STDOUT, STDOUT)
     if "{" in text:
-        text = _fill(text, parameters)
-    if _URL.match(text):
+        text = _fill(text, {**builtins(), **parameters})
+    if is_url(text):
         _check_handler(text)
-        return Destination(text)
-    return Destination(str(check_local(Path(text).expanduser().resolve(), notebook)))
+        return Destination(text, text)
+    local = check_local(Path(text).expanduser().resolve(), notebook)
+    return Destination(str(local), text, mode)
 
 
 def check_local(target: Path, notebook: Path) -> Path:
@@ -123,10 +157,11 @@ def _fill(text: str, parameters: dict[str, Any]) -> str:
     try:
         return text.format(**parameters)
     except KeyError as err:
+        known = sorted(name for name in parameters if name != "pm")
         raise RunbookError(f"output {text!r} names {{{err.args[0]}}}, which is not a "
                            f"parameter of this run (parameters: "
-                           f"{', '.join(sorted(parameters)) or 'none'})") from None
-    except (IndexError, ValueError) as err:
+                           f"{', '.join(known) or 'none'})") from None
+    except (IndexError, ValueError, AttributeError, TypeError) as err:
         raise RunbookError(f"output {text!r} is not a valid template ({err}); write "
                            "{name} for a parameter, {{ and }} for braces") from None
 

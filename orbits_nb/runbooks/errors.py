@@ -30,3 +30,8 @@ class RunbookFailed(RunbookError):
     Fields: ``notebook_run_id``, ``cell`` (index in the runbook, or None),
     ``ename``, ``evalue`` and ``output_path``.
     """
+
+
+class RunbookWarning(UserWarning):
+    """A run departs from what papermill would do with the same input (an undeclared
+    parameter injected, a value read by its declared type); the run goes on."""

@@ -10,20 +10,31 @@ mid-cell, or the runner being interrupted.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets as _random
+import threading
 import time
-from dataclasses import dataclass, field, fields, replace
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from orbits_nb.core.serde import dumps
+from orbits_nb.core.storage import Store
 from orbits_nb.runbooks import destination, records
 from orbits_nb.runbooks import kernel as kenv
 from orbits_nb.runbooks import notebook as nbfile
+from orbits_nb.runbooks.checks import (
+    Papermill,
+    check_kernel,
+    check_language,
+    check_mode,
+    check_seconds,
+    kernel_for,
+    papermill_options,
+)
 from orbits_nb.runbooks.destination import Destination
-from orbits_nb.runbooks.errors import NotebookError, RunbookError
+from orbits_nb.runbooks.errors import RunbookWarning
 from orbits_nb.runbooks.parameters import Signature, secret_default, signature_of
 from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.runbooks.values import Values, from_cli, validate
@@ -31,25 +42,23 @@ from orbits_nb.store import open_store
 from orbits_nb.store.location import ENV_VAR as STATE_ENV
 from orbits_nb.store.location import default_state_path, project_root
 
+__all__ = ["Job", "Papermill", "Reading", "check_kernel", "check_seconds", "execute",
+           "prepare", "prepare_only", "run"]
+
 OUTPUT_ENV = "ORBITS_NB_OUTPUT"
-DEFAULT_KERNEL = "python3"
-
-
-@dataclass(frozen=True)
-class Papermill:
-    """papermill's execution options, as its command line has them."""
-
-    cwd: Path | None = None
-    report_mode: bool = False
-    request_save_on_cell_execute: bool = True
-    autosave_cell_every: int = 30
-    stdout_file: str | Path | IO[str] | None = None
-    stderr_file: str | Path | IO[str] | None = None
+INPUT_PARAMETER = "PAPERMILL_INPUT_PATH"
+OUTPUT_PARAMETER = "PAPERMILL_OUTPUT_PATH"
 
 
 @dataclass
 class Job:
-    """A validated runbook execution, ready to start."""
+    """A validated runbook execution, ready to start.
+
+    ``notebook`` is the local file that runs (for a URL, a private copy that
+    :func:`execute` removes); ``source`` the notebook as given (what papermill records
+    as its input path); ``notes`` where the run departs from what papermill would
+    inject for the same command line (see :mod:`orbits_nb.runbooks.values`).
+    """
 
     notebook: Path
     signature: Signature
@@ -63,11 +72,40 @@ class Job:
     progress: bool = False
     log_output: bool = False
     papermill: Papermill = field(default_factory=Papermill)
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def output_path(self) -> Path | None:
         """The local output file (None when the output is stdout or a URL)."""
         return self.output.path
+
+    @property
+    def remote(self) -> bool:
+        """The notebook was read from a URL (what runs is a private copy)."""
+        return nbfile.is_url(self.record.notebook)
+
+    def working_directory(self) -> Path:
+        """Where the kernel runs: ``cwd``, else the notebook's folder; a notebook read
+        from a URL has none, so the runner's working directory, as with papermill."""
+        if self.papermill.cwd is not None:
+            return Path(self.papermill.cwd)
+        return Path.cwd() if self.remote else self.notebook.parent
+
+    def discard(self) -> None:
+        """Remove the private copy of a notebook read from a URL (idempotent)."""
+        if self.remote:
+            nbfile.discard(self.notebook)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How the given parameters are read (see :mod:`orbits_nb.runbooks.values`)."""
+
+    undeclared: str = "near"
+    raw_types: bool = False
+    inject_input_path: bool = False
+    inject_output_path: bool = False
 
 
 def new_id(runbook: str, now: float | None = None) -> str:
@@ -106,102 +144,75 @@ def prepare(notebook: str | Path, parameters: dict[str, Any] | None = None, *,
             schedule_id: str | None = None, scheduled_for: float | None = None,
             resume_of: str | None = None, attempt: int = 1,
             notebook_run_id: str | None = None, progress: bool = False,
-            log_output: bool = False, **papermill: Any) -> Job:
+            log_output: bool = False, undeclared: str = "near", raw_types: bool = False,
+            inject_input_path: bool = False, inject_output_path: bool = False,
+            output_mode: int | None = None, **papermill: Any) -> Job:
     """Validate everything about a run before anything starts; raise on bad input.
 
+    ``notebook`` is a ``.ipynb`` path or a URL read by a papermill I/O handler.
     ``output`` is a ``.ipynb`` path, ``"-"`` (stdout) or a URL written by a papermill
     I/O handler (``s3://...``); it may name parameters (``out/{client}.ipynb``).
+    ``output_mode`` gives a local output file these permission bits (e.g. ``0o600``)
+    instead of papermill's (the umask). ``undeclared`` (``"near"``, ``"inject"`` or
+    ``"refuse"``) and ``raw_types`` say how parameters are read (see
+    :mod:`orbits_nb.runbooks.values`); ``inject_input_path``/``inject_output_path``
+    add papermill's ``PAPERMILL_INPUT_PATH``/``PAPERMILL_OUTPUT_PATH`` parameters.
     Further keyword arguments are papermill's: ``cwd``, ``report_mode``,
     ``request_save_on_cell_execute``, ``autosave_cell_every``, ``stdout_file``,
-    ``stderr_file`` (a path or an open text file).
+    ``stderr_file`` (a path or an open text file), ``language``, ``engine``.
     """
-    path = nbfile.resolve(notebook)
-    data = nbfile.load(path)
-    sig = signature_of(path, data)
-    given = dict(parameters or {})
-    given.update(from_cli(sig, cli or []))
-    values = validate(sig, given)
-    kernel_name = kernel or _notebook_kernel(data)
-    check_kernel(kernel_name)
     check_seconds("cell timeout", cell_timeout, allow_none=True)
     check_seconds("start timeout", start_timeout)
-    options = _papermill_options(papermill)
-    runbook = nbfile.runbook_name(path)
-    started = time.time()
-    run_id = notebook_run_id or new_id(runbook, started)
-    target = (destination.resolve(output, path, values.public) if output is not None
-              else Destination(str(destination.check_local(
-                  output_path_for(path, run_id, started, output_dir), path))))
-    record = NotebookRun(
-        notebook_run_id=run_id, runbook=runbook, notebook=str(path),
-        parameters=values.recorded(), trigger=trigger, schedule_id=schedule_id,
-        scheduled_for=scheduled_for, resume_of=resume_of, attempt=attempt,
-        started_at=started, output_path=str(target), pid=os.getpid())
-    return Job(path, sig, values, record, target, state_path(state), kernel_name,
-               cell_timeout, start_timeout, progress, log_output, options)
-
-
-def check_seconds(what: str, value: Any, allow_none: bool = False) -> None:
-    """Refuse a duration that is not a positive number of seconds."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or value <= 0:
-        raise RunbookError(f"{what} must be a positive number of seconds, got {value!r}")
-
-
-def _papermill_options(given: dict[str, Any]) -> Papermill:
-    known = {f.name for f in fields(Papermill)}
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise RunbookError(f"unknown option(s) {', '.join(unknown)}; papermill's options "
-                           f"here are {', '.join(sorted(known))}")
-    options = Papermill(**given)
-    if options.cwd is not None:
-        cwd = Path(options.cwd).expanduser().resolve()
-        if not cwd.is_dir():
-            raise RunbookError(f"working directory {str(options.cwd)!r} is not a folder "
-                               "(cwd)", cwd=str(options.cwd))
-        options = replace(options, cwd=cwd)
-    every = options.autosave_cell_every
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise RunbookError(f"autosave_cell_every must be a whole number of seconds (0 "
-                           f"turns it off), got {every!r}")
-    for name in ("stdout_file", "stderr_file"):
-        target = getattr(options, name)
-        if isinstance(target, (str, Path)):
-            _check_log_file(name, Path(target).expanduser())
-    return options
-
-
-def _check_log_file(name: str, path: Path) -> None:
-    if path.is_dir():
-        raise RunbookError(f"{name} {str(path)!r} is a folder; give a file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise RunbookError(f"{name} {str(path)!r}: no folder {str(folder)!r}")
-    if not os.access(folder, os.W_OK):
-        raise RunbookError(f"{name} {str(path)!r}: the folder is not writable")
-
-
-def _notebook_kernel(data: dict[str, Any]) -> str:
-    spec = data.get("metadata", {}).get("kernelspec", {})
-    name = spec.get("name") if isinstance(spec, dict) else None
-    return str(name) if name else DEFAULT_KERNEL
-
-
-def check_kernel(name: str) -> None:
-    """Refuse a kernel name that no installed Jupyter kernel has."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    manager = KernelSpecManager()
+    options = papermill_options(papermill)
+    mode = check_mode(output_mode)
+    reading = Reading(undeclared, raw_types, inject_input_path, inject_output_path)
+    source = str(notebook)
+    remote = nbfile.is_url(source)
+    path = nbfile.fetch(source) if remote else nbfile.resolve(notebook)
     try:
-        manager.get_kernel_spec(name)
-    except NoSuchKernel:
-        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
-        raise NotebookError(f"no Jupyter kernel named {name!r} (installed: {known}); pass "
-                            "--kernel NAME or install it (python -m ipykernel install "
-                            "--user --name NAME)", kernel=name) from None
+        data = nbfile.load(path)
+        sig = signature_of(path, data)
+        started = time.time()
+        run_id = notebook_run_id or new_id(nbfile.runbook_name(path), started)
+        default = None if output is not None else output_path_for(path, run_id, started,
+                                                                  output_dir)
+        values, notes = _read(sig, parameters, cli, reading, source, output or default)
+        kernel_name = kernel_for(path, data, kernel)
+        check_language(path, data, options.language, bool(values.public))
+        target = (destination.resolve(output, path, values.public, mode)
+                  if output is not None else Destination(
+                      str(destination.check_local(Path(str(default)), path)), str(default),
+                      mode))
+    except BaseException:
+        if remote:
+            nbfile.discard(path)
+        raise
+    record = NotebookRun(
+        notebook_run_id=run_id, runbook=nbfile.runbook_name(path),
+        notebook=source if remote else str(path), parameters=values.recorded(),
+        trigger=trigger, schedule_id=schedule_id, scheduled_for=scheduled_for,
+        resume_of=resume_of, attempt=attempt, started_at=started, output_path=str(target),
+        pid=os.getpid())
+    return Job(path, sig, values, record, target, state_path(state), kernel_name,
+               cell_timeout, start_timeout, progress, log_output, options, source, notes)
+
+
+def _read(sig: Signature, parameters: dict[str, Any] | None,
+          cli: list[tuple[str, str]] | None, reading: Reading, source: str,
+          output: str | Path | None) -> tuple[Values, list[str]]:
+    """The run's values, merged as papermill merges them, and what departs from it."""
+    injected: dict[str, Any] = {}
+    if reading.inject_input_path:
+        injected[INPUT_PARAMETER] = source
+    if reading.inject_output_path:
+        injected[OUTPUT_PARAMETER] = str(output)
+    given = {**injected, **(parameters or {})}
+    notes: list[str] = []
+    given.update(from_cli(sig, cli or [], undeclared=reading.undeclared,
+                          raw_types=reading.raw_types, notes=notes))
+    values = validate(sig, given, undeclared=reading.undeclared,
+                      raw_types=reading.raw_types, quiet=injected)
+    return values, notes + values.notes
 
 
 def kernel_env(job: Job) -> dict[str, str]:
@@ -223,7 +234,10 @@ def kernel_env(job: Job) -> dict[str, str]:
     env.update({
         STATE_ENV: str(job.state_path),
         kenv.ENV_HEADLESS: "1",
-        kenv.ENV_NOTEBOOK: str(job.notebook),
+        # Where the runbook comes from (a URL stays a URL, so resume reads it again),
+        # and the file the kernel reads its parameters cell from.
+        kenv.ENV_NOTEBOOK: record.notebook,
+        kenv.ENV_NOTEBOOK_FILE: str(job.notebook),
         kenv.ENV_RUN: record.notebook_run_id,
         kenv.ENV_PARAMETERS: dumps(job.values.masked()),
         kenv.ENV_SECRETS: json.dumps(secret_vars),
@@ -257,6 +271,8 @@ def secret_values(values: Values, signature: Signature | None = None) -> list[st
 
 
 def notebook_label(job: Job) -> str:
+    if job.remote:
+        return job.record.notebook
     try:
         return str(job.notebook.relative_to(project_root(job.notebook.parent)))
     except ValueError:
@@ -267,22 +283,66 @@ def execute(job: Job) -> NotebookRun:
     """Record, execute and report one notebook run; return its completed record."""
     from orbits_nb.runbooks import outcome
 
-    store = open_store(job.state_path)
-    with records.held(store):
-        records.reap_orphans(store)
-        if job.record.schedule_id:
-            from orbits_nb.runbooks import schedules
-
-            schedules.claim_for_run(store, job.record)
-        records.insert(store, job.record)
+    # The kernel boots while the runner records the run and imports papermill.
+    kernel = outcome.start_kernel(job)
     try:
-        return outcome.run_and_record(job, store)
-    finally:
-        if job.record.schedule_id:
-            from orbits_nb.runbooks import schedules
+        store = _record_while_papermill_loads(job)
+        try:
+            return outcome.run_and_record(job, store, kernel)
+        finally:
+            if job.record.schedule_id:
+                from orbits_nb.runbooks import schedules
 
-            schedules.release(store, job.record.schedule_id, job.record.notebook_run_id)
+                schedules.release(store, job.record.schedule_id, job.record.notebook_run_id)
+            store.close()
+    finally:
+        outcome.stop_kernel(kernel)
+        job.discard()
+
+
+def _record_while_papermill_loads(job: Job) -> Store:
+    """Open the store and record the run as running, in a thread, while this thread
+    imports papermill: most of a short run's time is that import, and DuckDB does its
+    work outside the GIL. (Nothing papermill imports imports orbits_nb, so the two
+    threads never wait for each other's modules.)"""
+    opened: list[Store] = []
+    failed: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            opened.append(_recorded(job))
+        except BaseException as err:  # raised again in the calling thread
+            failed.append(err)
+
+    worker = threading.Thread(target=record, name="orbits-nb-record", daemon=True)
+    worker.start()
+    try:
+        import papermill  # noqa: F401
+    except BaseException:
+        worker.join()
+        for store in opened:
+            store.close()
+        raise
+    worker.join()
+    if failed:
+        raise failed[0]
+    return opened[0]
+
+
+def _recorded(job: Job) -> Store:
+    store = open_store(job.state_path)
+    try:
+        with records.held(store):
+            records.reap_orphans(store)
+            if job.record.schedule_id:
+                from orbits_nb.runbooks import schedules
+
+                schedules.claim_for_run(store, job.record)
+            records.insert(store, job.record)
+    except BaseException:
         store.close()
+        raise
+    return store
 
 
 def prepare_only(job: Job) -> Destination:
@@ -291,11 +351,19 @@ def prepare_only(job: Job) -> Destination:
     notebook gets their declared defaults."""
     import papermill
 
-    nb = papermill.execute_notebook(
-        str(job.notebook), None, parameters=job.values.public, prepare_only=True,
-        kernel_name=job.kernel_name, report_mode=job.papermill.report_mode,
-        progress_bar=False)
-    job.output.write(nb)
+    from orbits_nb.runbooks.outcome import papermill_log
+
+    try:
+        with papermill_log():
+            nb = papermill.execute_notebook(
+                str(job.notebook), None, parameters=job.values.public, prepare_only=True,
+                kernel_name=job.kernel_name, language=job.papermill.language,
+                report_mode=job.papermill.report_mode, progress_bar=False)
+        nb.metadata.papermill["input_path"] = job.source
+        nb.metadata.papermill["output_path"] = job.output.given or str(job.output)
+        job.output.write(nb)
+    finally:
+        job.discard()
     return job.output
 
 
@@ -305,12 +373,18 @@ def run(notebook: str | Path, parameters: dict[str, Any] | None = None, *,
 
     Options are those of :func:`prepare` (``output``, ``output_dir``, ``state``,
     ``kernel``, ``cell_timeout``, ``cwd``, ``report_mode``...). ``check=True`` raises
-    :class:`~orbits_nb.runbooks.RunbookFailed` when the notebook fails.
+    :class:`~orbits_nb.runbooks.RunbookFailed` when the notebook fails. A parameter
+    the notebook does not declare is injected with a
+    :class:`~orbits_nb.runbooks.RunbookWarning` (a near miss of a declared name is
+    refused unless ``undeclared="inject"``).
 
     >>> from orbits_nb import runbooks
     >>> nr = runbooks.run("notebooks/quickstart.ipynb", {"client": "acme"})  # doctest: +SKIP
     >>> nr.status, nr.output_path                                            # doctest: +SKIP
     ('succeeded', '.../output/quickstart/2026-11-26/quickstart-20261126T101500-1a2b.ipynb')
     """
-    record = execute(prepare(notebook, parameters, **options))
+    job = prepare(notebook, parameters, **options)
+    for note in job.values.undeclared.values():  # papermill's API warns of these too
+        warnings.warn(note, RunbookWarning, stacklevel=2)
+    record = execute(job)
     return record.raise_for_status() if check else record

@@ -23,6 +23,7 @@ from orbits_nb.core.serde import Secret
 
 ENV_HEADLESS = "ORBITS_NB_HEADLESS"
 ENV_NOTEBOOK = "ORBITS_NB_NOTEBOOK"
+ENV_NOTEBOOK_FILE = "ORBITS_NB_NOTEBOOK_FILE"
 ENV_RUN = "ORBITS_NB_NOTEBOOK_RUN"
 ENV_PARAMETERS = "ORBITS_NB_PARAMETERS"
 ENV_SECRETS = "ORBITS_NB_SECRETS"
@@ -83,7 +84,8 @@ def bootstrap() -> dict[str, Secret]:
     for secret in secrets.values():
         with contextlib.suppress(Exception):  # an unset variable fails where it is used
             secret.reveal()
-    notebook = os.environ.get(ENV_NOTEBOOK)
+    # The local file: a runbook read from a URL runs from a copy the runner made.
+    notebook = os.environ.get(ENV_NOTEBOOK_FILE) or os.environ.get(ENV_NOTEBOOK)
     if notebook:
         from orbits_nb.runbooks.parameters import inspect, secret_default
 

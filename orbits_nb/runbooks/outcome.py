@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from orbits_nb.core import masking
 from orbits_nb.core.masking import MaskingStream
@@ -42,19 +44,17 @@ class _Tee:
 
 @contextlib.contextmanager
 def _streams(job: Job) -> Iterator[dict[str, MaskingStream]]:
-    """papermill's ``stdout_file``/``stderr_file``, secrets masked: the console
-    (``--log-output``; stderr when the notebook itself goes to stdout) and the files
-    asked for (``--stdout-file``/``--stderr-file``)."""
-    console = {"stdout_file": sys.stderr if job.output.to_stdout else sys.stdout,
-               "stderr_file": sys.stderr}
+    """papermill's ``stdout_file``/``stderr_file``, secrets masked: the console on
+    stderr (``--log-output``, where papermill logs cell output) and the files asked for
+    (``--stdout-file``/``--stderr-file``, with the run's output mode)."""
     with contextlib.ExitStack() as stack:
         found: dict[str, MaskingStream] = {}
-        for name, echo in console.items():
-            targets = [echo] if job.log_output else []
+        for name in ("stdout_file", "stderr_file"):
+            targets: list[Any] = [sys.stderr] if job.log_output else []
             given = getattr(job.papermill, name)
             if isinstance(given, (str, Path)):
-                targets.append(stack.enter_context(
-                    Path(given).expanduser().open("w", encoding="utf-8")))
+                targets.append(stack.enter_context(_open_log(Path(given).expanduser(),
+                                                             job.output.mode)))
             elif given is not None:
                 targets.append(given)
             if targets:
@@ -66,8 +66,76 @@ def _streams(job: Job) -> Iterator[dict[str, MaskingStream]]:
                 stream.close()  # what was held back, before the files close
 
 
-def run_and_record(job: Job, store: Store) -> NotebookRun:
-    """Execute ``job`` (already recorded as running) and complete its record."""
+def _open_log(path: Path, mode: int | None) -> IO[str]:
+    """A log file opened as papermill opens it (the umask applies), or with ``mode``."""
+    handle = path.open("w", encoding="utf-8")
+    if mode is not None:
+        os.fchmod(handle.fileno(), mode)
+    return handle
+
+
+@contextlib.contextmanager
+def papermill_log() -> Iterator[None]:
+    """Silence papermill's log lines that the runner says itself, before a kernel starts
+    (an undeclared parameter, no parameters cell) or better (the input and output:
+    papermill is handed a local file and no output)."""
+    logger = logging.getLogger("papermill")
+    said = _Said()
+    logger.addFilter(said)
+    try:
+        yield
+    finally:
+        logger.removeFilter(said)
+
+
+class _Said(logging.Filter):
+    PREFIXES = ("Passed unknown parameter:", "Input notebook does not contain a cell with tag",
+                "Input Notebook:", "Output Notebook:", "Working directory:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.PREFIXES)
+
+
+#: ipykernel's start-up warnings (TCP on loopback) are noise in a report; its history
+#: stays in memory, as nbclient keeps it.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
+HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
+
+
+def start_kernel(job: Job) -> Any:
+    """Start the run's kernel now, as nbclient would start it: it boots (a second or
+    so) while the runner records the run and imports papermill, instead of after.
+
+    Returns its kernel manager, or None when it cannot start here (nbclient then tries
+    again, and the failure is recorded with the run).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    try:
+        manager = AsyncKernelManager(kernel_name=job.kernel_name)
+        arguments = [*KERNEL_ARGUMENTS, *([HISTORY_ARGUMENT] if manager.ipykernel else [])]
+        run_sync(manager.start_kernel)(extra_arguments=arguments, env=kernel_env(job),
+                                       cwd=str(job.working_directory()))
+    except Exception:  # nbclient's own start raises it again, inside the recorded run
+        return None
+    return manager
+
+
+def stop_kernel(manager: Any) -> None:
+    """Stop a kernel :func:`start_kernel` started if it still runs (the run ended
+    before nbclient took it over, or nbclient left it)."""
+    from jupyter_core.utils import run_sync
+
+    if manager is None or not manager.has_kernel:
+        return
+    with contextlib.suppress(Exception):  # already gone: nothing to stop
+        run_sync(manager.shutdown_kernel)(now=True)
+
+
+def run_and_record(job: Job, store: Store, kernel: Any = None) -> NotebookRun:
+    """Execute ``job`` (already recorded as running) and complete its record; ``kernel``
+    is the manager of a kernel :func:`start_kernel` started for it, if any."""
     import papermill
 
     from orbits_nb.runbooks._papermill import Hooks, register
@@ -82,23 +150,25 @@ def run_and_record(job: Job, store: Store) -> NotebookRun:
         record.kernel_pid = pid
         records.set_kernel_pid(store, record.notebook_run_id, pid)
 
-    hooks = Hooks(env=kernel_env(job), cwd=Path(options.cwd or job.notebook.parent),
+    saves = options.request_save_on_cell_execute and not job.output.to_stdout
+    hooks = Hooks(env=kernel_env(job), cwd=job.working_directory(),
                   secrets=secrets, header=report.header(record, notebook_label(job)),
                   bootstrap=kenv.bootstrap_source() if _has_secrets(job) else None,
-                  on_kernel=kernel_started, output=str(job.output),
-                  save_to=job.output.autosave_target()
-                  if options.request_save_on_cell_execute else None)
+                  on_kernel=kernel_started, input_path=job.source,
+                  output=job.output.given or str(job.output),
+                  save=job.output.write if saves else None, kernel=kernel)
     failure: BaseException | None = None
     try:
         job.output.make_room()
-        with _streams(job) as streams:
+        with _streams(job) as streams, papermill_log():
             # papermill itself writes nothing (output None): its own saves would not be
-            # scrubbed of secrets; the engine saves through `hooks.save_to` instead.
+            # scrubbed of secrets; the engine saves through `hooks.save` instead.
             papermill.execute_notebook(
                 str(job.notebook), None, parameters=job.values.public,
                 engine_name=register(), kernel_name=job.kernel_name,
-                progress_bar=job.progress, start_timeout=job.start_timeout,
-                execution_timeout=job.cell_timeout, report_mode=options.report_mode,
+                language=options.language, progress_bar=job.progress,
+                start_timeout=job.start_timeout, execution_timeout=job.cell_timeout,
+                report_mode=options.report_mode,
                 autosave_cell_every=options.autosave_cell_every, orbits_hooks=hooks,
                 **streams)
     except BaseException as err:  # recorded below; interrupts are raised again after

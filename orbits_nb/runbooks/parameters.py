@@ -65,7 +65,7 @@ class Parameter:
     def describe_default(self) -> str:
         if self.required and not self.default_source:
             return "(required)"
-        if self.secret and not _is_secret_call(self.default_source):
+        if self.secret and not is_secret_call(self.default_source):
             return MASK if self.default not in (None, "") else repr(self.default)
         return self.default_source
 
@@ -85,12 +85,18 @@ def is_secret_name(name: str) -> bool:
 
 
 def inspect(path: str | Path) -> Signature:
-    """The parameters declared by the runbook at ``path``.
+    """The parameters declared by the runbook at ``path`` (a file or a URL).
 
     >>> sig = inspect("notebooks/quickstart.ipynb")    # doctest: +SKIP
     >>> sig.parameters["client"].type                   # doctest: +SKIP
     'str'
     """
+    if nbfile.is_url(str(path)):  # read through papermill's I/O handler for its scheme
+        copy = nbfile.fetch(str(path))
+        try:
+            return signature_of(copy, nbfile.load(copy))
+        finally:
+            nbfile.discard(copy)
     notebook = nbfile.resolve(path)
     data = nbfile.load(notebook)
     return signature_of(notebook, data)
@@ -148,7 +154,7 @@ def _declared(node: ast.Assign | ast.AnnAssign, source: str, comments: dict[int,
     value = node.value
     default_source = ast.get_source_segment(source, value) or "" if value else ""
     literal, default = _literal(value)
-    secret = "secret" in flags or _is_secret_call(default_source)
+    secret = "secret" in flags or is_secret_call(default_source)
     if literal and kind == "any" and default is not None:
         kind = _type_of(default)
     nullable = nullable or (literal and default is None)
@@ -229,7 +235,8 @@ def _literal(node: ast.expr | None) -> tuple[bool, Any]:
     return True, value
 
 
-def _is_secret_call(source: str) -> bool:
+def is_secret_call(source: str) -> bool:
+    """True when a default's source is a ``Secret(...)`` call (the notebook expects one)."""
     head = source.split("(", 1)[0].strip()
     return head.endswith(("Secret", "Secret.from_env", "Secret.env"))
 
@@ -245,7 +252,7 @@ def secret_default(param: Parameter, environ: Mapping[str, str] | None = None) -
         return None
     if isinstance(param.default, str):
         return param.default or None
-    if not _is_secret_call(param.default_source):
+    if not is_secret_call(param.default_source):
         return None
     try:
         call = ast.parse(param.default_source, mode="eval").body

@@ -64,6 +64,7 @@ def detail(run: Run, picture: Picture, path: str,
         "traceback": str(error.get("traceback") or ""),
         "history": _attempts(events, key), "child_run_id": step.child_run_id or "",
         "bag": to_text(step.bag) if step.bag else "",
+        "worker": step.worker or "", "dashboard": _dashboard(events, key),
     }
     view = picture if isinstance(picture, RunView) and owner is picture else None
     discarded = view is not None and key in view.discarded
@@ -124,7 +125,17 @@ def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
             entry["status"] = kind
         if event.data.get("error"):
             entry["error"] = short_error(event.data["error"])
+        if event.data.get("worker"):  # where the attempt ran (a Dask worker)
+            entry["worker"] = " → ".join(event.data.get("workers") or [event.data["worker"]])
     return [attempts[n] for n in sorted(attempts)]
+
+
+def _dashboard(events: list[Event], key: str) -> str:
+    """The dashboard of the cluster that ran the step's latest attempt, if it has one."""
+    links = [e.data["dashboard"] for e in events
+             if e.step == key and isinstance(e.data.get("dashboard"), str)]
+    link = links[-1] if links else ""
+    return link if link.startswith(("http://", "https://")) else ""
 
 
 def _logs(run: Run, run_id: str, key: str, since: float | None = None) -> dict[str, Any]:

@@ -249,12 +249,16 @@ function renderInspector(model, state) {
       + `previous run (${d.expected_from}) it ${d.previous_status}`
       + (d.previous_duration ? ` in ${d.previous_duration}` : "") + "."));
   } else {
-    const meta = [["action", d.action], ["executor", d.executor], ["attempts", d.attempts],
-      ["started", d.started], ["duration", d.duration]]
+    const meta = [["action", d.action], ["executor", d.executor], ["worker", d.worker],
+      ["attempts", d.attempts], ["started", d.started], ["duration", d.duration]]
       .filter(([k, v]) => v !== "" && v !== undefined && v !== null
         && !(k === "attempts" && v === 0))
       .map(([k, v]) => h("span", {}, `${k} `, h("b", {}, String(v))));
     if (d.child_run_id) meta.push(h("span", {}, "nested run ", h("code", {}, d.child_run_id)));
+    if (d.dashboard) {
+      meta.push(h("a", { class: "onb-dashboard", href: d.dashboard, target: "_blank",
+        rel: "noopener" }, "Dask dashboard"));
+    }
     parts.push(h("div", { class: "onb-meta" }, meta));
     if (d.discarded) parts.push(h("div", { class: "onb-section onb-sub" }, d.discarded));
     if (d.error) parts.push(h("div", { class: "onb-section onb-errline" }, d.error));
@@ -263,7 +267,8 @@ function renderInspector(model, state) {
       section("Traceback", d.traceback, "onb-trace"));
     if ((d.history || []).length > 1) {
       parts.push(section("Attempts", d.history.map((a) =>
-        `#${a.attempt} ${a.started} ${a.status}${a.error ? ` — ${a.error}` : ""}`).join("\n")));
+        `#${a.attempt} ${a.started} ${a.status}${a.worker ? ` on ${a.worker}` : ""}`
+        + `${a.error ? ` — ${a.error}` : ""}`).join("\n")));
     }
     parts.push(section("Bag", d.bag));
     const logs = d.logs_label || "Logs";
