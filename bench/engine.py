@@ -1,32 +1,44 @@
-"""Durable engine figures on a file-backed store. Prints; asserts nothing.
+"""Durable engine figures on a file-backed store, beside the floor. Prints; asserts nothing.
 
     python bench/engine.py            # all
-    python bench/engine.py a c        # some of: a b c d e
+    python bench/engine.py a c        # some of: a b c d e f g
+    python bench/engine.py --rounds 5 a
 
-a: durable overhead per sequential no-op step (1,000 steps), median and p90
-b: re-running a completed 10,000-step run: total time and peak memory
-c: 200 concurrent runs of 5 steps in one process: steps per second
-d: two processes each running a 200-step workflow on one file: slowdown vs alone
+a: sequential durable no-op step: slope over N=200..1000 steps, beside the floor (one
+   DuckDB autocommit insert on a file), measured in turn, medians of the rounds
+b: re-running a completed 1,000-step run: same engine, and from a fresh process
+c: 200 concurrent runs of 5 steps in one process, `async def main` and `def main`
+d: two processes each running a 200-step workflow on one file: slowdown vs alone,
+   and the p99 of a step's duration while they share the file
 e: `python -c "import orbits_nb"` wall time
+f: 10,000 concurrent 3-step runs in a fresh process: time, peak RSS, RSS after
+g: recovery: a process killed mid-run, a fresh one resumes the 1,000-step run
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import orbits_nb as ob
 
+ROUNDS = 3
+
 
 class Noop(ob.Action):
     async def main(self) -> Any:
+        return None
+
+
+class SyncNoop(ob.Action):
+    def main(self) -> Any:
         return None
 
 
@@ -44,107 +56,263 @@ class Timed(ob.Workflow):
 
 class Five(ob.Workflow):
     async def define(self) -> Any:
-        for i in range(5):
-            await self.do(f"s{i}", Noop())
+        action = SyncNoop if self.args.get("sync") else Noop
+        for i in range(self.args.get("steps", 5)):
+            await self.do(f"s{i}", action())
         return 5
 
 
-def bench_a(tmp: Path) -> None:
-    engine = ob.Engine(tmp / "a.duckdb")
-    engine.start(Timed(steps=50, report=True), run_id="warmup").wait()
-    times = engine.start(Timed(steps=1000, report=True)).wait()
-    engine.close()
-    ms = sorted(t * 1000 for t in times)
-    print(f"(a) sequential no-op step, 1,000 steps: median {statistics.median(ms):.3f} ms, "
-          f"p90 {ms[900]:.3f} ms, mean {statistics.mean(ms):.3f} ms")
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
-def bench_b(tmp: Path) -> None:
-    engine = ob.Engine(tmp / "b.duckdb")
+# -- a: sequential step and the floor -------------------------------------------------
+def _floor(path: Path, n: int) -> float:
+    """Seconds for ``n`` autocommit single-row inserts on a DuckDB file."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SEQUENCE IF NOT EXISTS s; CREATE TABLE IF NOT EXISTS e (seq BIGINT, "
+                "ts DOUBLE, run_id VARCHAR, step VARCHAR, kind VARCHAR, attempt INTEGER, "
+                "data VARCHAR)")
     t = time.perf_counter()
-    engine.start(Timed(steps=10_000), run_id="big").wait()
-    first = time.perf_counter() - t
-    engine.close()
-    replays = []
-    for _ in range(3):
-        engine = ob.Engine(tmp / "b.duckdb")
-        t = time.perf_counter()
-        engine.start(Timed(steps=10_000), run_id="big").wait()
-        replays.append(time.perf_counter() - t)
-        engine.close()
-    replay = statistics.median(replays)
-    # Memory is measured apart: tracing allocations slows Python down several times.
-    engine = ob.Engine(tmp / "b.duckdb")
-    tracemalloc.start()
-    engine.start(Timed(steps=10_000), run_id="big").wait()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    engine.close()
-    print(f"(b) 10,000-step run: first execution {first:.2f} s; re-run of the completed run "
-          f"(fresh engine, every step replayed) {replay:.3f} s, peak traced memory "
-          f"{peak / 2**20:.1f} MiB")
-
-
-def bench_c(tmp: Path) -> None:
-    engine = ob.Engine(tmp / "c.duckdb")
-    engine.start(Five(), run_id="warmup").wait()
-    commits = engine.writer.commits
-    t = time.perf_counter()
-    runs = [engine.start(Five(), run_id=f"r{i}") for i in range(200)]
-    for run in runs:
-        run.wait()
+    for _ in range(n):
+        con.execute("INSERT INTO e VALUES (nextval('s'), ?, ?, ?, ?, ?, ?)",
+                    [time.time(), "run", "step", "step.succeeded", 1, '{"result": null}'])
     took = time.perf_counter() - t
-    commits = engine.writer.commits - commits
-    engine.close()
-    print(f"(c) 200 concurrent runs x 5 steps: {1000 / took:,.0f} steps/s "
-          f"({took:.2f} s, {commits} group commits)")
+    con.close()
+    return took
 
 
-CHILD = """
+def _steps(engine: ob.Engine, n: int, run_id: str) -> float:
+    t = time.perf_counter()
+    engine.start(Timed(steps=n), run_id=run_id).wait()
+    return time.perf_counter() - t
+
+
+def bench_a(tmp: Path) -> None:
+    floors, steps = [], []
+    for r in range(ROUNDS):
+        floors.append((_floor(tmp / f"floor{r}.duckdb", 1000)
+                       - _floor(tmp / f"floor{r}b.duckdb", 200)) / 800)
+        engine = ob.Engine(tmp / f"a{r}.duckdb")
+        engine.start(Timed(steps=20), run_id="warmup").wait()
+        steps.append((_steps(engine, 1000, "n1000") - _steps(engine, 200, "n200")) / 800)
+        engine.close()
+    floor, step = median(floors) * 1000, median(steps) * 1000
+    print(f"(a) sequential durable step (slope N=200..1000, median of {ROUNDS}): "
+          f"{step:.3f} ms; floor (one DuckDB autocommit insert on a file) {floor:.3f} ms; "
+          f"ratio x{step / floor:.2f}")
+
+
+# -- b: completed runs ------------------------------------------------------------------
+FRESH = """
 import sys, time
-sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[2])
 from engine import Timed
 import orbits_nb as ob
-engine = ob.Engine(sys.argv[1])
 t = time.perf_counter()
-engine.start(Timed(steps=200), run_id=sys.argv[2]).wait()
+engine = ob.Engine(sys.argv[1])
+engine.start(Timed(steps=1000), run_id="big").wait()
 print(time.perf_counter() - t)
 engine.close()
 """
 
 
-def _children(state: Path, ids: list[str]) -> list[float]:
+def bench_b(tmp: Path) -> None:
+    path = tmp / "b.duckdb"
+    engine = ob.Engine(path)
+    engine.start(Timed(steps=1000), run_id="big").wait()
+    same = []
+    for _ in range(5):
+        t = time.perf_counter()
+        engine.start(Timed(steps=1000), run_id="big").wait()
+        same.append(time.perf_counter() - t)
+    engine.close()
+    fresh = []
+    for _ in range(ROUNDS):
+        out = subprocess.run([sys.executable, "-c", FRESH, str(path), str(Path(__file__).parent)],
+                             capture_output=True, text=True, check=True).stdout
+        fresh.append(float(out))
+    print(f"(b) re-running a completed 1,000-step run: same process {median(same) * 1000:.2f} ms; "
+          f"fresh process (in-process time, engine included) {median(fresh) * 1000:.1f} ms")
+
+
+# -- c: fan-out ---------------------------------------------------------------------------
+def _fan_out(path: Path, sync: bool) -> tuple[float, int]:
+    engine = ob.Engine(path)
+    engine.start(Five(sync=sync), run_id="warmup").wait()
+    commits = engine.writer.commits
+    t = time.perf_counter()
+    runs = [engine.start(Five(sync=sync), run_id=f"r{i}") for i in range(200)]
+    for run in runs:
+        run.wait()
+    took = time.perf_counter() - t
+    commits = engine.writer.commits - commits
+    engine.close()
+    return 1000 / took, commits
+
+
+def bench_c(tmp: Path) -> None:
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(ROUNDS):
+        for sync in (False, True):
+            rates[sync].append(_fan_out(tmp / f"c{r}{sync}.duckdb", sync)[0])
+    a, s = median(rates[False]), median(rates[True])
+    print(f"(c) 200 concurrent runs x 5 steps: async def main {a:,.0f} steps/s; def main "
+          f"{s:,.0f} steps/s (async/sync x{a / s:.2f})")
+
+
+# -- d: two processes -------------------------------------------------------------------
+CHILD = """
+import sys, time, json
+sys.path.insert(0, sys.argv[3])
+from engine import Timed
+import orbits_nb as ob
+engine = ob.Engine(sys.argv[1])
+t = time.perf_counter()
+times = engine.start(Timed(steps=200, report=True), run_id=sys.argv[2]).wait()
+print(json.dumps([time.perf_counter() - t, times]))
+engine.close()
+"""
+
+
+def _children(state: Path, ids: list[str]) -> list[tuple[float, list[float]]]:
+    import json
+
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(state), i,
                                str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True)
              for i in ids]
-    return [float(p.communicate()[0]) for p in procs]
+    return [tuple(json.loads(p.communicate()[0])) for p in procs]  # type: ignore[misc]
 
 
 def bench_d(tmp: Path) -> None:
-    alone = _children(tmp / "d1.duckdb", ["alone"])[0]
-    both = _children(tmp / "d2.duckdb", ["p1", "p2"])
-    print(f"(d) 200-step workflow alone {alone:.2f} s; two processes at once "
-          f"{both[0]:.2f} s and {both[1]:.2f} s: slowdown x{max(both) / alone:.2f} "
-          f"(x2.0 would be fair sharing of one writer)")
+    slowdowns, p99s, alones = [], [], []
+    for r in range(ROUNDS):
+        alone = _children(tmp / f"d1{r}.duckdb", ["alone"])[0][0]
+        both = _children(tmp / f"d2{r}.duckdb", ["p1", "p2"])
+        alones.append(alone)
+        slowdowns.append(max(b[0] for b in both) / alone)
+        waits = sorted(t for b in both for t in b[1])
+        p99s.append(waits[int(len(waits) * 0.99)])
+    print(f"(d) 200-step workflow alone {median(alones):.2f} s; two processes at once: "
+          f"slowdown x{median(slowdowns):.2f} (x2.0 is fair sharing of one writer), p99 "
+          f"step {median(p99s) * 1000:.0f} ms")
 
 
+# -- e: import time ------------------------------------------------------------------------
 def bench_e(_: Path) -> None:
-    runs = []
+    runs, base = [], []
     for _ in range(7):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import orbits_nb"], check=True)
         runs.append(time.perf_counter() - t)
-    base = []
-    for _ in range(7):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         base.append(time.perf_counter() - t)
-    print(f"(e) python -c 'import orbits_nb': median {statistics.median(runs) * 1000:.0f} ms "
-          f"(bare interpreter {statistics.median(base) * 1000:.0f} ms)")
+    print(f"(e) python -c 'import orbits_nb': median {median(runs) * 1000:.0f} ms "
+          f"(bare interpreter {median(base) * 1000:.0f} ms)")
+
+
+# -- f: 10,000 runs -------------------------------------------------------------------------
+SCALE = """
+import gc, resource, sys, time
+sys.path.insert(0, sys.argv[2])
+from engine import Five
+import orbits_nb as ob
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+engine = ob.Engine(sys.argv[1])
+engine.start(Five(steps=3), run_id="warmup").wait()
+t = time.perf_counter()
+runs = [engine.start(Five(steps=3), run_id=f"r{i}") for i in range(10_000)]
+for run in runs:
+    run.wait()
+took = time.perf_counter() - t
+gc.collect()
+after = rss()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(took, peak, after)
+engine.close()
+"""
+
+
+def bench_f(tmp: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", SCALE, str(tmp / "f.duckdb"),
+                          str(Path(__file__).parent)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    took, peak, after = (float(x) for x in out)
+    print(f"(f) 10,000 concurrent 3-step runs (fresh process): {took:.1f} s, peak RSS "
+          f"{peak:.0f} MiB, RSS after they finished {after:.0f} MiB (handles kept)")
+
+
+# -- g: recovery ----------------------------------------------------------------------------
+class Hang(ob.Action):
+    async def main(self) -> Any:
+        if os.environ.get("BENCH_HANG"):
+            print("ready", file=sys.__stdout__, flush=True)
+            await asyncio.sleep(600)
+        return None
+
+
+class Crashing(ob.Workflow):
+    """1,000 durable steps, then one that hangs in the process that gets killed."""
+
+    async def define(self) -> Any:
+        for _ in range(1000):
+            await self.do("s", Noop())
+        await self.do("last", Hang())
+        return 1001
+
+
+RECOVER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+t = time.perf_counter()
+from engine import Crashing
+import orbits_nb as ob
+engine = ob.Engine(sys.argv[1])
+engine.start(Crashing(), run_id="big").wait()
+print(time.perf_counter() - t)
+engine.close()
+"""
+
+
+def bench_g(tmp: Path) -> None:
+    takes = []
+    here = str(Path(__file__).parent)
+    for r in range(ROUNDS):
+        path = tmp / f"g{r}.duckdb"
+        victim = subprocess.Popen([sys.executable, "-c", RECOVER, str(path), here],
+                                  stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "BENCH_HANG": "1"})
+        assert victim.stdout is not None
+        victim.stdout.readline()
+        victim.kill()
+        victim.wait()
+        out = subprocess.run([sys.executable, "-c", RECOVER, str(path), here],
+                             capture_output=True, text=True, check=True).stdout
+        takes.append(float(out))
+    print(f"(g) recovery after a kill (fresh process: import, take the dead owner's run "
+          f"over, replay its 1,000 steps, finish): median {median(takes) * 1000:.0f} ms")
 
 
 def main() -> None:
-    which = sys.argv[1:] or ["a", "b", "c", "d", "e"]
+    global ROUNDS
+    args = sys.argv[1:]
+    if "--help" in args or "-h" in args:
+        print(__doc__)
+        return
+    if "--rounds" in args:
+        at = args.index("--rounds")
+        ROUNDS = int(args[at + 1])
+        del args[at:at + 2]
+    which = args or ["a", "b", "c", "d", "e", "f", "g"]
+    print(f"bench/engine.py on {os.cpu_count()} cores, {ROUNDS} rounds, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in which:
             globals()[f"bench_{name}"](Path(tmp))

@@ -74,6 +74,11 @@ class StoreHandle(Protocol):
     def is_open(self) -> bool:
         """Whether the store holds its file or connection right now."""
 
+    def write_mark(self) -> Any:
+        """A cheap value (nothing is opened) that changes whenever somebody else may
+        have written the state since this store last held it; None when the store
+        cannot tell (the engine then reads the state instead of trusting memory)."""
+
     def tick(self) -> None:
         """Idle time: let others have the state, and catch up what can wait."""
 

@@ -28,6 +28,7 @@ from orbits_nb.core.state import RunState, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
+from orbits_nb.engine.recorded import Completed, CompletedRuns, completed_as_recorded
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
@@ -70,6 +71,8 @@ class Engine:
         self.meta: dict[str, Any] = {}
         #: Executors with resources of their own (a Dask cluster), closed with the engine.
         self._closable: dict[int, Any] = {}
+        #: Runs seen completing here, returned again without reading the store.
+        self.completed = CompletedRuns()
 
     # -- loop ---------------------------------------------------------------------
     @property
@@ -172,6 +175,9 @@ class Engine:
                         cli_hint="wait for it to finish (or stop the process executing "
                                  f"it), then `orbits-nb resume {run_id}`")
                 return live
+            recorded = self.completed.lookup(run_id, workflow, self.store.write_mark())
+            if recorded is not None:
+                return self._returned(run_id, workflow, recorded)
             loop = self.loop
             self.store.busy = True
             run = Run(self, run_id, workflow=workflow)
@@ -181,8 +187,18 @@ class Engine:
                                                                loop))
         return run
 
+    def _returned(self, run_id: str, workflow: Workflow, recorded: Completed) -> Run:
+        """The handle of a run that completed, resolved with its recorded result."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(recorded.result)
+        run = Run(self, run_id, workflow=workflow, future=future)
+        run.execution = RunExecution.returned(self, workflow, recorded.state(run_id),
+                                              recorded.steps)
+        return run
+
     async def _execute(self, run: Run, workflow: Workflow) -> Any:
-        """Take the run's lease, load its history (both batched by the writer), run it."""
+        """Take the run's lease, load its history (both batched by the writer), run it;
+        a run completed with this workflow returns its recorded result instead."""
         run_id = run.run_id
         leased = False
         try:
@@ -198,12 +214,22 @@ class Engine:
                     cli_hint="start the workflow under another run id (the code that "
                              f"starts it chooses it); `orbits-nb show {run_id}` shows "
                              "what the id holds")
+            if completed_as_recorded(events, state, workflow):
+                recorded = Completed.of(state, self.store.write_mark())
+                run.execution = RunExecution.returned(self, workflow, state, recorded.steps)
+                self.completed.remember(run_id, recorded)
+                return state.result
             execution = RunExecution(self, workflow, state, executor=run.executor)
             execution.task = asyncio.current_task()
             run.execution = execution
             if run.cancel_requested:
                 raise asyncio.CancelledError
-            return await execution.execute()
+            result = await execution.execute()
+            # While the lease is held nobody else writes this run: a write by anybody
+            # else from now on changes the mark, and the completion is then read again.
+            self.completed.remember(run_id, Completed.of(
+                execution.state, self.store.write_mark(), workflow.args))
+            return result
         finally:
             if leased:
                 await result_of(self.writer.submit(

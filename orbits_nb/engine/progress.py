@@ -115,7 +115,8 @@ class TerminalProgress:
     def _identity(self) -> RunState:
         """The run's state, with its workflow's name even before the run is recorded."""
         execution = self.run.execution
-        state = self.run.state() if execution is None else copy.copy(execution.state)
+        state = self.run.state() if execution is None or execution.released else copy.copy(
+            execution.state)
         if not state.workflow and self.run.workflow is not None:
             state.workflow = self.run.workflow.type_name()
         return state
@@ -139,9 +140,11 @@ class TerminalProgress:
 
     def _snapshot(self) -> tuple[RunState, Steps]:
         execution = self.run.execution
-        if execution is None:
+        if execution is None or execution.released:
             state = self.run.state()
-            return state, [(s.key, s, s.status) for s in state.ordered_steps()]
+            replayed = execution.replayed if execution is not None else set()
+            return state, [(s.key, s, _step_status(s, replayed))
+                           for s in state.ordered_steps()]
 
         def copy_all() -> tuple[RunState, Steps]:
             out: Steps = []

@@ -160,6 +160,7 @@ class Run:
                               cli_hint="wait for it to finish (or stop the process "
                                        "executing it), then reset it")
         self.engine.writer.flush()
+        self.engine.completed.forget(self.run_id)
         state = fold(self.run_id, self.engine.store.load_run(self.run_id))
         target = state.steps.get(step)
         if target is None:

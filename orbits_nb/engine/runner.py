@@ -70,6 +70,21 @@ class RunExecution:
         #: The run is ending: no new step starts, and a step at a pause stops there.
         self.closing = False
         self.task: asyncio.Task[Any] | None = None
+        #: The execution is over and keeps only what the run's handle shows (which
+        #: steps it replayed); the rest is read from the store.
+        self.released = False
+
+    @classmethod
+    def returned(cls, engine: Engine, workflow: Workflow, state: RunState,
+                 steps: tuple[str, ...]) -> RunExecution:
+        """The execution of a completed run returned as recorded: every step replayed."""
+        execution = cls(engine, workflow, RunState(state.run_id, workflow=state.workflow,
+                                                   args=state.args, status=state.status,
+                                                   result=state.result,
+                                                   executions=state.executions))
+        execution.replayed = set(steps)
+        execution.released = True
+        return execution
 
     def cancel(self) -> None:
         """Cancel the run's task (call on the engine loop); cleanup still runs."""

@@ -15,6 +15,10 @@ one starving the other. Locks held by a process vanish when it dies.
 
 A process that only reads a file it may not write (a read-only file or folder) locks
 the sidecars it finds, opened read-only, and creates none.
+
+Each holder signs ``<file>.lock`` with a signature of its own, so a process can tell
+cheaply, without opening the state file, whether anybody else has held it since it
+let go (:meth:`Turnstile.mark`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import fcntl
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 
 from orbits_nb.core.errors import StoreBusy
@@ -36,6 +41,11 @@ class Turnstile:
         self.path = path
         self.timeout = timeout
         self._file_fd: int | None = None
+        #: What this process last signed the lock file with, and the number of times
+        #: it found the file held by somebody else since (see ``mark``).
+        self._signature: str | None = None
+        self._foreign = 0
+        self._closed: tuple[int, int, int] | None = None
 
     @property
     def held(self) -> bool:
@@ -62,7 +72,7 @@ class Turnstile:
                 os.close(file_fd)
                 raise
             if create:
-                _sign(file_fd)
+                self._sign(file_fd)
             self._file_fd = file_fd
         finally:
             if queue_fd is not None:
@@ -71,8 +81,46 @@ class Turnstile:
     def release(self) -> None:
         if self._file_fd is not None:
             if self._file_fd >= 0:
+                # The state file as this process left it: a program writing it without
+                # these locks (the duckdb CLI) changes it, which ``mark`` then sees.
+                self._closed = _identity(self.path)
                 os.close(self._file_fd)
             self._file_fd = None
+
+    def mark(self) -> int | None:
+        """A value that changes whenever another process (or another store of this one)
+        may have held the file since this one let go of it; None when it cannot tell.
+
+        Costs a read of the lock file at most: the state file is not opened.
+        """
+        if self._file_fd is not None:
+            return self._foreign if self._file_fd >= 0 else None  # nobody else writes now
+        if self._signature is None or self._closed is None:
+            return None
+        try:
+            signed = Path(f"{self.path}.lock").read_text()
+        except OSError:
+            return None
+        if signed != self._signature or _identity(self.path) != self._closed:
+            return None
+        return self._foreign
+
+    def _sign(self, fd: int) -> None:
+        """Say who holds the file (for the error a starved waiter reports), in words
+        nobody else signs with, and count the times somebody else held it before."""
+        try:
+            previous = os.pread(fd, 4096, 0).decode(errors="replace")
+        except OSError:
+            previous = ""
+        if self._signature is None or previous != self._signature:
+            self._foreign += 1
+        signature = f"{socket.gethostname()} pid {os.getpid()}\n{uuid.uuid4().hex}"
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, signature.encode(), 0)
+        except OSError:
+            signature = ""  # e.g. a full disk: the lock is held all the same, unsigned
+        self._signature = signature or None
 
     def someone_waits(self) -> bool:
         """True when another process is queued for the file."""
@@ -127,15 +175,15 @@ class Turnstile:
 
     def _holder(self) -> str:
         try:
-            return Path(f"{self.path}.lock").read_text() or "another process"
+            signed = Path(f"{self.path}.lock").read_text()
         except OSError:
             return "another process"
+        return signed.split("\n", 1)[0] or "another process"
 
 
-def _sign(fd: int) -> None:
-    """Say who holds the file, for the error a starved waiter reports."""
+def _identity(path: Path) -> tuple[int, int, int] | None:
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()}".encode(), 0)
+        info = os.stat(path)
     except OSError:
-        pass  # e.g. a full disk: the lock is held all the same, only unsigned
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

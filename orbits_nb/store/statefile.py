@@ -216,6 +216,15 @@ class StateFile:
     def is_open(self) -> bool:
         return self._con is not None
 
+    def write_mark(self) -> int | None:
+        """A value, read without opening the file, that changes whenever another
+        process (or another store object) may have written the file since this one
+        last held it; None when that cannot be told. An in-memory store is reached by
+        nobody else."""
+        if self._turnstile is None:
+            return 0
+        return self._turnstile.mark()
+
     def _open(self, *, read_only: bool) -> None:
         import duckdb
 
