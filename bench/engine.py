@@ -72,15 +72,30 @@ def _floor(path: Path, n: int) -> float:
     import duckdb
 
     con = duckdb.connect(str(path))
-    con.execute("CREATE SEQUENCE IF NOT EXISTS s; CREATE TABLE IF NOT EXISTS e (seq BIGINT, "
-                "ts DOUBLE, run_id VARCHAR, step VARCHAR, kind VARCHAR, attempt INTEGER, "
-                "data VARCHAR)")
+    con.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
     t = time.perf_counter()
     for _ in range(n):
-        con.execute("INSERT INTO e VALUES (nextval('s'), ?, ?, ?, ?, ?, ?)",
-                    [time.time(), "run", "step", "step.succeeded", 1, '{"result": null}'])
+        con.execute("INSERT INTO t VALUES (?)", [1])
     took = time.perf_counter() - t
     con.close()
+    return took
+
+
+def _store_writes(path: Path, n: int) -> float:
+    """Seconds for ``n`` store writes of what one sequential step commits (its two
+    events), straight on the store: the floor of the engine's own schema."""
+    from orbits_nb.core.rows import Batch
+    from orbits_nb.core.state import Event
+    from orbits_nb.store import open_store
+
+    store = open_store(path)
+    store.busy = True
+    t = time.perf_counter()
+    for _ in range(n):
+        store.write(Batch(events=[Event("run", "step.started", "s", 1, {"name": "s"}),
+                                  Event("run", "step.succeeded", "s", 1, {"result": None})]))
+    took = time.perf_counter() - t
+    store.close()
     return took
 
 
@@ -91,18 +106,21 @@ def _steps(engine: ob.Engine, n: int, run_id: str) -> float:
 
 
 def bench_a(tmp: Path) -> None:
-    floors, steps = [], []
+    floors, writes, steps = [], [], []
     for r in range(ROUNDS):
         floors.append((_floor(tmp / f"floor{r}.duckdb", 1000)
                        - _floor(tmp / f"floor{r}b.duckdb", 200)) / 800)
+        writes.append((_store_writes(tmp / f"w{r}.duckdb", 1000)
+                       - _store_writes(tmp / f"w{r}b.duckdb", 200)) / 800)
         engine = ob.Engine(tmp / f"a{r}.duckdb")
         engine.start(Timed(steps=20), run_id="warmup").wait()
         steps.append((_steps(engine, 1000, "n1000") - _steps(engine, 200, "n200")) / 800)
         engine.close()
-    floor, step = median(floors) * 1000, median(steps) * 1000
+    floor, write, step = median(floors) * 1000, median(writes) * 1000, median(steps) * 1000
     print(f"(a) sequential durable step (slope N=200..1000, median of {ROUNDS}): "
-          f"{step:.3f} ms; floor (one DuckDB autocommit insert on a file) {floor:.3f} ms; "
-          f"ratio x{step / floor:.2f}")
+          f"{step:.3f} ms; floor (one DuckDB autocommit insert on a file) {floor:.3f} ms, "
+          f"ratio x{step / floor:.2f}; the store writing one step's two events "
+          f"{write:.3f} ms, ratio x{step / write:.2f}")
 
 
 # -- b: completed runs ------------------------------------------------------------------
@@ -131,9 +149,7 @@ def bench_b(tmp: Path) -> None:
     engine.close()
     fresh = []
     for _ in range(ROUNDS):
-        out = subprocess.run([sys.executable, "-c", FRESH, str(path), str(Path(__file__).parent)],
-                             capture_output=True, text=True, check=True).stdout
-        fresh.append(float(out))
+        fresh.append(float(_python(FRESH, str(path), str(Path(__file__).parent))))
     print(f"(b) re-running a completed 1,000-step run: same process {median(same) * 1000:.2f} ms; "
           f"fresh process (in-process time, engine included) {median(fresh) * 1000:.1f} ms")
 
@@ -175,6 +191,15 @@ times = engine.start(Timed(steps=200, report=True), run_id=sys.argv[2]).wait()
 print(json.dumps([time.perf_counter() - t, times]))
 engine.close()
 """
+
+
+def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """stdout of ``python -c code args`` (its stderr is shown when it fails)."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=env)
+    if done.returncode:
+        raise SystemExit(f"bench child failed:\n{done.stderr}")
+    return done.stdout
 
 
 def _children(state: Path, ids: list[str]) -> list[tuple[float, list[float]]]:
@@ -241,9 +266,7 @@ engine.close()
 
 
 def bench_f(tmp: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", SCALE, str(tmp / "f.duckdb"),
-                          str(Path(__file__).parent)], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = _python(SCALE, str(tmp / "f.duckdb"), str(Path(__file__).parent)).split()
     took, peak, after = (float(x) for x in out)
     print(f"(f) 10,000 concurrent 3-step runs (fresh process): {took:.1f} s, peak RSS "
           f"{peak:.0f} MiB, RSS after they finished {after:.0f} MiB (handles kept)")
@@ -293,9 +316,7 @@ def bench_g(tmp: Path) -> None:
         victim.stdout.readline()
         victim.kill()
         victim.wait()
-        out = subprocess.run([sys.executable, "-c", RECOVER, str(path), here],
-                             capture_output=True, text=True, check=True).stdout
-        takes.append(float(out))
+        takes.append(float(_python(RECOVER, str(path), here)))
     print(f"(g) recovery after a kill (fresh process: import, take the dead owner's run "
           f"over, replay its 1,000 steps, finish): median {median(takes) * 1000:.0f} ms")
 

@@ -55,7 +55,7 @@ class StoreHandle(Protocol):
     lease_timeout: float
     #: Set while the engine has runs in flight; an idle store lets go of its resources.
     busy: bool
-    #: Seconds of idleness after which a busy store lets go anyway.
+    #: Seconds between two looks at an idle open store (``tick``: whether to let go).
     idle_release: float
 
     @property

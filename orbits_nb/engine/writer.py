@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import sys
 import threading
 import time
@@ -76,6 +77,8 @@ class Writer:
         self._opens: list[tuple[str, Owner, concurrent.futures.Future[list[Event]]]] = []
         self._lazy = Batch()
         self._lazy_since = 0.0
+        #: When the writer thread wakes by itself (inf: never; 0: it is not waiting).
+        self._wakes_at = 0.0
         self._outage: _Outage | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -143,7 +146,10 @@ class Writer:
                 return  # exiting: nothing will write it (stop() reported what was left)
             if not self._lazy:
                 self._lazy_since = time.monotonic()
-                self._cond.notify()
+                # A writer that wakes before the delay is over sees the record then:
+                # waking it now would only cost a thread switch (one per step).
+                if self._wakes_at > self._lazy_since + self.lazy_delay:
+                    self._cond.notify()
             self._lazy.extend(batch)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -211,7 +217,10 @@ class Writer:
                 idle = wait is None
                 if idle and self.store.is_open:
                     wait = self.store.idle_release
-                if not self._cond.wait(wait) and idle and self.store.is_open:
+                self._wakes_at = math.inf if wait is None else time.monotonic() + wait
+                notified = self._cond.wait(wait)
+                self._wakes_at = 0.0
+                if not notified and idle and self.store.is_open:
                     return Batch(), []  # timed out idle: let the store hand the file over
             merged, self._lazy = self._lazy, Batch()
             futures = []

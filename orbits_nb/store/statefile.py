@@ -46,6 +46,13 @@ _READ_KINDS = frozenset({"SELECT", "EXPLAIN"})
 class StateFile:
     """One state file (or ``":memory:"``) and this process's connection to it."""
 
+    #: How often a holder whose time slice is used looks for a waiting process (the
+    #: look opens and locks a sidecar: not at every pass of a busy writer).
+    wait_check = 0.01
+    #: Seconds without any use after which the file is let go while runs are in flight
+    #: (a process waiting for it gets it sooner: see ``tick``).
+    busy_idle_release = 2.0
+
     def __init__(self, path: str | Path, *, lock_timeout: float | None = None,
                  time_slice: float = 0.2, idle_release: float = 0.05) -> None:
         self.memory = str(path) == ":memory:"
@@ -61,6 +68,7 @@ class StateFile:
         self._empty: duckdb.DuckDBPyConnection | None = None
         self._opened_at = 0.0
         self._last_used = 0.0
+        self._next_check = 0.0
         self._users = 0
         #: Set by the engine while it has runs in flight; idle stores close at once.
         self.busy = False
@@ -190,17 +198,26 @@ class StateFile:
         return error
 
     def tick(self) -> None:
-        """Hand the file over if idle, or if somebody waits and our slice is used."""
+        """Hand the file over: at once when no run is in flight, when somebody waits
+        and our time slice is used, or after ``busy_idle_release`` seconds unused.
+
+        While runs are in flight the file stays open between their writes (reopening
+        costs a connection and a schema check); a waiting process is looked for every
+        ``wait_check`` seconds once the slice is used, so it gets the file within the
+        slice and that, whether the holder is writing or idle.
+        """
         if self._con is None or self.memory:
             return
         with self._lock:
             if self._con is None or self._users:
                 return
             now = time.monotonic()
-            idle = now - self._last_used > self.idle_release
-            slice_used = now - self._opened_at > self.time_slice
-            if idle or not self.busy or (slice_used and self._waiter()):
+            if not self.busy or now - self._last_used > self.busy_idle_release:
                 self._close()
+            elif now - self._opened_at > self.time_slice and now >= self._next_check:
+                self._next_check = now + self.wait_check
+                if self._waiter():
+                    self._close()
 
     def _waiter(self) -> bool:
         return self._turnstile is not None and self._turnstile.someone_waits()
