@@ -11,16 +11,24 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import sys
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from orbits_nb.core.errors import NondeterminismError, OrbitsError, RunNotFound, StoreError
+from orbits_nb.core.errors import (
+    InvalidArgument,
+    NondeterminismError,
+    OrbitsError,
+    RunNotFound,
+    StoreError,
+)
 from orbits_nb.core.ports import Executor
 from orbits_nb.core.rows import Batch, Owner
 from orbits_nb.core.serde import Secret, digest, mask_json
@@ -54,7 +62,19 @@ class Engine:
     """
 
     def __init__(self, store: Store | str | Path | None = None, *,
-                 executor: Executor | None = None, max_threads: int = 64) -> None:
+                 executor: Executor | None = None, max_threads: int = 64,
+                 max_active_runs: int | None = None) -> None:
+        """``max_active_runs`` bounds the runs executing at once (None: no bound);
+        runs started beyond it wait in order, queued, and begin as others end."""
+        if max_active_runs is not None and (
+                not isinstance(max_active_runs, int) or isinstance(max_active_runs, bool)
+                or max_active_runs < 1):
+            raise InvalidArgument(f"Engine(max_active_runs=...) must be a whole number of "
+                                  f"at least 1, or None for no bound; got {max_active_runs!r}")
+        self.max_active_runs = max_active_runs
+        #: Runs started beyond ``max_active_runs``, in order, and how many execute now.
+        self._queued: deque[tuple[Run, Workflow]] = deque()
+        self._admitted = 0
         if store is None:
             store = default_state_path()
         self.store: Store = open_store(store) if isinstance(store, (str, Path)) else store
@@ -183,9 +203,43 @@ class Engine:
             run = Run(self, run_id, workflow=workflow)
             run.executor = executor
             self.active[run_id] = run
+            if self.max_active_runs is not None and self._admitted >= self.max_active_runs:
+                run.attach_future(concurrent.futures.Future())
+                self._queued.append((run, workflow))
+                return run
+            self._admitted += 1
             run.attach_future(asyncio.run_coroutine_threadsafe(self._execute(run, workflow),
                                                                loop))
         return run
+
+    def _admit_queued(self) -> None:
+        """Begin queued runs while there is room (on the loop, holding ``_lock``)."""
+        bound = self.max_active_runs
+        while self._queued and (bound is None or self._admitted < bound):
+            run, workflow = self._queued.popleft()
+            future = run.future
+            if future is None or future.done():
+                continue
+            self._admitted += 1
+            task = asyncio.get_running_loop().create_task(self._execute(run, workflow))
+            task.add_done_callback(functools.partial(_copy_outcome, future))
+
+    def withdraw(self, run: Run) -> bool:
+        """Take a run that is still queued out of the queue (its wait then raises
+        ``CancelledError``); False when it is not queued."""
+        with self._lock:
+            for entry in self._queued:
+                if entry[0] is run:
+                    self._queued.remove(entry)
+                    break
+            else:
+                return False
+            if self.active.get(run.run_id) is run:
+                del self.active[run.run_id]
+            self._idle_check()
+        if run.future is not None:
+            run.future.cancel()
+        return True
 
     def _returned(self, run_id: str, workflow: Workflow, recorded: Completed) -> Run:
         """The handle of a run that completed, resolved with its recorded result."""
@@ -231,12 +285,18 @@ class Engine:
                 execution.state, self.store.write_mark(), workflow.args))
             return result
         finally:
+            if run.execution is not None and not run.execution.released:
+                run.execution.release()
+                if not run.execution.replayed:
+                    run.execution = None  # nothing to show that the store lacks
             if leased:
                 await result_of(self.writer.submit(
                     Batch(release_leases=[(run_id, self.owner.token)])))
             with self._lock:
                 if self.active.get(run_id) is run:
                     del self.active[run_id]
+                self._admitted -= 1
+                self._admit_queued()
                 self._idle_check()
 
     def _idle_check(self) -> None:
@@ -304,6 +364,18 @@ class Engine:
             meta.setdefault("parameters", json.loads(
                 os.environ.get("ORBITS_NB_PARAMETERS") or "{}"))
         return meta
+
+
+def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:
+    """Resolve a queued run's future with the outcome of the task that executed it."""
+    if future.done():
+        return
+    if task.cancelled():
+        future.cancel()
+    elif (error := task.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(task.result())
 
 
 _engines: dict[Path, Engine] = {}

@@ -42,11 +42,18 @@ class Run:
     def attach_future(self, future: concurrent.futures.Future[Any]) -> None:
         self._future = future
 
+    @property
+    def future(self) -> concurrent.futures.Future[Any] | None:
+        """What resolves with the run's outcome, for a run started in this process."""
+        return self._future
+
     # -- state ------------------------------------------------------------------------
     def state(self) -> RunState:
         """The run's current state (live in memory while executing, else from the store)."""
-        if self.execution is not None and self._future is not None and not self._future.done():
-            return self.execution.state
+        execution = self.execution
+        if execution is not None and not execution.released and self._future is not None \
+                and not self._future.done():
+            return execution.state
         self.engine.writer.flush_for_read()
         return fold(self.run_id, self.engine.store.load_run(self.run_id))
 
@@ -145,6 +152,8 @@ class Run:
         """
         if self._future is None or self._future.done():
             return
+        if self.execution is None and self.engine.withdraw(self):
+            return  # it was queued (``max_active_runs``): it never begins
         self.cancel_requested = True
         if self.execution is not None:
             self.engine.loop.call_soon_threadsafe(self.execution.cancel)

@@ -86,6 +86,20 @@ class RunExecution:
         execution.released = True
         return execution
 
+    def release(self) -> None:
+        """Keep only what the finished run's handle shows: the steps it replayed and
+        its execution count. Its steps, results and nested executions are let go (the
+        store has them), so a process with many finished runs stays small."""
+        state = self.state
+        self.state = RunState(state.run_id, workflow=state.workflow, status=state.status,
+                              executions=state.executions)
+        self.recorded, self.by_pos, self.counts, self.children = {}, {}, {}, {}
+        self.visited, self.inflight_names = set(), set()
+        self.frontier, self.sibling_parents = [], []
+        self.replayed = {key for key in self.replayed if key in state.steps}
+        self.task = None
+        self.released = True
+
     def cancel(self) -> None:
         """Cancel the run's task (call on the engine loop); cleanup still runs."""
         self.cancelling = True

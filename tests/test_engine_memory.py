@@ -1,0 +1,113 @@
+"""Finished runs let go of their execution state; ``max_active_runs`` queues starts."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import threading
+import weakref
+from typing import Any
+
+import pytest
+
+import orbits_nb as ob
+from orbits_nb.engine.runner import RunExecution
+
+STATE: dict[str, Any] = {}
+
+
+class Big(ob.Action):
+    def main(self) -> Any:
+        return {"blob": "x" * 1000, "n": self.args["n"]}
+
+
+class Three(ob.Workflow):
+    async def define(self) -> Any:
+        return [(await self.do(f"s{i}", Big(n=i)))["n"] for i in range(3)]
+
+
+class Held(ob.Action):
+    def main(self) -> Any:
+        with STATE["lock"]:
+            STATE["inside"] += 1
+            STATE["most"] = max(STATE["most"], STATE["inside"])
+        STATE["gate"].wait(60)
+        with STATE["lock"]:
+            STATE["inside"] -= 1
+        return self.args["n"]
+
+
+class Gated(ob.Workflow):
+    async def define(self) -> Any:
+        return await self.do("held", Held(n=self.args["n"]))
+
+
+def test_a_finished_run_lets_go_of_its_execution(engine: ob.Engine) -> None:
+    seen: list[weakref.ref[RunExecution]] = []
+
+    def listen(execution: RunExecution) -> None:
+        if not seen:
+            seen.append(weakref.ref(execution))
+
+    engine.subscribe(listen)
+    run = engine.start(Three())
+    assert run.wait() == [0, 1, 2]
+    gc.collect()
+    assert seen and seen[0]() is None  # nothing keeps the execution alive
+    # The handle still answers everything, from the store.
+    assert run.status == "succeeded" and run.result == [0, 1, 2]
+    assert [row["step"] for row in run.steps().rows] == ["s0", "s1", "s2"]
+
+
+def test_a_released_execution_keeps_only_what_the_handle_shows(engine: ob.Engine) -> None:
+    engine.start(Three(), run_id="job").wait()
+    run = engine.start(Three(), run_id="job")  # returned as recorded
+    run.wait()
+    execution = run.execution
+    assert execution is not None and execution.released
+    assert execution.replayed == {"s0", "s1", "s2"}
+    assert execution.state.steps == {} and execution.recorded == {}
+
+
+@pytest.fixture
+def gate() -> Any:
+    STATE.update(lock=threading.Lock(), inside=0, most=0, gate=threading.Event())
+    yield STATE["gate"]
+    STATE["gate"].set()
+
+
+def test_runs_beyond_the_bound_wait_their_turn(state_path: Any, gate: threading.Event
+                                               ) -> None:
+    engine = ob.Engine(state_path, max_active_runs=2)
+    runs = [engine.start(Gated(n=i)) for i in range(5)]
+    while STATE["inside"] < 2:
+        threading.Event().wait(0.01)
+    queued = runs[2:]
+    assert not any(run.done for run in queued)
+    assert all(run.status == "pending" for run in queued)  # nothing recorded yet
+    gate.set()
+    assert [run.wait(60) for run in runs] == [0, 1, 2, 3, 4]
+    assert STATE["most"] == 2
+    engine.close()
+
+
+def test_a_queued_run_cancelled_never_begins(state_path: Any, gate: threading.Event) -> None:
+    engine = ob.Engine(state_path, max_active_runs=1)
+    first = engine.start(Gated(n=1))
+    second = engine.start(Gated(n=2))
+    second.cancel()
+    with pytest.raises((asyncio.CancelledError, concurrent.futures.CancelledError)):
+        second.wait(60)
+    again = engine.start(Gated(n=2))  # its id is free again, and queued behind the first
+    assert again is not second
+    gate.set()
+    assert first.wait(60) == 1 and again.wait(60) == 2
+    assert STATE["most"] == 1
+    engine.close()
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, "10", True])
+def test_max_active_runs_must_be_a_positive_whole_number(state_path: Any, bad: Any) -> None:
+    with pytest.raises(ob.InvalidArgument, match=f"max_active_runs.*{bad!r}"):
+        ob.Engine(state_path, max_active_runs=bad)
