@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.ports import Executor, Method, Outcome
+from orbits_nb.executors._wakeups import inbox
 
 T = TypeVar("T")
 
@@ -174,9 +175,6 @@ def result_of(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
         else:
             waiter.set_result(source.result())
 
-    def resolved(source: concurrent.futures.Future[T]) -> None:
-        if not loop.is_closed():  # the waiting side may be long gone
-            loop.call_soon_threadsafe(copy, source)
-
-    future.add_done_callback(resolved)
+    box = inbox(loop)  # many futures resolved at once wake the loop once
+    future.add_done_callback(lambda source: box.post(lambda: copy(source)))
     return waiter

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import threading
@@ -12,6 +11,7 @@ from orbits_nb.core.action import Action
 from orbits_nb.core.ports import Method, Outcome
 from orbits_nb.executors._boundary import called, contained
 from orbits_nb.executors._threads import DaemonThreads
+from orbits_nb.executors._wakeups import awaited
 
 _creating = threading.Lock()
 
@@ -47,8 +47,7 @@ class LocalExecutor:
         else:
             # The step's context (its log sink) travels into the thread.
             context = contextvars.copy_context()
-            value = await asyncio.wrap_future(
-                self.threads().submit(context.run, called, function))
+            value = await awaited(self.threads().submit(context.run, called, function))
             if inspect.isawaitable(value):
                 value = await value
         return Outcome(value, action.bag)
