@@ -251,7 +251,8 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
 
-engine = ob.Engine(sys.argv[1], max_active_runs=int(sys.argv[3]) or None)
+bound = int(sys.argv[3])
+engine = ob.Engine(sys.argv[1], **({"max_active_runs": bound} if bound else {}))
 engine.start(Five(steps=3), run_id="warmup").wait()
 t = time.perf_counter()
 runs = [engine.start(Five(steps=3), run_id=f"r{i}") for i in range(10_000)]
@@ -268,10 +269,14 @@ engine.close()
 
 def bench_f(tmp: Path) -> None:
     for bound in (0, 1000):
-        out = _python(SCALE, str(tmp / f"f{bound}.duckdb"), str(Path(__file__).parent),
-                      str(bound)).split()
-        took, peak, after = (float(x) for x in out)
         label = f"max_active_runs={bound}" if bound else "no bound"
+        try:
+            out = _python(SCALE, str(tmp / f"f{bound}.duckdb"), str(Path(__file__).parent),
+                          str(bound)).split()
+        except SystemExit:
+            print(f"(f) 10,000 concurrent 3-step runs ({label}): not offered by this version")
+            continue
+        took, peak, after = (float(x) for x in out)
         print(f"(f) 10,000 concurrent 3-step runs (fresh process, {label}): {took:.1f} s, "
               f"peak RSS {peak:.0f} MiB, RSS after they finished {after:.0f} MiB "
               "(all 10,000 handles kept)")

@@ -10,6 +10,7 @@ import weakref
 from typing import Any
 
 import pytest
+from polling import until
 
 import orbits_nb as ob
 from orbits_nb.engine.runner import RunExecution
@@ -81,8 +82,7 @@ def test_runs_beyond_the_bound_wait_their_turn(state_path: Any, gate: threading.
                                                ) -> None:
     engine = ob.Engine(state_path, max_active_runs=2)
     runs = [engine.start(Gated(n=i)) for i in range(5)]
-    while STATE["inside"] < 2:
-        threading.Event().wait(0.01)
+    until(lambda: STATE["inside"] >= 2)
     queued = runs[2:]
     assert not any(run.done for run in queued)
     assert all(run.status == "pending" for run in queued)  # nothing recorded yet
@@ -111,3 +111,28 @@ def test_a_queued_run_cancelled_never_begins(state_path: Any, gate: threading.Ev
 def test_max_active_runs_must_be_a_positive_whole_number(state_path: Any, bad: Any) -> None:
     with pytest.raises(ob.InvalidArgument, match=f"max_active_runs.*{bad!r}"):
         ob.Engine(state_path, max_active_runs=bad)
+
+
+class Boom(ob.Workflow):
+    async def define(self) -> Any:
+        raise ValueError("boom")
+
+
+def test_a_finished_handle_keeps_its_outcome_not_its_future(engine: ob.Engine) -> None:
+    run = engine.start(Three())
+    assert run.future is not None
+    future = weakref.ref(run.future)
+    assert run.wait(60) == [0, 1, 2]
+    until(lambda: run.future is None)  # let go by the future's own callback
+    gc.collect()
+    assert future() is None
+    assert run.done and run.wait() == [0, 1, 2]
+
+    async def awaited() -> Any:
+        return await run
+
+    assert asyncio.run(awaited()) == [0, 1, 2]
+    failed = engine.start(Boom())
+    for _ in range(2):  # the error is raised again on every wait
+        with pytest.raises(ValueError, match="boom"):
+            failed.wait(60)

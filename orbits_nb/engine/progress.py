@@ -142,9 +142,10 @@ class TerminalProgress:
         execution = self.run.execution
         if execution is None or execution.released:
             state = self.run.state()
-            replayed = execution.replayed if execution is not None else set()
-            return state, [(s.key, s, _step_status(s, replayed))
-                           for s in state.ordered_steps()]
+            stored: Steps = []
+            _collect_stored(self.run, state, execution.replayed if execution else set(), "",
+                            stored)
+            return state, stored
 
         def copy_all() -> tuple[RunState, Steps]:
             out: Steps = []
@@ -321,6 +322,16 @@ def _collect(execution: RunExecution, prefix: str, out: Steps) -> None:
         child = execution.children.get(step.key)
         if child is not None:
             _collect(child, f"{prefix}{step.key}/", out)
+
+
+def _collect_stored(run: Run, state: RunState, replayed: set[str], prefix: str,
+                    out: Steps, depth: int = 0) -> None:
+    """The steps of a run not executing here, nested runs included, from the store."""
+    for step in state.ordered_steps():
+        out.append((prefix + step.key, step, _step_status(step, replayed)))
+        if step.child_run_id and depth < 8:
+            child = fold(step.child_run_id, run.engine.store.load_run(step.child_run_id))
+            _collect_stored(run, child, set(), f"{prefix}{step.key}/", out, depth + 1)
 
 
 def _seconds(value: float | None) -> str:

@@ -34,13 +34,28 @@ class Run:
         self.run_id = run_id
         self.workflow = workflow
         self.execution = execution
-        self._future = future
+        self._future: concurrent.futures.Future[Any] | None = None
+        #: The outcome once the future resolved (the future itself is let go then).
+        self._settled: _Settled | None = None
+        if future is not None:
+            self.attach_future(future)
         self.cancel_requested = False
         #: The executor given to start(), used again by retry().
         self.executor: Executor | None = None
 
     def attach_future(self, future: concurrent.futures.Future[Any]) -> None:
         self._future = future
+        future.add_done_callback(self._settle)
+
+    def _settle(self, future: concurrent.futures.Future[Any]) -> None:
+        """Keep the outcome, not the future (its lock and condition weigh more)."""
+        if future.cancelled():
+            self._settled = _Settled(cancelled=True)
+        else:
+            error = future.exception()
+            self._settled = _Settled(None if error is not None else future.result(), error)
+        if self._future is future:
+            self._future = None
 
     @property
     def future(self) -> concurrent.futures.Future[Any] | None:
@@ -50,17 +65,20 @@ class Run:
     # -- state ------------------------------------------------------------------------
     def state(self) -> RunState:
         """The run's current state (live in memory while executing, else from the store)."""
-        execution = self.execution
-        if execution is not None and not execution.released and self._future is not None \
-                and not self._future.done():
+        execution, future = self.execution, self._future
+        if execution is not None and not execution.released and future is not None \
+                and not future.done():
             return execution.state
         self.engine.writer.flush_for_read()
         return fold(self.run_id, self.engine.store.load_run(self.run_id))
 
     @property
     def done(self) -> bool:
-        if self._future is not None:
-            return self._future.done()
+        future = self._future
+        if future is not None:
+            return future.done()
+        if self._settled is not None:
+            return True
         return self.state().status in RUN_TERMINAL
 
     @property
@@ -118,8 +136,11 @@ class Run:
             return self._wait(timeout)
 
     def _wait(self, timeout: float | None) -> Any:
-        if self._future is not None:
-            return self._future.result(timeout)
+        future = self._future
+        if future is not None:
+            return future.result(timeout)
+        if self._settled is not None:
+            return self._settled.outcome()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self.state()
@@ -137,11 +158,14 @@ class Run:
                           str(error.get("traceback", "")))
 
     def __await__(self) -> Generator[Any, None, Any]:
-        if self._future is None:
+        future = self._future
+        if future is None:
+            if self._settled is not None:
+                return _settled(self._settled).__await__()
             return asyncio.get_running_loop().run_in_executor(None, self.wait).__await__()
         # Giving up on the wait (a timeout, an interrupted cell) leaves the run going,
         # as with wait(); run.cancel() is how a run is cancelled.
-        return result_of(self._future).__await__()
+        return result_of(future).__await__()
 
     # -- control --------------------------------------------------------------------
     def cancel(self) -> None:
@@ -150,7 +174,8 @@ class Run:
         A plain ``main()``/``watch()`` running in a thread cannot be interrupted: it
         finishes first, its outcome is recorded, then the run ends cancelled.
         """
-        if self._future is None or self._future.done():
+        future = self._future
+        if future is None or future.done():
             return
         if self.execution is None and self.engine.withdraw(self):
             return  # it was queued (``max_active_runs``): it never begins
@@ -234,3 +259,24 @@ class Run:
         from orbits_nb.views.display import ipython_display
 
         ipython_display(self)
+
+
+class _Settled:
+    """How a run started here ended: its result, its error, or a cancel."""
+
+    __slots__ = ("cancelled", "error", "result")
+
+    def __init__(self, result: Any = None, error: BaseException | None = None, *,
+                 cancelled: bool = False) -> None:
+        self.result, self.error, self.cancelled = result, error, cancelled
+
+    def outcome(self) -> Any:
+        if self.cancelled:
+            raise concurrent.futures.CancelledError
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+async def _settled(settled: _Settled) -> Any:
+    return settled.outcome()
