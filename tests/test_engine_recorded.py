@@ -121,3 +121,29 @@ def test_fresh_start_executes_a_new_run(engine: ob.Engine) -> None:
     assert second.run_id != first.run_id
     second.wait()
     assert CALLS == {"define": 2, "s0": 2}
+
+
+def test_the_returned_result_reads_back_as_recorded(engine: ob.Engine) -> None:
+    first = engine.start(Counted(n=1), run_id="job").wait()
+    first["steps"].append("changed by the caller")
+    again = engine.start(Counted(n=1), run_id="job").wait()
+    assert again == {"steps": ["s0"]} and again is not first
+    assert CALLS["define"] == 1
+
+
+def test_a_notebook_run_kernel_records_the_runs_it_got_back(
+        engine: ob.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import time
+
+    engine.start(Counted(n=2), run_id="job").wait()
+    since = time.time()
+    monkeypatch.setenv("ORBITS_NB_NOTEBOOK_RUN", "nb-1")
+    assert engine.start(Counted(n=2), run_id="job").wait() == {"steps": ["s0", "s1"]}
+    assert CALLS["define"] == 1  # returned, not executed
+    engine.writer.flush()
+    # The notebook run's report and resume find the runs its kernel started this way.
+    assert engine.store.started_runs("nb-1", engine.owner.host, os.getpid(), since) == ["job"]
+    again = engine.start(Counted(n=2), run_id="job")
+    assert again.wait() == {"steps": ["s0", "s1"]} and CALLS["define"] == 1
+    assert engine.get_run("job").status == "succeeded"

@@ -32,7 +32,7 @@ from orbits_nb.core.errors import (
 from orbits_nb.core.ports import Executor
 from orbits_nb.core.rows import Batch, Owner
 from orbits_nb.core.serde import Secret, digest, mask_json
-from orbits_nb.core.state import RunState, fold
+from orbits_nb.core.state import Event, RunState, apply, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
@@ -195,7 +195,8 @@ class Engine:
                         cli_hint="wait for it to finish (or stop the process executing "
                                  f"it), then `orbits-nb resume {run_id}`")
                 return live
-            recorded = self.completed.lookup(run_id, workflow, self.store.write_mark())
+            recorded = None if _in_notebook_run() else self.completed.lookup(
+                run_id, workflow, self.store.write_mark())
             if recorded is not None:
                 return self._returned(run_id, workflow, recorded)
             loop = self.loop
@@ -269,6 +270,8 @@ class Engine:
                              f"starts it chooses it); `orbits-nb show {run_id}` shows "
                              "what the id holds")
             if completed_as_recorded(events, state, workflow):
+                if _in_notebook_run():
+                    await self._record_return(state)
                 recorded = Completed.of(state, self.store.write_mark())
                 run.execution = RunExecution.returned(self, workflow, state, recorded.steps)
                 self.completed.remember(run_id, recorded)
@@ -298,6 +301,17 @@ class Engine:
                 self._admitted -= 1
                 self._admit_queued()
                 self._idle_check()
+
+    async def _record_return(self, state: RunState) -> None:
+        """Record that this process started the completed run and got its recorded
+        result at once: the kernel of ``orbits-nb run`` reports (and resumes) the runs
+        it started by their ``run.started`` events."""
+        events = [Event(state.run_id, "run.started",
+                        data={"host": self.owner.host, "pid": self.owner.pid}),
+                  Event(state.run_id, "run.succeeded", data={"result": state.result})]
+        await result_of(self.writer.submit(Batch(events=events)))
+        for event in events:
+            apply(state, event)
 
     def _idle_check(self) -> None:
         self.store.busy = bool(self.active)
@@ -364,6 +378,11 @@ class Engine:
             meta.setdefault("parameters", json.loads(
                 os.environ.get("ORBITS_NB_PARAMETERS") or "{}"))
         return meta
+
+
+def _in_notebook_run() -> bool:
+    """Whether this process is the kernel of a notebook run (``orbits-nb run``)."""
+    return bool(os.environ.get("ORBITS_NB_NOTEBOOK_RUN"))
 
 
 def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from orbits_nb.core.serde import digest
+from orbits_nb.core.serde import digest, dumps_record, loads_record, mask_json
 from orbits_nb.core.state import Event, RunState
 from orbits_nb.core.workflow import Workflow
 
@@ -30,7 +30,9 @@ class Completed:
 
     workflow: str
     args: dict[str, Any]
-    result: Any
+    #: The result as the store keeps it (masked JSON): decoded afresh for each handle,
+    #: so it reads back exactly as from the store, and nobody's changes to it stick.
+    recorded: str
     executions: int
     steps: tuple[str, ...]
     #: The store's write mark taken while the run's lease was held.
@@ -40,8 +42,13 @@ class Completed:
     def of(cls, state: RunState, mark: Any, args: dict[str, Any] | None = None
            ) -> Completed:
         steps = tuple(k for k, s in state.steps.items() if s.status == "succeeded")
-        return cls(state.workflow, state.args if args is None else args, state.result,
+        recorded = mask_json(dumps_record({"result": state.result}))
+        return cls(state.workflow, state.args if args is None else args, recorded,
                    state.executions, steps, mark)
+
+    @property
+    def result(self) -> Any:
+        return (loads_record(self.recorded) or {}).get("result")
 
     def matches(self, workflow: Workflow) -> bool:
         return self.workflow == workflow.type_name() and same_args(self.args,
