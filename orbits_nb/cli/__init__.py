@@ -26,6 +26,7 @@ MODULES = [
     "orbits_nb.cli.approvals",
     "orbits_nb.cli.demo",
     "orbits_nb.cli.resources",
+    "orbits_nb.cli.agents",
 ]
 
 DEBUG_ENV = "ORBITS_NB_DEBUG"

@@ -103,6 +103,8 @@ async def converge(engine: Engine, resource: Resource, desired: Any, *, role: st
         resource.target = desired
         resource.__dict__["_observed"] = actual
         todo = plan(row, desired, actual, resource.comparison(), cls.version_text())
+        if cls.is_agent:
+            todo = await _durable(resource, todo)
         returned = await _apply(resource, key, todo)
         after = actual
         if todo.action != "none" and cls.verify:
@@ -118,6 +120,16 @@ async def converge(engine: Engine, resource: Resource, desired: Any, *, role: st
                                                 check=check))
     _log_result(resource, key, todo, row)
     return output
+
+
+async def _durable(agent: Resource, todo: Plan) -> Plan:
+    """The agent's decision as its first step: a resumed command keeps its decision
+    (an install interrupted halfway resumes as that install, not as an update)."""
+    from orbits_nb.resources.agent import Decision
+
+    decided = await agent.do("plan", Decision(  # type: ignore[attr-defined]
+        action=todo.action, diffs=[d.to_json() for d in todo.diffs]))
+    return Plan(decided["action"], [FieldDiff.from_json(d) for d in decided["diffs"]])
 
 
 async def _apply(resource: Resource, key: str, todo: Plan) -> Any:
