@@ -188,3 +188,17 @@ def test_demo_command_failure_path(tmp_path: Path) -> None:
               (tmp_path / "demo" / "alerts.jsonl").read_text().splitlines()]
     assert len(alerts) == 1  # the second execution does not alert twice
     assert "*globex* failed at step `aws-create`" in alerts[0]["text"]
+
+
+@pytest.mark.slow
+def test_demo_drift_shows_the_hand_change_and_reconcile_repairs_it(tmp_path: Path) -> None:
+    done = demo(tmp_path / "demo", "--drift")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "changed SSM parameter /acme/backend/database-url by hand" in out
+    drift_part = out.split("$ orbits-nb drift", 1)[1].split("$ orbits-nb reconcile", 1)[0]
+    assert "resources.DatabaseUrlParameter.value" in drift_part
+    assert "postgresql://changed-by-hand/db" in drift_part
+    assert "(exit 1)" in drift_part
+    assert "reconciled 1 resource(s)" in out
+    assert "/acme/backend/database-url is back to 'duckdb://" in out
