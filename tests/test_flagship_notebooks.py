@@ -202,3 +202,28 @@ def test_demo_drift_shows_the_hand_change_and_reconcile_repairs_it(tmp_path: Pat
     assert "(exit 1)" in drift_part
     assert "reconciled 1 resource(s)" in out
     assert "/acme/backend/database-url is back to 'duckdb://" in out
+
+
+@pytest.mark.slow
+def test_drift_check_runbook_finds_a_hand_change_and_reconciles_it(
+        aws: Emulator, tmp_path: Path, state_file: Path) -> None:
+    from orbits_nb.aws.executor import AccountExecutor
+
+    params = {"git_location": str(tmp_path / "git"),
+              "database_url": f"duckdb://{tmp_path / 'acme.duckdb'}"}
+    first = text_of(execute("drift_check.ipynb", tmp_path / "first.ipynb", **params))
+    assert "2 resource(s): 2 in sync" in first
+    [account] = [a["Id"] for a in accounts_named(aws, "acme")]
+    ssm = AccountExecutor(account_id=account, region="eu-west-1").context().client("ssm")
+    ssm.put_parameter(Name="/acme/backend/database-url", Value="changed-by-hand",
+                      Type="String", Overwrite=True)
+    second = text_of(execute("drift_check.ipynb", tmp_path / "second.ipynb", **params))
+    assert "resources.DatabaseUrlParameter.value" in second
+    assert '-> "changed-by-hand"' in second and "reconciled in run Reconcile-" in second
+    assert ssm.get_parameter(Name="/acme/backend/database-url")["Parameter"]["Value"] == \
+        params["database_url"]
+    with pytest.raises(papermill.PapermillExecutionError, match="drifted"):
+        ssm.put_parameter(Name="/acme/backend/database-url", Value="again", Type="String",
+                          Overwrite=True)
+        execute("drift_check.ipynb", tmp_path / "third.ipynb", reconcile=False,
+                fail_on_drift=True, **params)
