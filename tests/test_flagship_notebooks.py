@@ -222,8 +222,8 @@ def test_drift_check_runbook_finds_a_hand_change_and_reconciles_it(
     assert '-> "changed-by-hand"' in second and "reconciled in run Reconcile-" in second
     assert ssm.get_parameter(Name="/acme/backend/database-url")["Parameter"]["Value"] == \
         params["database_url"]
+    ssm.put_parameter(Name="/acme/backend/database-url", Value="again", Type="String",
+                      Overwrite=True)
     with pytest.raises(papermill.PapermillExecutionError, match="drifted"):
-        ssm.put_parameter(Name="/acme/backend/database-url", Value="again", Type="String",
-                          Overwrite=True)
         execute("drift_check.ipynb", tmp_path / "third.ipynb", reconcile=False,
                 fail_on_drift=True, **params)
