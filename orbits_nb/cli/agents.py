@@ -1,4 +1,5 @@
-"""``orbits-nb command KEY NAME``: run a custom command of a recorded agent.
+"""``orbits-nb command KEY NAME``: run a custom command of a recorded agent;
+``orbits-nb plan``: what reconciling recorded resources would do, without doing it.
 
 The command runs as a new run holding the agent's lease; another command on the same
 identity, in any process, waits for it (``--on-conflict fail``: exits 1 at once).
@@ -11,7 +12,7 @@ import json
 from typing import Any
 
 from orbits_nb.cli import arguments
-from orbits_nb.cli.state import missing
+from orbits_nb.cli.state import existing_state, missing
 
 
 def register(commands: Any) -> None:
@@ -23,6 +24,16 @@ def register(commands: Any) -> None:
     command.add_argument("--on-conflict", choices=("wait", "fail"), default="wait",
                          help="when another command holds the agent: wait (default) or fail")
     command.set_defaults(handler=cmd_command)
+
+    plan = commands.add_parser("plan", help="what reconcile would do, without doing it "
+                                            "(exit 1 when something would change)")
+    plan.add_argument("select", nargs="*", metavar="KEY", type=arguments.text,
+                      help="resource keys (globs allowed); default: every resource")
+    plan.add_argument("--workflow", type=arguments.text,
+                      help="only the resources of this workflow (class or root run id)")
+    plan.add_argument("--type", action="append", metavar="KIND", type=arguments.text,
+                      help="resource kind, repeatable")
+    plan.set_defaults(handler=cmd_plan)
 
 
 def cmd_command(args: argparse.Namespace) -> int:
@@ -36,3 +47,18 @@ def cmd_command(args: argparse.Namespace) -> int:
     print(json.dumps(run.result, default=str))
     print(f"run {run.run_id}")
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from orbits_nb.engine.engine import default_engine
+    from orbits_nb.resources import records
+    from orbits_nb.resources.planning import plan_recorded
+
+    if existing_state("no resources recorded, nothing to plan") is None:
+        return 0
+    engine = default_engine()
+    rows = records.select(engine.store, kinds=args.type or (), workflow=args.workflow,
+                          keys=args.select)
+    planned = plan_recorded(rows, engine)
+    print(planned.text())
+    return 1 if planned.changes else 0

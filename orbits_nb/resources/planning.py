@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.drift import FieldDiff, normalize
 from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.core.rows import ResourceRow
 from orbits_nb.core.serde import check_json
+from orbits_nb.core.workflow import Workflow
+from orbits_nb.resources import records
 from orbits_nb.resources.base import Resource
 
 if TYPE_CHECKING:
@@ -53,14 +57,19 @@ class Plan:
         return iter(self.items)
 
 
-async def plan_one(engine: Engine, resource: Resource) -> PlannedChange:
+async def plan_one(engine: Engine, resource: Resource,
+                   desired: Any = None) -> PlannedChange:
+    """What converging ``resource`` (to ``desired``, default its ``desired()``) would do."""
+    import asyncio
+
     from orbits_nb.resources import converge
 
     key = resource.key()
-    desired = await resource.call(resource.desired)
-    what = f"desired() of {type(resource).__name__}"
-    desired = normalize(check_json(desired, what), what)
-    row = engine.store.resource(key)
+    if desired is None:
+        desired = await resource.call(resource.desired)
+        what = f"desired() of {type(resource).__name__}"
+        desired = normalize(check_json(desired, what), what)
+    row = await asyncio.to_thread(engine.store.resource, key)
     actual = await converge.observe(resource, key)
     todo = converge.plan(row, desired, actual, resource.comparison(),
                          type(resource).version_text())
@@ -68,29 +77,66 @@ async def plan_one(engine: Engine, resource: Resource) -> PlannedChange:
     return PlannedChange(key, action, todo.diffs)
 
 
-def plan(*targets: Resource, remove: list[str] | tuple[str, ...] = (),
+async def _plan_workflow(engine: Engine, workflow: Workflow) -> list[PlannedChange]:
+    """A workflow's declared ``resources()`` (its desired state), and the resources its
+    run recorded that it no longer declares (planned deletions); without
+    ``resources()``, its recorded resources against their recorded desired state."""
+    import asyncio
+
+    from orbits_nb.engine.engine import run_id_for
+
+    run_id = run_id_for(workflow)
+    rows = await asyncio.to_thread(records.select, engine.store, workflow=run_id)
+    declare = getattr(workflow, "resources", None)
+    if not callable(declare):
+        return await _plan_rows(engine, rows)
+    declared = list(declare())
+    items = list(await asyncio.gather(*(plan_one(engine, r) for r in declared)))
+    kept = {r.key() for r in declared}
+    items += [PlannedChange(row.key, "delete") for row in rows if row.key not in kept]
+    return items
+
+
+async def _plan_rows(engine: Engine, rows: list[ResourceRow]) -> list[PlannedChange]:
+    import asyncio
+
+    from orbits_nb.resources.commands import rebuild
+
+    return list(await asyncio.gather(*(plan_one(engine, rebuild(r.type, r.args), r.desired)
+                                       for r in rows)))
+
+
+def plan(*targets: Resource | Workflow, remove: Iterable[str] = (),
          engine: Engine | None = None) -> Plan:
     """What converging ``targets`` would do, observed now, without changing anything.
 
-    ``remove`` lists recorded resource keys that would be uninstalled (e.g. a tenant
-    dropped from a fleet's inventory): they show as planned deletions.
+    A target is a resource (planned against its ``desired()``) or a workflow: its
+    ``resources()`` when it declares them (a fleet's tenants), recorded resources it no
+    longer declares being planned deletions; else the resources its run recorded.
+    ``remove`` lists further recorded keys to show as planned deletions.
 
     >>> print(ob.plan(ob.LocalFile("/tmp/a.cfg", content="x=1\\n")).text())  # doctest: +SKIP
     + LocalFile:/tmp/a.cfg (create)
     Plan: 1 to create, 0 to update, 0 to delete.
     """
-    import asyncio
 
     from orbits_nb.engine.engine import default_engine
     from orbits_nb.resources.report import on_engine
 
     engine = engine or default_engine()
     for target in targets:
-        if not isinstance(target, Resource):
-            raise InvalidArgument(f"plan() takes resources, got {type(target).__name__}")
+        if not isinstance(target, (Resource, Workflow)):
+            raise InvalidArgument(f"plan() takes resources or workflows, got "
+                                  f"{type(target).__name__}")
 
     async def all_of() -> list[PlannedChange]:
-        return list(await asyncio.gather(*(plan_one(engine, t) for t in targets)))
+        items: list[PlannedChange] = []
+        for target in targets:
+            if isinstance(target, Resource):
+                items.append(await plan_one(engine, target))
+            else:
+                items += await _plan_workflow(engine, target)
+        return items
 
     items = on_engine(engine, all_of())
     for key in remove:
@@ -98,3 +144,10 @@ def plan(*targets: Resource, remove: list[str] | tuple[str, ...] = (),
         if row is not None and row.status == "present":
             items.append(PlannedChange(key, "delete"))
     return Plan(items)
+
+
+def plan_recorded(rows: list[ResourceRow], engine: Engine) -> Plan:
+    """What reconciling the recorded ``rows`` would do (``orbits-nb plan``)."""
+    from orbits_nb.resources.report import on_engine
+
+    return Plan(on_engine(engine, _plan_rows(engine, rows)))
