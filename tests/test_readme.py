@@ -37,7 +37,8 @@ EXPECTED = {
     "A tour of the API": ["{'repo': 'file:///srv/git/acme.git', 'account': '123456789012'}",
                           "succeeded", "creating acme", "git-create", "aws-create"],
     "Watching runs in JupyterLab": ["Ship 2.0?"],
-    "Resources and drift": ["status='drifted'", "content"],
+    "Resources and drift": ["status='drifted'", "content", "{'image': 'v0'}",
+                            "~ Service:api (update)"],
     "Runbooks: headless runs, resume, schedules": ["nightly-globex", "succeeded"],
 }
 
