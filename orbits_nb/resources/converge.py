@@ -49,10 +49,12 @@ def root_of(run_id: str) -> str:
 
 async def observe(resource: Resource, key: str) -> Any:
     """``resource.observe()`` normalized, bounded by the class's ``observe_timeout``."""
-    call = resource.call(resource.observe)
     limit = type(resource).observe_timeout
     try:
-        actual = await (asyncio.wait_for(call, limit) if limit else call)
+        # asyncio.timeout, not wait_for: no extra task per observation (drift checks
+        # observe thousands at once).
+        async with asyncio.timeout(limit):
+            actual = await resource.call(resource.observe)
     except TimeoutError:
         raise TimeoutError(f"observe() of {key!r} took longer than {limit}s "
                            f"({type(resource).__name__}.observe_timeout)") from None
