@@ -81,7 +81,9 @@ class Agent(Resource, Workflow):
     Write ``async def install(self)`` (and optionally ``update(self, diff)``,
     ``uninstall(self)``, ``cycle(self)``, ``command_<name>(self)``); each may call
     ``await self.do(name, action)``. ``observe()`` and ``desired()`` stay as for any
-    resource: converging calls ``install`` when the resource is absent, ``update``
+    resource. (``async def uninstall`` is kept as ``uninstall_hook``, since
+    ``resource.uninstall()`` stays the step that uninstalls it; a typed code base
+    defines ``uninstall_hook`` itself.) Converging calls ``install`` when absent, ``update``
     when it drifted (by default: ``install`` again, whose completed steps replay), and
     nothing when it is in sync. A plain ``Resource`` subclass with ``async def
     install`` becomes an agent by itself.

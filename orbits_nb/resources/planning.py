@@ -78,22 +78,28 @@ async def plan_one(engine: Engine, resource: Resource,
 
 
 async def _plan_workflow(engine: Engine, workflow: Workflow) -> list[PlannedChange]:
-    """A workflow's declared ``resources()`` (its desired state), and the resources its
-    run recorded that it no longer declares (planned deletions); without
-    ``resources()``, its recorded resources against their recorded desired state."""
+    """A workflow's declared ``resources()`` (its desired state), and the resources of
+    those kinds that runs of its class recorded but it no longer declares (planned
+    deletions; a workflow narrows them with ``owns(row)``). Without ``resources()``,
+    the resources its run recorded, against their recorded desired state."""
     import asyncio
 
     from orbits_nb.engine.engine import run_id_for
 
-    run_id = run_id_for(workflow)
-    rows = await asyncio.to_thread(records.select, engine.store, workflow=run_id)
     declare = getattr(workflow, "resources", None)
     if not callable(declare):
+        rows = await asyncio.to_thread(records.select, engine.store,
+                                       workflow=run_id_for(workflow))
         return await _plan_rows(engine, rows)
     declared = list(declare())
     items = list(await asyncio.gather(*(plan_one(engine, r) for r in declared)))
+    kinds = sorted({r.kind_name() for r in declared})
+    rows = await asyncio.to_thread(records.select, engine.store, kinds=kinds,
+                                   workflow=workflow.type_name()) if kinds else []
+    owns = getattr(workflow, "owns", None)
     kept = {r.key() for r in declared}
-    items += [PlannedChange(row.key, "delete") for row in rows if row.key not in kept]
+    items += [PlannedChange(row.key, "delete") for row in rows
+              if row.key not in kept and (not callable(owns) or owns(row))]
     return items
 
 
