@@ -89,3 +89,31 @@ class Service(ob.Resource):
 class Deploy(ob.Workflow):
     async def define(self) -> Any:
         return await self.do("service", Service(**self.args))
+
+
+class CycledService(Service):
+    """A service whose cycle puts its replicas back, every 50 ms."""
+
+    cycle_every = "50ms"
+
+    async def cycle(self) -> Any:
+        await self.do("heal", self._write("heal", {"replicas": self.target["replicas"]}))
+        return {"healed": True}
+
+
+class DeployCycled(ob.Workflow):
+    async def define(self) -> Any:
+        return await self.do("service", CycledService(**self.args))
+
+
+class Config(ob.LocalFile):
+    """A file observed every 50 ms and put back when it drifted."""
+
+    cycle_every = 0.05
+    reconcile_on_cycle = True
+
+
+class Notes(ob.LocalFile):
+    """A file observed every 50 ms, never reconciled by its cycle."""
+
+    cycle_every = 0.05

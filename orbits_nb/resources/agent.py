@@ -41,9 +41,13 @@ def engine_here(action: Any) -> Engine:
 
 
 def command_names(cls: type[Resource]) -> list[str]:
-    """The custom commands of an agent class (``command_<name>`` methods)."""
-    return sorted(name[len("command_"):] for name in dir(cls)
-                  if name.startswith("command_") and callable(getattr(cls, name)))
+    """The custom commands of an agent class (``command_<name>`` methods, and
+    ``cycle`` when it defines one)."""
+    names = [name[len("command_"):] for name in dir(cls)
+             if name.startswith("command_") and callable(getattr(cls, name))]
+    if inspect.iscoroutinefunction(getattr(cls, "cycle", None)):
+        names.append("cycle")
+    return sorted(names)
 
 
 def check_command(resource: Resource, command: Any) -> str:
@@ -148,7 +152,7 @@ class Agent(Resource, Workflow):
 
     async def _custom(self, engine: Engine, command: str, desired: Any,
                       options: dict[str, Any]) -> Any:
-        hook = getattr(self, f"command_{command}", None)
+        hook = getattr(self, "cycle" if command == "cycle" else f"command_{command}", None)
         if hook is None or not inspect.iscoroutinefunction(hook):
             raise InvalidArgument(f"{type(self).__name__}.command_{command} must be an "
                                   "`async def` method", command=command)

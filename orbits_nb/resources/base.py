@@ -83,6 +83,11 @@ class Resource(Action, metaclass=_ResourceType):
     confirm_uninstall: ClassVar[bool] = False
     #: True for agents (resources whose commands are made of durable steps).
     is_agent: ClassVar[bool] = False
+    #: How often ``ob.watch_drift()`` runs this resource's cycle (e.g. ``"15m"``):
+    #: an agent's ``async def cycle()``, else an observation recorded as a cycle that
+    #: reconciles only with ``reconcile_on_cycle``.
+    cycle_every: ClassVar[str | float | None] = None
+    reconcile_on_cycle: ClassVar[bool] = False
 
     # -- to implement -------------------------------------------------------------------
     def identity(self) -> str:
