@@ -52,9 +52,11 @@ def stacks(tenant: str, emulator: Emulator) -> list[str]:
 def test_adding_a_tenant_installs_only_that_tenant(aws: Emulator, engine: ob.Engine,
                                                   tmp_path: Path) -> None:
     first = fleet(tmp_path, ["acme", "globex"]).run(engine=engine)
-    assert first == {"deployed": ["acme", "globex"], "removed": [], "planned_removals": []}
+    assert first == {"deployed": ["acme", "globex"], "changed": ["acme", "globex"],
+                     "removed": [], "planned_removals": []}
     assert executions(engine, "iac-deploy") == {"acme": 1, "globex": 1}
-    fleet(tmp_path, ["acme", "globex", "initech"]).run(engine=engine)
+    grown = fleet(tmp_path, ["acme", "globex", "initech"]).run(engine=engine)
+    assert grown["changed"] == ["initech"]
     assert executions(engine, "iac-deploy") == {"acme": 1, "globex": 1, "initech": 1}
     assert executions(engine, "git-create") == {"acme": 1, "globex": 1, "initech": 1}
     assert [len(accounts_named(aws, t)) for t in ("acme", "globex", "initech")] == [1, 1, 1]

@@ -3,10 +3,10 @@
 :class:`TenantBackend` is an agent (identity ``backend-<tenant>``) whose install is the
 flagship's steps (repository and account in parallel, the stack, the migrations);
 :class:`TenantFleet` converges one per tenant of its inventory. A fleet run whose
-inventory gained a tenant installs only that tenant: the others are observed in sync
-and left alone (their steps do not run). A tenant dropped from the inventory is a
-planned uninstall that happens only with ``confirm_removals=True``. Failures give one
-summary alert for the fleet.
+inventory gained a tenant installs only that tenant: the others, recorded with the
+same desired state, are left alone (drift in them is ``ob.drift``'s to find). A
+tenant dropped from the inventory is a planned uninstall that happens only with
+``confirm_removals=True``. Failures give one summary alert for the fleet.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from orbits_nb.flagship.backend import check_client
 from orbits_nb.flagship.fleet import FleetFailed
 from orbits_nb.resources.agent import Agent, as_command
 from orbits_nb.resources.base import Resource
+from orbits_nb.resources.planning import unchanged_step
 
 #: Arguments of TenantFleet that are not passed on to each TenantBackend.
 _OWN = ("tenants", "tenants_file", "concurrency", "email_pattern", "database_pattern",
@@ -196,8 +197,13 @@ class TenantFleet(Workflow):
                 return await self.do(agent.identity(), agent)
 
         agents = self.resources()
-        outcomes = await asyncio.gather(*(converge(a) for a in agents), return_exceptions=True)
-        failed = {a.args["tenant"]: o for a, o in zip(agents, outcomes, strict=True)
+        # Tenants recorded with the same desired state are left alone (not even
+        # observed): adding one tenant installs that tenant only.
+        kept = set(await self.do("unchanged", unchanged_step(agents)))
+        changed = [a for a in agents if a.key() not in kept]
+        outcomes = await asyncio.gather(*(converge(a) for a in changed),
+                                        return_exceptions=True)
+        failed = {a.args["tenant"]: o for a, o in zip(changed, outcomes, strict=True)
                   if isinstance(o, BaseException)}
         removals: list[str] = await self.do("removals", FindRemovals(
             fleet=self.args["fleet"], keep=self.args["tenants"]))
@@ -213,7 +219,8 @@ class TenantFleet(Workflow):
             raise FleetFailed(f"{len(failed)} of {len(agents)} tenants failed ({lines}); "
                               "the others are deployed. Fix the cause and run the fleet "
                               "again", failed=len(failed), deployed=len(agents) - len(failed))
-        return {"deployed": sorted(self.args["tenants"]), "removed": removed,
+        return {"deployed": sorted(self.args["tenants"]),
+                "changed": sorted(a.args["tenant"] for a in changed), "removed": removed,
                 "planned_removals": [] if removed else removals}
 
     async def _remove(self, tenants: list[str]) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core.action import Action
 from orbits_nb.core.drift import FieldDiff, normalize
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.rows import ResourceRow
@@ -157,3 +158,31 @@ def plan_recorded(rows: list[ResourceRow], engine: Engine) -> Plan:
     from orbits_nb.resources.report import on_engine
 
     return Plan(on_engine(engine, _plan_rows(engine, rows)))
+
+
+class Unchanged(Action):
+    """Step: the keys among ``wanted`` (``{key: [desired, version]}``) whose record has
+    that desired state and version and is present: a desired-state workflow (a fleet)
+    leaves those alone instead of converging each again. Drift is ``ob.drift``'s job."""
+
+    def main(self) -> Any:
+        from orbits_nb.resources.converge import engine_of
+
+        store = engine_of(self).store
+        out = []
+        for key, (desired, version) in self.args["wanted"].items():
+            row = store.resource(key)
+            if (row is not None and row.status == "present" and row.version == version
+                    and row.desired == desired):
+                out.append(key)
+        return sorted(out)
+
+
+def unchanged_step(resources: list[Resource]) -> Unchanged:
+    """The :class:`Unchanged` step for ``resources`` (their ``desired()`` must be pure)."""
+    wanted: dict[str, Any] = {}
+    for resource in resources:
+        what = f"desired() of {type(resource).__name__}"
+        wanted[resource.key()] = [normalize(check_json(resource.desired(), what), what),
+                                  type(resource).version_text()]
+    return Unchanged(wanted=wanted)
