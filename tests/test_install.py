@@ -39,6 +39,9 @@ NOT_IMPORTED = {
     "ipykernel": "the kernel that notebooks and runbooks start",
     "graphviz-pure": "its dot program draws diagrams without system Graphviz",
     "jupyterlab": "where users open the notebooks",
+    "aws-cdk-lib": "DeployCDKStack runs the user's CDK app, which imports it, in a "
+                   "subprocess",
+    "constructs": "the CDK app's base classes, imported by that app only",
 }
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from orbits_nb.aws.account import Account
     from orbits_nb.aws.accounts import AccountCreationFailed, CreateAWSAccount
     from orbits_nb.aws.action import AWSAction
+    from orbits_nb.aws.cdk import CDKError, DeployCDKStack
     from orbits_nb.aws.emulator import Emulator
     from orbits_nb.aws.executor import AccountExecutor
     from orbits_nb.aws.session import AWS, AWSError, client, current
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from orbits_nb.aws.stacks import DeployStack, StackFailed
 
 _LAZY = {
+    "CDKError": "orbits_nb.aws.cdk",
+    "DeployCDKStack": "orbits_nb.aws.cdk",
     "Account": "orbits_nb.aws.account",
     "Stack": "orbits_nb.aws.stack",
     "AWS": "orbits_nb.aws.session",
@@ -57,7 +60,9 @@ __all__ = [
     "Account",
     "AccountCreationFailed",
     "AccountExecutor",
+    "CDKError",
     "CreateAWSAccount",
+    "DeployCDKStack",
     "DeployStack",
     "Emulator",
     "Stack",
