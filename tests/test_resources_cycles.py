@@ -53,3 +53,27 @@ def test_a_leaf_cycle_observes_and_reconciles_only_when_told(engine: ob.Engine,
     assert notes.read_text() == "b\n"            # observed only
     assert ("cycle", "drifted") in sources(f"Notes:{notes}", engine)
     assert ("cycle", "drifted") in sources(f"Config:{config}", engine)
+
+
+def test_cli_cycles_once_runs_the_due_cycles(root: Path, state: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = root / "app.cfg"
+    engine = ob.Engine(state)
+    try:
+        Files(config=str(config), notes=str(root / "notes.txt")).run(engine=engine)
+    finally:
+        engine.close()
+    config.write_text("off\n")
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "ORBITS_NB_STATE": str(state),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), tests])}
+    done = subprocess.run([sys.executable, "-m", "orbits_nb.cli", "cycles", "--once"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {(d["key"].split(":")[0], d["ran"]) for d in lines} == {
+        ("Config", "reconcile"), ("Notes", "observe")}
+    assert config.read_text() == "on\n"

@@ -1,5 +1,6 @@
 """``orbits-nb command KEY NAME``: run a custom command of a recorded agent;
-``orbits-nb plan``: what reconciling recorded resources would do, without doing it.
+``orbits-nb plan``: what reconciling recorded resources would do, without doing it;
+``orbits-nb cycles``: a worker running the cycles of resources with ``cycle_every``.
 
 The command runs as a new run holding the agent's lease; another command on the same
 identity, in any process, waits for it (``--on-conflict fail``: exits 1 at once).
@@ -35,6 +36,13 @@ def register(commands: Any) -> None:
                       help="resource kind, repeatable")
     plan.set_defaults(handler=cmd_plan)
 
+    cycles = commands.add_parser("cycles", help="run the cycles of resources that declare "
+                                                "cycle_every (a worker; --once for cron)")
+    cycles.add_argument("--once", action="store_true", help="one pass, then exit")
+    cycles.add_argument("--every", type=arguments.text, default="1m", metavar="DURATION",
+                        help="how often to look for due cycles (default: 1m)")
+    cycles.set_defaults(handler=cmd_cycles)
+
 
 def cmd_command(args: argparse.Namespace) -> int:
     from orbits_nb.resources.api import command
@@ -62,3 +70,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     planned = plan_recorded(rows, engine)
     print(planned.text())
     return 1 if planned.changes else 0
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    import time
+
+    from orbits_nb.engine.engine import default_engine
+    from orbits_nb.resources import records
+    from orbits_nb.resources.cycles import run_due
+    from orbits_nb.resources.report import on_engine
+    from orbits_nb.resources.watch import parse_every
+
+    interval = parse_every(args.every)
+    if existing_state("no resources recorded, no cycles to run") is None:
+        return 0
+    engine = default_engine()
+    last: dict[str, float] = {}
+    failed = False
+    while True:
+        rows = records.select(engine.store)
+        for done in on_engine(engine, run_due(engine, rows, last)):
+            failed |= done["ran"] == "error"
+            print(json.dumps(done, default=str), flush=True)
+        if args.once:
+            return 1 if failed else 0
+        time.sleep(interval)
