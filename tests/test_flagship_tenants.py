@@ -12,7 +12,7 @@ import orbits_nb as ob
 from orbits_nb.aws.emulator import Emulator
 from orbits_nb.aws.executor import AccountExecutor
 from orbits_nb.core.errors import InvalidArgument
-from orbits_nb.flagship.tenants import TenantFleet
+from orbits_nb.flagship.tenants import TenantFleet, drift_by_tenant
 
 pytest_plugins = ["aws_server"]
 
@@ -92,6 +92,10 @@ def test_a_hand_change_in_one_tenant_shows_as_that_tenants_drift(
                       Overwrite=True)
     report = ob.drift(workflow="TenantFleet", engine=engine)
     assert [c.identity.rsplit("/", 1)[-1] for c in report.drifted] == ["globex-backend"]
+    summary = drift_by_tenant(report)
+    assert summary["acme"] == "in sync"
+    assert summary["globex"].startswith("aws.Stack drifted: resources.DatabaseUrlParameter")
+    assert '"by-hand"' in summary["globex"]
 
 
 def test_the_inventory_may_be_a_yaml_file_and_is_checked(tmp_path: Path) -> None:

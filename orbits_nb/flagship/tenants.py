@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbits_nb.actions.git import CreateGitRepo
 from orbits_nb.actions.slack import SendSlackAlert
@@ -32,6 +32,9 @@ from orbits_nb.flagship.fleet import FleetFailed
 from orbits_nb.resources.agent import Agent, as_command
 from orbits_nb.resources.base import Resource
 from orbits_nb.resources.planning import unchanged_step
+
+if TYPE_CHECKING:
+    from orbits_nb.resources.report import DriftReport
 
 #: Arguments of TenantFleet that are not passed on to each TenantBackend.
 _OWN = ("tenants", "tenants_file", "concurrency", "email_pattern", "database_pattern",
@@ -249,3 +252,31 @@ class TenantFleet(Workflow):
             await self.do("notify", SendSlackAlert(webhook=webhook, text=text))
         except StepFailed:
             self.log.warning("the fleet's alert could not be sent")
+
+
+def drift_by_tenant(report: DriftReport) -> dict[str, str]:
+    """One line per tenant from a drift report of a fleet's resources (e.g.
+    ``ob.drift(workflow="TenantFleet")``): ``in sync`` or what drifted, field by field.
+
+    A resource belongs to the tenant whose agent's run uses it (its account, its stack)
+    or is that agent.
+    """
+    users = report.engine.store.resource_users([c.key for c in report])
+    tenant_of: dict[str, str] = {}
+    for user in users:
+        step = user.run_id.rsplit("/", 1)[-1] if "/" in user.run_id else user.step
+        if step.startswith("backend-"):
+            tenant_of[user.key] = step[len("backend-"):]
+    for check in report:
+        if check.kind == TenantBackend.kind:
+            tenant_of[check.key] = check.identity[len("backend-"):]
+    lines: dict[str, list[str]] = {}
+    for check in report:
+        tenant = tenant_of.get(check.key)
+        if tenant is None:
+            continue
+        bucket = lines.setdefault(tenant, [])
+        if not check.ok:
+            what = "; ".join(d.describe(50) for d in check.diffs[:3]) or check.status
+            bucket.append(f"{check.kind} {check.status}: {what}")
+    return {t: " | ".join(found) or "in sync" for t, found in sorted(lines.items())}
