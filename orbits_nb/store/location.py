@@ -47,6 +47,15 @@ def project_root(start: Path | None = None) -> Path:
     return here
 
 
+def state_location(start: Path | None = None) -> Path | str:
+    """Where this process keeps its state: a ``postgresql://`` URL in
+    ``$ORBITS_NB_STATE`` (a team store), else :func:`default_state_path`."""
+    override = os.environ.get(ENV_VAR, "")
+    if override.lower().startswith(("postgresql://", "postgres://")):
+        return override
+    return default_state_path(start)
+
+
 def default_state_path(start: Path | None = None) -> Path:
     """The state file this process uses when none is given (see the module's rule).
 
