@@ -117,7 +117,8 @@ class Engine:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            # Several beats per lease timeout: a live owner on a host is never taken over.
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, self.store.lease_timeout / 4))
             ids = [run_id for run_id, run in list(self.active.items()) if not run.done]
             if ids:
                 self.writer.defer(Batch(heartbeats=[(i, self.owner.token) for i in ids]))
