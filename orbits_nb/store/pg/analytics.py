@@ -108,8 +108,10 @@ def pull(con: PgConnection, query: str, mem: duckdb.DuckDBPyConnection, table: s
                     f"columns = {spec}, auto_detect = false)", [str(path)])
 
 
-def push(mem: duckdb.DuckDBPyConnection, table: str, con: PgConnection) -> None:
-    """Append every row of DuckDB's ``table`` to the server's table of that name."""
+def push(mem: duckdb.DuckDBPyConnection, table: str, con: PgConnection,
+         into: str | None = None) -> None:
+    """Append every row of DuckDB's ``table`` to the server's table of that name (or
+    ``into``)."""
     with tempfile.TemporaryDirectory(prefix="orbits_nb_pg_") as tmp:
         path = Path(tmp) / "rows.csv"
         mem.execute(f"COPY {table} TO '{path}' (FORMAT csv, HEADER false, "
@@ -117,7 +119,7 @@ def push(mem: duckdb.DuckDBPyConnection, table: str, con: PgConnection) -> None:
         if path.stat().st_size == 0:
             return
         with con.raw.cursor().copy(
-                f"COPY {table} FROM STDIN (FORMAT csv, NULL '{_NULL}')") as copy, \
+                f"COPY {into or table} FROM STDIN (FORMAT csv, NULL '{_NULL}')") as copy, \
                 path.open("rb") as source:
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
