@@ -43,8 +43,10 @@ def binaries() -> tuple[str, str]:
 class Server:
     """One running server; :meth:`database` makes a fresh empty database on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable=False`` (tests) runs without fsync; benchmarks keep it on."""
         initdb, self.pg_ctl = binaries()
+        self.durable = durable
         # Not under pytest's temp folder: the postgres user cannot enter root's 0700 dirs.
         self.root = Path(tempfile.mkdtemp(prefix="orbits-nb-pg-"))
         self.prefix: list[str] = []
@@ -65,7 +67,8 @@ class Server:
         subprocess.run([*self.prefix, self.pg_ctl, "-D", str(self.data), "-l",
                         str(self.root / "log"), "-w", "-o",
                         f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                        "-c fsync=off -c max_connections=200", "start"],
+                        f"-c fsync={'on' if self.durable else 'off'} "
+                        "-c max_connections=200", "start"],
                        check=True, capture_output=True)
 
     def stop(self, mode: str = "immediate") -> None:
