@@ -178,8 +178,8 @@ class PgLink:
                  ) -> T:
         """Run ``work`` (a whole verb), again on a fresh connection after a drop.
 
-        A drop during COMMIT leaves the outcome unknown: ``landed`` then says whether
-        the first try was kept (so it is not written twice).
+        After a drop the outcome of a COMMIT sent may be unknown: ``landed`` then says
+        whether the failed try was kept (so it is not written twice).
         """
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
@@ -190,10 +190,9 @@ class PgLink:
                 reason = err.fields.get("reason")
                 if reason not in TRANSIENT or time.monotonic() > deadline:
                     raise
-                unknown = bool(err.fields.get("committing"))
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-            if unknown and landed is not None and self._landed(landed, deadline):
+            if landed is not None and self._landed(landed, deadline):
                 return None  # type: ignore[return-value]
 
     def _landed(self, landed: Callable[[], bool], deadline: float) -> bool:

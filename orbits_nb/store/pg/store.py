@@ -113,7 +113,8 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
         self.retrying(lambda: self._write(batch), landed=landed)
 
     def _write(self, batch: Batch) -> None:
-        with self.transaction() as con:
+        # Pipelined: the whole transaction travels in one round trip to the server.
+        with self.connection() as outer, outer.raw.pipeline(), self.transaction() as con:
             if batch.events:
                 con.execute("SELECT pg_advisory_xact_lock(?)", [analytics.EVENTS_LOCK])
             for start in range(0, len(batch.events), _CHUNK):
