@@ -255,3 +255,32 @@ def test_a_workflow_survives_the_server_restarting(pg_location: Location,
         assert len(counts) == 30 and all(n == 1 for _, n in counts)
     finally:
         engine.close()
+
+
+# -- runbooks and the command line on the team store ------------------------------------------
+@pytest.mark.slow
+def test_a_runbook_runs_against_the_team_store(pg_location: Location,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbits_nb import runbooks
+
+    secret = "tok-team-DO-NOT-LEAK"
+    monkeypatch.setenv("ORBITS_NB_STATE", pg_location.where)
+    record = runbooks.run(Path(__file__).parent / "notebooks" / "success.ipynb",
+                          {"client": "globex", "api_token": secret})
+    assert record.status == "succeeded", record.error
+    executed = Path(str(record.output_path)).read_bytes()
+    assert secret.encode() not in executed and PASSWORD.encode() not in executed
+    store: Any = pg_location.open()
+    stored = store.notebook_run(record.notebook_run_id)
+    assert stored is not None and stored.workflow_runs == record.workflow_runs
+    assert store.load_run(record.workflow_runs[0])[-1].kind == "run.succeeded"
+    everything = str(store.relation("SELECT * FROM events").fetchall()) + \
+        str(store.relation("SELECT * FROM notebook_runs").fetchall()) + \
+        str(store.relation("SELECT * FROM logs").fetchall())
+    assert secret not in everything and PASSWORD not in everything
+    shown = subprocess.run([sys.executable, "-m", "orbits_nb.cli", "--state",
+                            pg_location.where, "runs", "--notebooks"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert record.notebook_run_id in shown.stdout
+    assert PASSWORD not in shown.stdout + shown.stderr

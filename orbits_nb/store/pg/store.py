@@ -80,6 +80,7 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
         self._fold_lock = threading.Lock()
         self._folded_at = 0.0
         self._scratch: duckdb.DuckDBPyConnection | None = None
+        self._folder: threading.Thread | None = None
 
     # -- the schema ----------------------------------------------------------------------
     def _prepare(self, con: PgConnection) -> None:
@@ -163,8 +164,18 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
                     analytics.catch_up(tx, self._scratch, rebuild=rebuild)
 
     def _idle(self) -> None:
-        if time.monotonic() - self._folded_at < _IDLE_FOLD:
+        """Fold in a thread of its own, so the writer that called this never waits for
+        it; not while runs are in flight (a read folds what it needs itself)."""
+        if self.busy or time.monotonic() - self._folded_at < _IDLE_FOLD:
             return
+        if self._folder is not None and self._folder.is_alive():
+            return
+        self._folded_at = time.monotonic()
+        self._folder = threading.Thread(target=self._fold_quietly, daemon=True,
+                                        name="orbits_nb-fold")
+        self._folder.start()
+
+    def _fold_quietly(self) -> None:
         with suppress(StoreError):  # the events are safe: the next read folds them
             self._current()
 
@@ -172,6 +183,9 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
         self._current(rebuild=True)
 
     def close(self) -> None:
+        folder = self._folder
+        if folder is not None:
+            folder.join()
         super().close()
         with self._fold_lock:
             if self._scratch is not None:
