@@ -154,6 +154,19 @@ def test_two_hosts_racing_for_many_runs_get_each_exactly_once(pg_location: Locat
 
 
 # -- logins and faults -----------------------------------------------------------------------
+@pytest.mark.parametrize("module", ["psycopg", "psycopg_pool"])
+def test_a_missing_driver_says_what_to_install(module: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # the import now fails
+    monkeypatch.setenv("ORBITS_NB_STATE", "postgresql://app:pw@127.0.0.1:5432/orbits")
+    for make in (lambda: open_store("postgresql://app:pw@127.0.0.1:5432/orbits"),
+                 ob.Engine):
+        with pytest.raises(ob.MissingDependency) as err:
+            make()
+        assert "pip install 'orbits_nb[postgres]'" in str(err.value)
+        assert module in str(err.value) and ":pw" not in str(err.value)
+
+
 def test_the_password_comes_from_pgpassword_or_pgpass(pg_server: Server, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     bare = pg_server.url(password=False)
