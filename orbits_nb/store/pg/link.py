@@ -84,6 +84,7 @@ class PgLink:
         self._pool_lock = threading.Lock()
         self._local = threading.local()
         self._schema_ready = False
+        self._kept: set[PgConnection] = set()
 
     # -- the handle ---------------------------------------------------------------------
     @property
@@ -103,13 +104,22 @@ class PgLink:
         return self._pool is not None
 
     def tick(self) -> None:
-        """Idle time: fold the history past the watermark (connections stay pooled)."""
+        """Idle time: an idle writer gives its connection back; fold the history past
+        the watermark."""
+        if not self.busy:
+            self.let_go()
         self._idle()
 
     def _idle(self) -> None:
         """Called by :meth:`tick` (for subclasses)."""
 
     def close(self) -> None:
+        with self._pool_lock:
+            kept, self._kept = self._kept, set()
+        for con in kept:
+            with suppress(Exception):
+                con.raw.close()
+        self._local.kept = None
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
@@ -141,6 +151,41 @@ class PgLink:
             raise pg_fault(self.url, err) from None
         finally:
             self._local.con = None
+            self._checkin(con)
+
+    @contextmanager
+    def kept_connection(self) -> Iterator[PgConnection]:
+        """Like :meth:`connection`, on a connection this thread keeps between calls
+        (the writer's: no trip to the pool per commit), until :meth:`let_go`."""
+        psycopg, _ = driver()
+        if getattr(self._local, "con", None) is not None:
+            with self.connection() as held:
+                yield held
+            return
+        con: PgConnection | None = getattr(self._local, "kept", None)
+        if con is None or con.raw.broken or con.raw.closed:
+            con = self._local.kept = self._checkout()
+            with self._pool_lock:
+                self._kept.add(con)
+        self._local.con = con
+        try:
+            yield con
+        except psycopg.Error as err:
+            self.let_go()  # a connection that failed is not kept
+            raise pg_fault(self.url, err) from None
+        except BaseException:
+            self.let_go()
+            raise
+        finally:
+            self._local.con = None
+
+    def let_go(self) -> None:
+        """Give this thread's kept connection back to the pool."""
+        con: PgConnection | None = getattr(self._local, "kept", None)
+        self._local.kept = None
+        if con is not None:
+            with self._pool_lock:
+                self._kept.discard(con)
             self._checkin(con)
 
     @contextmanager

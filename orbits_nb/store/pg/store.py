@@ -115,7 +115,8 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
 
     def _write(self, batch: Batch) -> None:
         # Pipelined: the whole transaction travels in one round trip to the server.
-        with self.connection() as outer, outer.raw.pipeline(), self.transaction() as con:
+        with self.kept_connection() as outer, outer.raw.pipeline(), \
+                self.transaction() as con:
             if batch.events:
                 con.execute("SELECT pg_advisory_xact_lock(?)", [analytics.EVENTS_LOCK])
             for start in range(0, len(batch.events), _CHUNK):
