@@ -31,9 +31,8 @@ def register(commands: Any) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from orbits_nb.store import open_store
-    from orbits_nb.store.pg.url import describe, is_url
-    from orbits_nb.store.transfer import copy_store
+    from orbits_nb.store import copy_store, open_store
+    from orbits_nb.store.location import describe, is_url
 
     def where(text: str) -> str | Path:
         return text if is_url(text) else Path(text).expanduser().resolve()
@@ -52,6 +51,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         source.close()
         target.close()
     shown = describe(str(target_at)) if isinstance(target_at, str) else str(target_at)
-    counts = ", ".join(f"{n} {table}" for table, n in copied.rows.items() if n)
+    counts = ", ".join(f"{n} {table}" for table, n in copied.items() if n)
     print(f"copied {counts or 'nothing (the source is empty)'} into {shown}")
     return 0

@@ -112,7 +112,7 @@ def cmd_schedule_crontab(args: argparse.Namespace) -> int:
     found = schedules.listing(_store()) if existing_state() is not None else []
     state = _state()
     if isinstance(state, str):  # a team store: the password stays in PGPASSWORD/.pgpass
-        from orbits_nb.store.pg.url import describe
+        from orbits_nb.store.location import describe
 
         state = describe(state)
     print(schedules.crontab(found, state, python=args.python),

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbits_nb.store.location import HOST, default_state_path, state_location
+from orbits_nb.store.location import HOST, default_state_path, is_url, state_location
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
 
-__all__ = ["HOST", "default_state_path", "open_store", "state_location"]
+__all__ = ["HOST", "copy_store", "default_state_path", "open_store", "state_location"]
 
 
 def open_store(location: str | Path | None = None, **options: Any) -> Store:
@@ -28,8 +28,7 @@ def open_store(location: str | Path | None = None, **options: Any) -> Store:
     """
     if location is None:
         location = state_location()
-    if isinstance(location, str) and location.lower().startswith(("postgresql://",
-                                                                  "postgres://")):
+    if is_url(location):
         from orbits_nb.store.pg.driver import driver
         from orbits_nb.store.pg.store import PostgresStore
 
@@ -38,3 +37,11 @@ def open_store(location: str | Path | None = None, **options: Any) -> Store:
     from orbits_nb.store.duckdb_store import DuckDBStore
 
     return DuckDBStore(location, **options)
+
+
+def copy_store(source: Store, target: Store, *, merge: bool = False) -> dict[str, int]:
+    """Copy every record of ``source`` into ``target`` in one transaction; the rows
+    copied per table (see :mod:`orbits_nb.store.transfer`)."""
+    from orbits_nb.store.transfer import copy_store as copy
+
+    return copy(source, target, merge=merge).rows

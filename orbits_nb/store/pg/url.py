@@ -6,6 +6,7 @@ keep. A URL without a password leaves it to libpq (``PGPASSWORD``, ``~/.pgpass``
 
 from __future__ import annotations
 
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from orbits_nb.core.errors import InvalidArgument
@@ -13,7 +14,7 @@ from orbits_nb.core.errors import InvalidArgument
 SCHEMES = ("postgresql://", "postgres://")
 
 
-def is_url(location: object) -> bool:
+def is_url(location: object) -> TypeGuard[str]:
     """Whether ``location`` names a PostgreSQL store rather than a DuckDB file."""
     return isinstance(location, str) and location.lower().startswith(SCHEMES)
 
