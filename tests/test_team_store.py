@@ -136,14 +136,18 @@ def test_two_hosts_racing_for_many_runs_get_each_exactly_once(pg_location: Locat
     run_ids = [f"r{i}" for i in range(30)]
     won: dict[str, list[str]] = defaultdict(list)
     lock = threading.Lock()
+    together = threading.Barrier(len(stores))
 
     def grab(store: Any, name: str) -> None:
         for run_id in run_ids:
+            together.wait()  # every host asks for the same run at the same moment
             got = store.open_runs([(run_id, Owner(name, store.host, os.getpid()))])
             if isinstance(got[run_id], list):
                 with lock:
                     won[run_id].append(name)
 
+    for store in stores:
+        store.recent_runs()  # connected, so the race is not decided by connecting
     threads = [threading.Thread(target=grab, args=(s, f"t{i}")) for i, s in enumerate(stores)]
     for thread in threads:
         thread.start()
