@@ -3,6 +3,8 @@
     python bench/store.py                    # 10,000 runs x 100 steps
     python bench/store.py --runs 1000        # a smaller store
     python bench/store.py --dbos-python PY   # DBOS's SQLite schema with that Python
+    python bench/store.py --postgres URL     # the team store on that server (else one is
+                                             # started with initdb/pg_ctl when installed)
 
 Builds a state file of ``--runs`` runs of 100 steps (one in ten failed at its last
 step, after a retry) through the store's own write path, then prints, in one run:
@@ -16,7 +18,13 @@ step, after a retry) through the store's own write path, then prints, in one run
 * the same two queries on DBOS Transact's SQLite system database, built with the same
   shape by DBOS's own migrations, in a Python where ``dbos`` is installed
   (``--dbos-python``, else a throwaway virtualenv made with ``pip install dbos``; the
-  column is skipped with a note when that cannot be installed). Asserts nothing.
+  column is skipped with a note when that cannot be installed).
+
+Then, on PostgreSQL (``--postgres URL``, else a server started for the bench, as the
+tests start one; ``--no-postgres`` skips it): the durable cost of a sequential no-op
+step, 200 concurrent runs of 5 steps (steps/s, beside the DuckDB file), DBOS Transact
+on the same server when ``dbos`` is installed, and the two queries over a store of
+``--pg-runs`` runs written on the server. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -93,9 +101,11 @@ def events_of(run: dict[str, Any], start: float) -> list[Event]:
     return out
 
 
-def build(path: Path, runs: list[dict[str, Any]]) -> tuple[int, float, float]:
+def build(path: Path | str, runs: list[dict[str, Any]]) -> tuple[int, float, float]:
     """Write the runs through the store's write path; (events, write s, first fold s)."""
-    store = ob.DuckDBStore(path)
+    from orbits_nb.store import open_store
+
+    store: Any = open_store(path)
     store.busy = True  # one open file for the whole build, as an engine at work keeps it
     written, started = 0, time.perf_counter()
     for first in range(0, len(runs), 100):
@@ -123,7 +133,7 @@ def median_ms(call: Callable[[], Any], repeat: int = 7) -> float:
     return statistics.median(times) * 1000
 
 
-def through_sql(path: Path) -> dict[str, float]:
+def through_sql(path: Path | str) -> dict[str, float]:
     engine = ob.Engine(path)
     try:
         return {name: median_ms(lambda q=query: ob.sql(q, engine=engine).fetchall())
@@ -151,7 +161,7 @@ def through_old_views(path: Path) -> dict[str, float]:
         con.close()
 
 
-def step_cost(path: Path) -> float:
+def step_cost(path: Path | str) -> float:
     """Median durable cost of a sequential no-op step, in ms (1,000 steps)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from engine import Timed
@@ -229,9 +239,106 @@ def through_dbos(python: str, tmp: Path, runs: list[dict[str, Any]]) -> dict[str
     return dict(json.loads(out.stdout))
 
 
+def concurrent(location: Path | str, runs: int = 200) -> float:
+    """Steps per second of ``runs`` concurrent runs of 5 no-op steps."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from engine import Five
+
+    engine = ob.Engine(location)
+    try:
+        engine.start(Five(), run_id="warmup").wait()
+        started = time.perf_counter()
+        handles = [engine.start(Five(), run_id=f"c{i}") for i in range(runs)]
+        for handle in handles:
+            handle.wait()
+        return runs * 5 / (time.perf_counter() - started)
+    finally:
+        engine.close()
+
+
+DBOS_PG_SCRIPT = r"""
+import json, statistics, sys, time
+from dbos import DBOS
+url = sys.argv[1]
+DBOS(config={"name": "bench", "system_database_url": url})
+
+@DBOS.step()
+def noop():
+    return 1
+
+@DBOS.workflow()
+def timed(n):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        noop()
+        times.append(time.perf_counter() - t)
+    return times
+
+DBOS.launch()
+timed(50)
+print(json.dumps(statistics.median(timed(1000)) * 1000))
+DBOS.destroy()
+"""
+
+
+def team_store(args: argparse.Namespace, tmp: Path, python: str | None) -> None:
+    """The PostgreSQL figures (see the module)."""
+    server = None
+    if args.postgres:
+        def database() -> str:
+            return str(args.postgres)
+    else:
+        sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+        try:
+            from pg_server import Server
+
+            server = Server(durable=True)  # fsync on, as a real server
+        except BaseException as err:  # a missing server is only reported
+            print(f"PostgreSQL: skipped ({type(err).__name__}: {err})")
+            return
+        database = server.database
+    try:
+        cost = step_cost(database())
+        print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms")
+        if python:
+            dbos = subprocess.run([python, "-c", DBOS_PG_SCRIPT, database()],
+                                  capture_output=True, text=True)
+            print("DBOS on the same PostgreSQL, same step: " + (
+                f"{float(dbos.stdout.split()[-1]):.3f} ms" if dbos.returncode == 0 else
+                f"failed ({(dbos.stderr.strip().splitlines() or ['?'])[-1]})"))
+        else:
+            print("DBOS on PostgreSQL: skipped (dbos could not be installed here)")
+        print(f"200 concurrent runs x 5 steps: {concurrent(database()):,.0f} steps/s on "
+              f"PostgreSQL, {concurrent(tmp / 'concurrent.duckdb'):,.0f} steps/s on a "
+              "DuckDB file")
+        url = database()
+        count, wrote, folded = build(url, shape(args.pg_runs))
+        print(f"PostgreSQL store: {args.pg_runs:,} runs x {STEPS} steps from {count:,} "
+              f"events; written in {wrote:.1f} s ({count / wrote:,.0f} events/s), first "
+              f"fold {folded:.1f} s")
+        for name, ms in through_sql(url).items():
+            print(f"  {name:34} {ms:10.1f} ms (ob.sql on PostgreSQL)")
+        engine = ob.Engine(url)
+        try:  # a query only DuckDB understands: the steps table is copied into DuckDB
+            ms = median_ms(lambda: ob.sql("SELECT status, list(step ORDER BY step)[1] "
+                                          "FROM steps GROUP BY status",
+                                          engine=engine).fetchall(), repeat=1)
+        finally:
+            engine.close()
+        print(f"  {'a DuckDB-only query (copies steps)':34} {ms:10.1f} ms")
+    finally:
+        if server is not None:
+            server.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--postgres", help="a postgresql:// URL of a server to use")
+    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--pg-runs", type=int, default=None,
+                        help="runs of the PostgreSQL store (default: --runs)")
     parser.add_argument("--dbos-python", help="a Python where dbos is installed")
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS column")
     args = parser.parse_args()
@@ -246,6 +353,7 @@ def main() -> None:
         tables = through_sql(path)
         views = through_old_views(path)
         dbos: dict[str, float] | str = "skipped (--no-dbos)"
+        python = None
         if not args.no_dbos:
             python = dbos_python(args.dbos_python, tmp)
             dbos = (through_dbos(python, tmp, runs) if python else
@@ -261,6 +369,9 @@ def main() -> None:
         loaded = step_cost(path)
         print(f"durable sequential no-op step (median of 1,000): {fresh:.3f} ms on a new "
               f"file, {loaded:.3f} ms on the {args.runs * STEPS:,}-step file")
+        if not args.no_postgres:
+            args.pg_runs = args.pg_runs or args.runs
+            team_store(args, tmp, python)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from orbits_nb.executors.dask import DaskExecutor
     from orbits_nb.executors.local import LocalExecutor
     from orbits_nb.executors.subprocess import SubprocessExecutor
-    from orbits_nb.resources.api import drift, drift_history, list_resources, uninstall
+    from orbits_nb.resources.agent import Agent
+    from orbits_nb.resources.api import (
+        command,
+        drift,
+        drift_history,
+        list_resources,
+        uninstall,
+    )
     from orbits_nb.resources.base import Resource
     from orbits_nb.resources.errors import (
         ConvergenceError,
@@ -58,6 +65,7 @@ if TYPE_CHECKING:
     )
     from orbits_nb.resources.git import LocalGitRepo
     from orbits_nb.resources.local import LocalDirectory, LocalFile
+    from orbits_nb.resources.planning import plan
     from orbits_nb.resources.report import DriftReport
     from orbits_nb.resources.table import LocalTable
     from orbits_nb.resources.watch import watch_drift
@@ -84,6 +92,9 @@ _LAZY = {
     "ApprovalRejected": "orbits_nb.approval",
     # Resources and drift (orbits_nb.resources), imported on first use.
     "Resource": "orbits_nb.resources.base",
+    "Agent": "orbits_nb.resources.agent",
+    "command": "orbits_nb.resources.api",
+    "plan": "orbits_nb.resources.planning",
     "LocalFile": "orbits_nb.resources.local",
     "LocalDirectory": "orbits_nb.resources.local",
     "LocalGitRepo": "orbits_nb.resources.git",
@@ -106,6 +117,7 @@ __all__ = [
     "Aborted",
     "Action",
     "ActionNotFound",
+    "Agent",
     "Approval",
     "ApprovalRejected",
     "ConvergenceError",
@@ -141,6 +153,7 @@ __all__ = [
     "StoreError",
     "SubprocessExecutor",
     "Workflow",
+    "command",
     "dashboard",
     "default_engine",
     "drift",
@@ -148,6 +161,7 @@ __all__ = [
     "get_run",
     "history",
     "list_resources",
+    "plan",
     "resume",
     "sql",
     "uninstall",

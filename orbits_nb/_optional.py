@@ -20,7 +20,7 @@ from orbits_nb.core.errors import MissingDependency
 #: What each extra of the distribution brings (``pip install 'orbits_nb[extra]'``).
 EXTRAS = {
     "aws": ("boto3", "botocore"),
-    "postgres": ("psycopg",),
+    "postgres": ("psycopg", "psycopg_pool"),
     "dask": ("dask", "distributed"),
     "demo": ("moto", "flask", "flask_cors", "boto3", "botocore"),
 }

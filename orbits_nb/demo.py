@@ -80,8 +80,14 @@ def check_extras() -> None:
 
 def run_demo(*, client: str = "acme", region: str = "eu-west-1",
              notebook: Path | None = None, out: Path | None = None, fail: bool = False,
-             account_delay: float = 0.0, echo: Any = print) -> list[DemoRun]:
-    """Run the demo; return what each execution did. ``fail`` uses a taken e-mail."""
+             account_delay: float = 0.0, drift: bool = False,
+             echo: Any = print) -> list[DemoRun]:
+    """Run the demo; return what each execution did. ``fail`` uses a taken e-mail.
+
+    ``drift``: then change the stack's SSM parameter by hand in the emulator, and show
+    ``orbits-nb drift`` finding it (exit 1, with the diff) and ``orbits-nb reconcile``
+    putting it back; its outcome is the last item, labelled ``drift``.
+    """
     notebook = (notebook or default_notebook()).resolve()
     if not notebook.is_file():
         raise DemoError(f"runbook {notebook} not found; pass --notebook PATH")
@@ -115,9 +121,40 @@ def run_demo(*, client: str = "acme", region: str = "eu-west-1",
             done.accounts = sum(a["Email"] == email for a in emulator.accounts())
             runs.append(done)
             echo(_describe(done))
+        if drift and all(r.ok for r in runs):
+            account = next(a["Id"] for a in emulator.accounts() if a["Email"] == email)
+            runs.append(show_drift(echo, state, client, str(account), region))
         alerts = receiver.payloads
     _report(echo, runs, alerts, out, state)
     return runs
+
+
+def show_drift(echo: Any, state: Path, client: str, account: str, region: str) -> DemoRun:
+    """Change the backend's SSM parameter by hand, then drift (exit 1) and reconcile."""
+    from orbits_nb.aws.executor import AccountExecutor
+    from orbits_nb.cli import main as cli_main
+
+    started = time.monotonic()
+    name = f"/{client}/backend/database-url"
+    ssm = AccountExecutor(account_id=account, region=region).context().client("ssm")
+    ssm.put_parameter(Name=name, Value="postgresql://changed-by-hand/db", Type="String",
+                      Overwrite=True)
+    echo(f"  changed SSM parameter {name} by hand in account {account}")
+    cli = ["--state", str(state)]
+    echo("  $ orbits-nb drift")
+    drifted = cli_main([*cli, "drift"])
+    echo(f"  (exit {drifted})")
+    echo("  $ orbits-nb reconcile")
+    reconciled = cli_main([*cli, "reconcile"])
+    echo(f"  (exit {reconciled})")
+    value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    echo(f"  {name} is back to {value!r}")
+    echo("  $ orbits-nb drift")
+    after = cli_main([*cli, "drift"])
+    echo(f"  (exit {after})")
+    ok = drifted == 1 and reconciled == 0 and after == 0
+    return DemoRun("drift", state, ok, time.monotonic() - started, 1,
+                   "" if ok else f"drift exit {drifted}, reconcile exit {reconciled}")
 
 
 def _execute(notebook: Path, output: Path, params: dict[str, Any], state: Path) -> DemoRun:
@@ -167,6 +204,7 @@ def _describe(run: DemoRun) -> str:
 def _report(echo: Any, runs: list[DemoRun], alerts: list[Any], out: Path,
             state: Path) -> None:
     echo("  servers stopped.")
+    runs = [run for run in runs if run.label != "drift"]
     if len(runs) == 2 and runs[0].ok and runs[1].ok:
         once = all(s["executions"] == 1 for s in runs[1].steps)
         what = "every step replayed from the store" if once else "some steps ran again"

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The stores of the store contract (a DuckDB file, in memory, a PostgreSQL server).
+from stores import any_store, location, pg_location, pg_server, shared_location  # noqa: F401
+
 import orbits_nb as ob
 
 

@@ -81,6 +81,12 @@ class FakeGitAPI:
                                 "clone_url": f"https://github.example/{full}.git",
                                 "default_branch": "main"}
             return 201, self.repos[full]
+        if method == "PATCH" and path.startswith("/repos/"):
+            full = unquote(path[len("/repos/"):])
+            if full not in self.repos:
+                return 404, {"message": "Not Found"}
+            self.repos[full].update(body)
+            return 200, self.repos[full]
         return 404, {"message": "Not Found"}
 
     def _gitlab(self, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -127,6 +133,9 @@ class FakeGitAPI:
 
             def do_POST(self) -> None:
                 self._serve("POST")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

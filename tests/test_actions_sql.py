@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 from aws_helpers import assert_nowhere
+from pg_server import Server
 
 import orbits_nb as ob
 from orbits_nb.actions import MigrationError, RunSQLMigrations
@@ -149,44 +145,14 @@ def test_urls_are_shown_without_passwords() -> None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A real PostgreSQL server on 127.0.0.1 (initdb + pg_ctl), with a password."""
-    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    search = os.pathsep.join([os.environ.get("PATH", ""), *bindirs])
-    initdb, pg_ctl = shutil.which("initdb", path=search), shutil.which("pg_ctl", path=search)
-    if initdb is None or pg_ctl is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are missing in CI")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    # Not under pytest's temp folder: the postgres user cannot enter root's 0700 dirs.
-    root = Path(tempfile.mkdtemp(prefix="orbits-nb-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    password = root / "pw"
-    password.write_text("s3cret-pg\n")
-    if prefix:
-        shutil.chown(password, "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "app", "--auth=md5",
-                    f"--pwfile={password}"], check=True, capture_output=True)
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
+    server = Server()
     try:
-        yield f"postgresql://app:s3cret-pg@127.0.0.1:{port}/postgres"
+        yield server.url()
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()
 
 
 @pytest.mark.slow

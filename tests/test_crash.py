@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import orbits_nb as ob
+from orbits_nb.store import open_store
 from orbits_nb.store.integrity import check
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -21,17 +23,26 @@ STEPS = 30
 TRIALS = 20
 
 
-def start_worker(state: Path, effects: Path, run_id: str) -> subprocess.Popen[str]:
+def start_worker(state: Path | str, effects: Path, run_id: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(state), str(effects), str(STEPS), run_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(params=["duckdb-file", "postgres"])
+def new_state(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Makes a fresh state (a DuckDB file, or a database on the test server) by name."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("pg_server")
+        return lambda name: str(server.database())
+    return lambda name: str(tmp_path / f"{name}.duckdb")
 
 
 def expected_total() -> int:
     return sum(i for i in range(STEPS) if i % 10 not in (5, 7))
 
 
-def committing_pids(store: ob.DuckDBStore, run_id: str) -> dict[str, set[int]]:
+def committing_pids(store: Any, run_id: str) -> dict[str, set[int]]:
     """For each step, the pid of the process whose execution recorded its success,
     and for watched steps also the pid that recorded that main() was done."""
     rows = store.fetch("SELECT seq, step, kind, data->>'pid' FROM events WHERE run_id = ? "
@@ -47,10 +58,11 @@ def committing_pids(store: ob.DuckDBStore, run_id: str) -> dict[str, set[int]]:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+def test_sigkill_at_random_points_then_resume(tmp_path: Path,
+                                              new_state: Callable[[str], str]) -> None:
     rng = random.Random(20261126)
     for trial in range(TRIALS):
-        state = tmp_path / f"state-{trial}.duckdb"
+        state = new_state(f"state-{trial}")
         effects = tmp_path / f"effects-{trial}.txt"
         run_id = f"crash-{trial}"
         pids: list[int] = []
@@ -65,7 +77,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
         assert f"RESULT {expected_total()}" in out
 
-        store = ob.DuckDBStore(state)
+        store = open_store(state)
         assert check(store) == [], f"trial {trial}"
         statuses = store.fetch("SELECT status, count(*) FROM steps WHERE run_id = ? "
                                "GROUP BY status", [run_id])
@@ -87,8 +99,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_owner_is_taken_over(tmp_path: Path) -> None:
-    state = tmp_path / "state.duckdb"
+def test_killed_owner_is_taken_over(tmp_path: Path, new_state: Callable[[str], str]) -> None:
+    state = new_state("state")
     effects = tmp_path / "effects.txt"
     proc = start_worker(state, effects, "takeover")
     deadline = time.monotonic() + 60
@@ -97,7 +109,7 @@ def test_killed_owner_is_taken_over(tmp_path: Path) -> None:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    store = ob.DuckDBStore(state)
+    store: Any = open_store(state)
     assert store.fetch("SELECT pid FROM leases WHERE run_id = 'takeover'") == [(proc.pid,)]
     store.close()
     again = start_worker(state, effects, "takeover")

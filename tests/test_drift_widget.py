@@ -302,3 +302,26 @@ def test_display_bundle_has_html_always_and_widget_in_a_kernel(
     assert not widgets_wanted()
     monkeypatch.delenv("ORBITS_NB_HEADLESS")
     assert not widgets_wanted()  # no kernel in a test process
+
+
+def test_an_agents_command_runs_from_the_widget_after_asking(engine: ob.Engine,
+                                                            tmp_path: Path) -> None:
+    from agent_helpers import Deploy, effects
+
+    args = {"name": "api", "image": "v1", "replicas": 2,
+            "state": str(tmp_path / "api.json"), "effects": str(tmp_path / "effects")}
+    Deploy(**args).run(engine=engine)
+    (tmp_path / "api.json").write_text(json.dumps({"image": "v1", "replicas": 5}))
+    widget = ob.drift(engine=engine).widget()
+    assert widget.command_button.disabled  # nothing selected: no agent to act on
+    frontend_checks(widget.checkboxes["Service:api"])
+    assert list(widget.command_choice.options) == ["rollback"]
+    assert not widget.command_button.disabled
+    frontend_clicks(widget.command_button)
+    assert "Run rollback on <code>api</code>" in asked(widget)
+    assert widget.pending is None and "rollback" not in effects(tmp_path / "effects")
+    frontend_clicks(widget.confirm_button)
+    assert widget.pending is not None
+    widget.pending.result(60)
+    assert effects(tmp_path / "effects")[-1] == "rollback"
+    assert "ran rollback on Service:api in run Command-" in widget.status.value

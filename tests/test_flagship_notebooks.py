@@ -188,3 +188,42 @@ def test_demo_command_failure_path(tmp_path: Path) -> None:
               (tmp_path / "demo" / "alerts.jsonl").read_text().splitlines()]
     assert len(alerts) == 1  # the second execution does not alert twice
     assert "*globex* failed at step `aws-create`" in alerts[0]["text"]
+
+
+@pytest.mark.slow
+def test_demo_drift_shows_the_hand_change_and_reconcile_repairs_it(tmp_path: Path) -> None:
+    done = demo(tmp_path / "demo", "--drift")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "changed SSM parameter /acme/backend/database-url by hand" in out
+    drift_part = out.split("$ orbits-nb drift", 1)[1].split("$ orbits-nb reconcile", 1)[0]
+    assert "resources.DatabaseUrlParameter.value" in drift_part
+    assert "postgresql://changed-by-hand/db" in drift_part
+    assert "(exit 1)" in drift_part
+    assert "reconciled 1 resource(s)" in out
+    assert "/acme/backend/database-url is back to 'duckdb://" in out
+
+
+@pytest.mark.slow
+def test_drift_check_runbook_finds_a_hand_change_and_reconciles_it(
+        aws: Emulator, tmp_path: Path, state_file: Path) -> None:
+    from orbits_nb.aws.executor import AccountExecutor
+
+    params = {"git_location": str(tmp_path / "git"),
+              "database_url": f"duckdb://{tmp_path / 'acme.duckdb'}"}
+    first = text_of(execute("drift_check.ipynb", tmp_path / "first.ipynb", **params))
+    assert "2 resource(s): 2 in sync" in first
+    [account] = [a["Id"] for a in accounts_named(aws, "acme")]
+    ssm = AccountExecutor(account_id=account, region="eu-west-1").context().client("ssm")
+    ssm.put_parameter(Name="/acme/backend/database-url", Value="changed-by-hand",
+                      Type="String", Overwrite=True)
+    second = text_of(execute("drift_check.ipynb", tmp_path / "second.ipynb", **params))
+    assert "resources.DatabaseUrlParameter.value" in second
+    assert '-> "changed-by-hand"' in second and "reconciled in run Reconcile-" in second
+    assert ssm.get_parameter(Name="/acme/backend/database-url")["Parameter"]["Value"] == \
+        params["database_url"]
+    ssm.put_parameter(Name="/acme/backend/database-url", Value="again", Type="String",
+                      Overwrite=True)
+    with pytest.raises(papermill.PapermillExecutionError, match="drifted"):
+        execute("drift_check.ipynb", tmp_path / "third.ipynb", reconcile=False,
+                fail_on_drift=True, **params)

@@ -39,6 +39,9 @@ NOT_IMPORTED = {
     "ipykernel": "the kernel that notebooks and runbooks start",
     "graphviz-pure": "its dot program draws diagrams without system Graphviz",
     "jupyterlab": "where users open the notebooks",
+    "aws-cdk-lib": "DeployCDKStack runs the user's CDK app, which imports it, in a "
+                   "subprocess",
+    "constructs": "the CDK app's base classes, imported by that app only",
 }
 
 
@@ -263,7 +266,8 @@ def test_wheel_holds_the_code_the_notebooks_and_the_license(wheel: Path) -> None
     assert "License-Expression: MIT" in metadata
     for requirement in ("pandas", "pyyaml"):
         assert f"Requires-Dist: {requirement}" in metadata
-    assert "nbclient" not in metadata
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert not [line for line in requires if "nbclient" in line]  # papermill brings it
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stores import Location
 
 import orbits_nb as ob
 from orbits_nb.store.integrity import check
@@ -29,17 +30,18 @@ print("READS", reads, flush=True)
 
 
 @pytest.mark.slow
-def test_three_processes_share_one_state_file(tmp_path: Path) -> None:
-    state = tmp_path / "shared.duckdb"
+def test_three_processes_share_one_state_file(tmp_path: Path,
+                                              shared_location: Location) -> None:
+    state = shared_location.where
     steps = 120
     writers = [
-        subprocess.Popen([sys.executable, str(WORKER), str(state), str(tmp_path / f"fx{i}"),
+        subprocess.Popen([sys.executable, str(WORKER), state, str(tmp_path / f"fx{i}"),
                           str(steps), f"writer-{i}"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)
     ]
     time.sleep(0.2)
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(state), "4"],
+    reader = subprocess.Popen([sys.executable, "-c", READER, state, "4"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [p.communicate(timeout=300) for p in [*writers, reader]]
     for proc, (out, err) in zip([*writers, reader], outputs, strict=True):
@@ -49,7 +51,7 @@ def test_three_processes_share_one_state_file(tmp_path: Path) -> None:
     reads = int(outputs[2][0].split()[1])
     assert reads > 0
 
-    store = ob.DuckDBStore(state)
+    store = shared_location.open()
     assert check(store) == []
     for i in range(2):
         run_id = f"writer-{i}"
@@ -64,7 +66,6 @@ def test_three_processes_share_one_state_file(tmp_path: Path) -> None:
         assert kinds["step.waiting"] == steps // 10
         assert (kinds["run.created"], kinds["run.started"], kinds["run.succeeded"]) == (1, 1, 1)
     assert store.fetch("SELECT count(*) FROM leases") == [(0,)]
-    store.close()
 
 
 def test_idle_engine_holds_no_lock(tmp_path: Path) -> None:

@@ -25,12 +25,14 @@ if TYPE_CHECKING:
     from orbits_nb.actions._http import HTTPFailed, TransientHTTPError
     from orbits_nb.actions.git import CreateGitRepo, GitError
     from orbits_nb.actions.receiver import WebhookReceiver
+    from orbits_nb.actions.repository import GitRepository
     from orbits_nb.actions.slack import SendSlackAlert
     from orbits_nb.actions.sql import MigrationError, RunSQLMigrations
 
 _LAZY = {
     "CreateGitRepo": "orbits_nb.actions.git",
     "GitError": "orbits_nb.actions.git",
+    "GitRepository": "orbits_nb.actions.repository",
     "RunSQLMigrations": "orbits_nb.actions.sql",
     "MigrationError": "orbits_nb.actions.sql",
     "SendSlackAlert": "orbits_nb.actions.slack",
@@ -42,6 +44,7 @@ _LAZY = {
 __all__ = [
     "CreateGitRepo",
     "GitError",
+    "GitRepository",
     "HTTPFailed",
     "MigrationError",
     "RunSQLMigrations",

@@ -1,5 +1,8 @@
 """AWS building blocks: accounts, CloudFormation stacks, and running in an account.
 
+``Account`` and ``Stack`` are resources (drift, reconcile, uninstall); the actions
+``CreateAWSAccount`` and ``DeployStack`` do the same work once, without a record.
+
 >>> from orbits_nb.aws import CreateAWSAccount, DeployStack, AccountExecutor
 >>> class Deploy(ob.Workflow):                                     # doctest: +SKIP
 ...     async def define(self):
@@ -22,14 +25,21 @@ from typing import TYPE_CHECKING
 from orbits_nb._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from orbits_nb.aws.account import Account
     from orbits_nb.aws.accounts import AccountCreationFailed, CreateAWSAccount
     from orbits_nb.aws.action import AWSAction
+    from orbits_nb.aws.cdk import CDKError, DeployCDKStack
     from orbits_nb.aws.emulator import Emulator
     from orbits_nb.aws.executor import AccountExecutor
     from orbits_nb.aws.session import AWS, AWSError, client, current
+    from orbits_nb.aws.stack import Stack
     from orbits_nb.aws.stacks import DeployStack, StackFailed
 
 _LAZY = {
+    "CDKError": "orbits_nb.aws.cdk",
+    "DeployCDKStack": "orbits_nb.aws.cdk",
+    "Account": "orbits_nb.aws.account",
+    "Stack": "orbits_nb.aws.stack",
     "AWS": "orbits_nb.aws.session",
     "AWSError": "orbits_nb.aws.session",
     "client": "orbits_nb.aws.session",
@@ -47,11 +57,15 @@ __all__ = [
     "AWS",
     "AWSAction",
     "AWSError",
+    "Account",
     "AccountCreationFailed",
     "AccountExecutor",
+    "CDKError",
     "CreateAWSAccount",
+    "DeployCDKStack",
     "DeployStack",
     "Emulator",
+    "Stack",
     "StackFailed",
     "client",
     "current",

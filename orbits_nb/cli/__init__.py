@@ -26,6 +26,8 @@ MODULES = [
     "orbits_nb.cli.approvals",
     "orbits_nb.cli.demo",
     "orbits_nb.cli.resources",
+    "orbits_nb.cli.agents",
+    "orbits_nb.cli.migrate",
 ]
 
 DEBUG_ENV = "ORBITS_NB_DEBUG"
@@ -41,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"orbits-nb {__version__}")
     root.add_argument("--state", metavar="PATH",
-                      help="state file (default: $ORBITS_NB_STATE, else "
+                      help="state file, or a team store postgresql://user@host/db "
+                           "(default: $ORBITS_NB_STATE, else "
                            ".orbits_nb/state.duckdb in the project root: the nearest "
                            "folder, from the working directory up, with .orbits_nb/, "
                            "pyproject.toml or .git; else the working directory)")

@@ -50,6 +50,9 @@ def register(commands: Any) -> None:
                       help="use an e-mail AWS refuses, to show the failure alert")
     demo.add_argument("--account-delay", type=seconds_or_zero, default=0.0, metavar="SECONDS",
                       help="keep new accounts IN_PROGRESS this long, as AWS does")
+    demo.add_argument("--drift", action="store_true",
+                      help="then change the stack's SSM parameter by hand and show "
+                           "`orbits-nb drift` (exit 1, the diff) and `orbits-nb reconcile`")
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -57,7 +60,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from orbits_nb.demo import run_demo
 
     runs = run_demo(client=args.client, region=args.region, notebook=args.notebook,
-                    out=args.out, fail=args.fail, account_delay=args.account_delay)
+                    out=args.out, fail=args.fail, account_delay=args.account_delay,
+                    drift=args.drift)
     if args.fail:
         return 0 if runs and not runs[0].ok else 1
     return 0 if all(run.ok for run in runs) else 1

@@ -49,6 +49,10 @@ def register(commands: Any) -> None:
                            help="root run id or workflow on whose behalf to uninstall")
     uninstall.add_argument("--force", action="store_true",
                            help="delete even when other workflows still use it")
+    uninstall.add_argument("--confirm", action="append", default=[], metavar="IDENTITY",
+                           type=arguments.text,
+                           help="repeat the identity of a resource that asks for it "
+                                "(AWS accounts and stacks), repeatable")
     uninstall.set_defaults(handler=cmd_uninstall)
 
     history = commands.add_parser("drift-history", help="recorded drift checks, newest first")
@@ -139,7 +143,8 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     from orbits_nb.resources.api import uninstall
 
     _require(args.targets)
-    run = uninstall(*args.targets, force=args.force, release=args.release)
+    run = uninstall(*args.targets, force=args.force, release=args.release,
+                    confirm=args.confirm)
     for key, outcome in (run.result or {}).items():
         print(f"{key}: {'deleted' if outcome.get('deleted') else 'kept'}")
     print(f"run {run.run_id}")

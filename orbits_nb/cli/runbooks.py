@@ -164,7 +164,7 @@ def _workflow_hints(record: Any) -> list[dict[str, Any]]:
     from orbits_nb.store import open_store
 
     path = state_path()
-    if not record.workflow_runs or not path.exists():
+    if not record.workflow_runs or (isinstance(path, Path) and not path.exists()):
         return []
     store = open_store(path)
     try:
@@ -300,7 +300,7 @@ def _print_run_error(run_id: str) -> None:
         print(f"  error: {line}", file=sys.stderr)
 
 
-def _state() -> Path:
+def _state() -> Path | str:
     return state_path()
 
 

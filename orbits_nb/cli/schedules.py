@@ -110,7 +110,12 @@ def cmd_schedule_crontab(args: argparse.Namespace) -> int:
 
     # Without a state file there is no schedule, yet the lines still say which file.
     found = schedules.listing(_store()) if existing_state() is not None else []
-    print(schedules.crontab(found, _state(), python=args.python),
+    state = _state()
+    if isinstance(state, str):  # a team store: the password stays in PGPASSWORD/.pgpass
+        from orbits_nb.store.location import describe
+
+        state = describe(state)
+    print(schedules.crontab(found, state, python=args.python),
           end="")
     return 0
 

@@ -15,21 +15,25 @@ from pathlib import Path
 from orbits_nb.core.errors import OrbitsError
 
 
-def state_path() -> Path:
-    """The state file this command uses (it may not exist yet)."""
-    from orbits_nb.store.location import default_state_path
+def state_path() -> Path | str:
+    """The state file this command uses (it may not exist yet), or the URL of a team
+    store (``postgresql://...``, which always exists)."""
+    from orbits_nb.store.location import state_location
 
-    path = default_state_path()
+    path = state_location()
+    if isinstance(path, str):
+        return path
     if path.is_dir():
         raise OrbitsError(f"the state {path} is a folder; pass the state file itself, e.g. "
                           f"--state {path / 'state.duckdb'}", path=str(path))
     return path
 
 
-def existing_state(nothing: str = "nothing recorded") -> Path | None:
-    """The state file if it exists; else None after a one-line note on stderr."""
+def existing_state(nothing: str = "nothing recorded") -> Path | str | None:
+    """The state file (or team store) if it exists; else None after a one-line note on
+    stderr."""
     path = state_path()
-    if path.exists():
+    if isinstance(path, str) or path.exists():
         return path
     _check_settings()
     print(f"orbits-nb: no state file at {path} yet ({nothing})", file=sys.stderr)
@@ -40,7 +44,7 @@ def missing(what: str, error: type[OrbitsError] = OrbitsError,
             **fields: object) -> OrbitsError | None:
     """An ``error`` naming ``what`` as absent when there is no state file, else None."""
     path = state_path()
-    if path.exists():
+    if isinstance(path, str) or path.exists():
         return None
     _check_settings()
     return error(f"no {what} in {path} (there is no state file there yet); check --state "

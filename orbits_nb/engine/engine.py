@@ -41,7 +41,7 @@ from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
 from orbits_nb.executors.local import LocalExecutor
-from orbits_nb.store import default_state_path, open_store
+from orbits_nb.store import default_state_path, open_store, state_location
 from orbits_nb.store.guard import check_run_id
 
 HEARTBEAT_SECONDS = 15.0
@@ -76,7 +76,7 @@ class Engine:
         self._queued: deque[tuple[Run, Workflow]] = deque()
         self._admitted = 0
         if store is None:
-            store = default_state_path()
+            store = state_location()
         self.store: Store = open_store(store) if isinstance(store, (str, Path)) else store
         self.executor: Executor = executor or LocalExecutor(max_threads)
         self.owner = Owner(uuid.uuid4().hex, self.store.host, os.getpid())
@@ -140,7 +140,8 @@ class Engine:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            # Several beats per lease timeout: a live owner on a host is never taken over.
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, self.store.lease_timeout / 4))
             ids = [run_id for run_id, run in list(self.active.items()) if not run.done]
             if ids:
                 self.writer.defer(Batch(heartbeats=[(i, self.owner.token) for i in ids]))
@@ -397,11 +398,11 @@ def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any
         future.set_result(task.result())
 
 
-_engines: dict[Path, Engine] = {}
+_engines: dict[Path | str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def _engine_of(path: Path) -> Engine:
+def _engine_of(path: Path | str) -> Engine:
     with _engines_lock:
         engine = _engines.get(path)
         if engine is None:
@@ -411,7 +412,7 @@ def _engine_of(path: Path) -> Engine:
 
 def default_engine() -> Engine:
     """The engine of this process for the default state file (created on first use)."""
-    return _engine_of(default_state_path())
+    return _engine_of(state_location())
 
 
 def engine_for(state: str | Path) -> Engine:

@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 from orbits_nb.actions.git import CreateGitRepo
 from orbits_nb.actions.slack import SendSlackAlert
 from orbits_nb.actions.sql import RunSQLMigrations
+from orbits_nb.aws.account import Account
 from orbits_nb.aws.accounts import DEFAULT_ROLE, CreateAWSAccount
 from orbits_nb.aws.executor import AccountExecutor
+from orbits_nb.aws.stack import Stack
 from orbits_nb.aws.stacks import DeployStack
 from orbits_nb.core.errors import InvalidArgument, StepFailed
 from orbits_nb.core.serde import Secret
@@ -52,9 +54,11 @@ class BaseWorkflow(Workflow):
     """Shared golden-path creation: a git repository and the client's AWS account.
 
     Subclasses name their ``component``; their repositories differ
-    (``acme-backend``, ``acme-frontend``) while the account is the same one, because
-    :class:`~orbits_nb.aws.CreateAWSAccount` adopts an existing account with the same
-    e-mail instead of creating a second.
+    (``acme-backend``, ``acme-frontend``) while the account is the same one: the
+    account is the resource :class:`~orbits_nb.aws.Account`, whose identity is its
+    e-mail, so the second workflow finds it in sync and shares it. The stack is the
+    resource :class:`~orbits_nb.aws.Stack`: ``orbits-nb drift`` sees a parameter or a
+    bucket tag changed by hand, and ``orbits-nb reconcile`` puts it back.
     """
 
     component: ClassVar[str] = "app"
@@ -82,7 +86,7 @@ class BaseWorkflow(Workflow):
         """Create the repository and the account in parallel; return both results."""
         outcomes: tuple[Any, ...] = await asyncio.gather(
             self.do("git-create", self._repo_action(self.args)),
-            self.do("aws-create", CreateAWSAccount(
+            self.do("aws-create", Account(
                 name=self.args["client"], email=self.args["email"],
                 role_name=self.args.get("role_name", DEFAULT_ROLE))),
             # Wait for both before raising, so no step is left running unobserved.
@@ -97,10 +101,11 @@ class BaseWorkflow(Workflow):
                            tags: dict[str, str] | None = None) -> Any:
         """The ``iac-deploy`` step: this component's stack, in the client's account."""
         client = self.args["client"]
-        return await self.do("iac-deploy", DeployStack(
+        return await self.do("iac-deploy", Stack(
             stack_name=f"{client}-{self.component}", template_file=self.args["template_file"],
-            parameters={"Client": client, **parameters}, tags={"client": client, **(tags or {})}),
-            executor=self.account_executor(account))
+            parameters={"Client": client, **parameters}, tags={"client": client, **(tags or {})},
+            account_id=account["account_id"], region=self.args.get("region"),
+            role_name=self.args.get("role_name", DEFAULT_ROLE)))
 
     def account_executor(self, account: dict[str, Any]) -> AccountExecutor:
         """The executor acting in the client's account, with the workflow's region."""

@@ -19,7 +19,9 @@ from orbits_nb._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orbits_nb.core.drift import Comparison, FieldDiff
+    from orbits_nb.resources.agent import Agent
     from orbits_nb.resources.api import (
+        command,
         drift,
         drift_history,
         drifted_steps,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     )
     from orbits_nb.resources.git import LocalGitRepo
     from orbits_nb.resources.local import LocalDirectory, LocalFile
+    from orbits_nb.resources.planning import plan
     from orbits_nb.resources.report import DriftReport
     from orbits_nb.resources.table import LocalTable
     from orbits_nb.resources.watch import DriftWatch, watch_drift
@@ -46,6 +49,9 @@ _LAZY = {
     "Comparison": "orbits_nb.core.drift",
     "FieldDiff": "orbits_nb.core.drift",
     "Resource": "orbits_nb.resources.base",
+    "Agent": "orbits_nb.resources.agent",
+    "command": "orbits_nb.resources.api",
+    "plan": "orbits_nb.resources.planning",
     "ResourceCheck": "orbits_nb.resources.check",
     "DriftReport": "orbits_nb.resources.report",
     "DriftWatch": "orbits_nb.resources.watch",
@@ -69,6 +75,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Agent",
     "Comparison",
     "ConvergenceError",
     "DriftReport",
@@ -86,10 +93,12 @@ __all__ = [
     "ResourceInUse",
     "ResourceNotFound",
     "Uninstall",
+    "command",
     "drift",
     "drift_history",
     "drifted_steps",
     "list_resources",
+    "plan",
     "uninstall",
     "watch_drift",
 ]

@@ -118,22 +118,36 @@ def resolve_keys(store: Store, targets: Iterable[str | Resource]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _texts(value: str | Iterable[str], what: str) -> list[str]:
+    items = [value] if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise InvalidArgument(f"{what} takes non-empty strings, got {item!r}")
+    return items
+
+
 def start_uninstall(engine: Engine, keys: list[str], *, force: bool = False,
-                    release: Iterable[str] = ()) -> Run:
+                    release: str | Iterable[str] = (),
+                    confirm: str | Iterable[str] = ()) -> Run:
     from orbits_nb.resources.commands import Uninstall
 
-    if isinstance(release, str):
-        release = [release]
-    return engine.start(Uninstall(resources=keys, force=bool(force),
-                                  release=list(release)), fresh=True)
+    args: dict[str, object] = {"resources": keys, "force": bool(force),
+                               "release": _texts(release, "release=")}
+    confirmed = _texts(confirm, "confirm=")
+    if confirmed:
+        args["confirm"] = confirmed
+    return engine.start(Uninstall(**args), fresh=True)
 
 
-def uninstall(*targets: str | Resource, force: bool = False, release: Iterable[str] = (),
+def uninstall(*targets: str | Resource, force: bool = False,
+              release: str | Iterable[str] = (), confirm: str | Iterable[str] = (),
               wait: bool = True, engine: Engine | None = None) -> Run:
     """Delete resources in a new run, refusing any that another workflow still uses.
 
     ``release`` names the users (root run ids or workflow names) on whose behalf you
-    uninstall; remaining users block the deletion unless ``force=True``.
+    uninstall; remaining users block the deletion unless ``force=True``. Resources
+    that are costly to lose (``confirm_uninstall``: AWS accounts and stacks) are
+    deleted only when ``confirm`` repeats their identity (or key).
 
     >>> ob.uninstall("/srv/app/config.yaml", release=["DeployBackend"])  # doctest: +SKIP
     """
@@ -141,7 +155,37 @@ def uninstall(*targets: str | Resource, force: bool = False, release: Iterable[s
     if not targets:
         raise InvalidArgument("uninstall() needs at least one resource key or identity")
     run = start_uninstall(engine, resolve_keys(engine.store, targets), force=force,
-                          release=release)
+                          release=release, confirm=confirm)
+    if wait:
+        run.wait()
+    return run
+
+
+def command(target: str | Resource, name: str, *, wait: bool = True,
+            on_conflict: str = "wait", engine: Engine | None = None) -> Run:
+    """Run the custom command ``name`` of a recorded agent, as a new run.
+
+    ``name`` is a ``command_<name>`` method of the agent (e.g. ``"rollback"``), or
+    ``"reconcile"``. The command holds the agent's lease while it runs: a command on
+    the same identity in any process waits for it (``on_conflict="fail"``: fails).
+
+    >>> ob.command("Backend:acme", "rollback")                 # doctest: +SKIP
+    """
+    from orbits_nb.resources.agent import check_command
+    from orbits_nb.resources.commands import Command, rebuild
+    from orbits_nb.resources.leases import check_on_conflict
+
+    engine = _engine(engine)
+    keys = resolve_keys(engine.store, [target])
+    if len(keys) != 1:
+        raise InvalidArgument(f"{target!r} names {len(keys)} resources ({', '.join(keys[:5])}"
+                              "); name one by its key", target=str(target))
+    row = engine.store.resource(keys[0])
+    if row is None or row.status != "present":
+        raise ResourceNotFound(f"resource {keys[0]!r} was uninstalled", key=keys[0])
+    check_command(rebuild(row.type, row.args), name)
+    run = engine.start(Command(resource=keys[0], command=name,
+                               on_conflict=check_on_conflict(on_conflict)), fresh=True)
     if wait:
         run.wait()
     return run

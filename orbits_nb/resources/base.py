@@ -5,18 +5,35 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from orbits_nb.core.action import Action
 from orbits_nb.core.drift import Comparison, FieldDiff
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.serde import dumps
 
-if TYPE_CHECKING:
-    from orbits_nb.resources.commands import Delete
+
+class _ResourceType(type):
+    """Makes a Resource whose ``install`` is ``async def`` an agent (see ``Agent``).
+
+    The agent's own ``uninstall`` hook is kept as ``uninstall_hook``, so that
+    ``resource.uninstall()`` still gives the step that uninstalls it from a workflow.
+    """
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                **kwargs: Any) -> _ResourceType:
+        if not ns.get("_agent_base") and inspect.iscoroutinefunction(ns.get("install")):
+            from orbits_nb.resources.agent import Agent
+
+            if not any(issubclass(b, Agent) for b in bases):
+                bases = (*[b for b in bases if b not in Agent.__mro__], Agent)
+        agent = ns.get("_agent_base") or any(getattr(b, "is_agent", False) for b in bases)
+        if agent and inspect.iscoroutinefunction(ns.get("uninstall")):
+            ns["uninstall_hook"] = ns.pop("uninstall")
+        return super().__new__(mcls, name, bases, ns, **kwargs)
 
 
-class Resource(Action):
+class Resource(Action, metaclass=_ResourceType):
     """Something that should exist in a given state, converged by a workflow step.
 
     Subclass it and define ``identity()`` (a stable key from the arguments),
@@ -62,6 +79,15 @@ class Resource(Action):
     observe_timeout: ClassVar[float | None] = 120.0
     #: Observe again after create/update/delete and fail if still not converged.
     verify: ClassVar[bool] = True
+    #: Uninstall only with ``confirm=<identity>`` (accounts, stacks: costly to lose).
+    confirm_uninstall: ClassVar[bool] = False
+    #: True for agents (resources whose commands are made of durable steps).
+    is_agent: ClassVar[bool] = False
+    #: How often ``ob.watch_drift()`` runs this resource's cycle (e.g. ``"15m"``):
+    #: an agent's ``async def cycle()``, else an observation recorded as a cycle that
+    #: reconciles only with ``reconcile_on_cycle``.
+    cycle_every: ClassVar[str | float | None] = None
+    reconcile_on_cycle: ClassVar[bool] = False
 
     # -- to implement -------------------------------------------------------------------
     def identity(self) -> str:
@@ -150,10 +176,16 @@ class Resource(Action):
 
         return await converge_step(self)
 
-    def uninstall(self, *, force: bool = False) -> Delete:
+    def uninstall(self, *, force: bool = False, confirm: str | None = None) -> Action:
         """A step that releases this workflow's use and deletes the resource when no
-        other workflow still uses it: ``await self.do("drop", res.uninstall())``."""
+        other workflow still uses it: ``await self.do("drop", res.uninstall())``.
+        ``confirm`` repeats the identity of a resource with ``confirm_uninstall``."""
         from orbits_nb.resources.commands import Delete
 
+        options = {"force": force, "release_caller": True, "confirm": confirm}
+        if self.is_agent:
+            from orbits_nb.resources.agent import as_command
+
+            return as_command(self, "uninstall", options)
         return Delete(key=self.key(), type=self.type_name(), resource_args=self.args,
-                      force=force, release_caller=True)
+                      **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import shlex
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -67,7 +68,7 @@ def _bind(resource: Resource, step: Action) -> None:
     resource.__dict__["_engine"] = step.__dict__.get("_engine")
 
 
-async def _load(engine: Engine, key: str) -> ResourceRow:
+async def load_row(engine: Engine, key: str) -> ResourceRow:
     row = await asyncio.to_thread(engine.store.resource, key)
     if row is None or row.status != "present":
         state = "was uninstalled" if row is not None else "is not recorded"
@@ -83,7 +84,7 @@ class Converge(Action):
 
     async def main(self) -> Any:
         engine = engine_of(self)
-        row = await _load(engine, self.args["key"])
+        row = await load_row(engine, self.args["key"])
         resource = rebuild(row.type, row.args)
         _bind(resource, self)
         return await converge(engine, resource, row.desired, role="reconcile",
@@ -106,67 +107,98 @@ class Delete(Action):
         row = await asyncio.to_thread(engine.store.resource, key)
         resource = rebuild(row.type if row else self.args["type"],
                            row.args if row else self.args.get("resource_args", {}))
+        if resource.is_agent:
+            raise ResourceError(f"{key!r} is an agent: uninstall it with "
+                                "resource.uninstall() or ob.uninstall()", key=key)
         _bind(resource, self)
-        cls = type(resource)
-        lease = ResourceLease(key, "uninstall", self.run_id, self.step)
-        mode = check_on_conflict(self.args.get("on_conflict") or cls.on_conflict)
-        async with held(engine.store, lease, on_conflict=mode, timeout=cls.lease_timeout):
-            active = await asyncio.to_thread(engine.store.resource_users, [key])
-            released = self._released(active)
-            others = sorted({f"{workflow_label(u.workflow)} ({u.root_run_id})"
-                             for u in active if u.root_run_id not in released})
-            if others and not self.args.get("force"):
-                return await self._keep(engine, lease, key, released, others)
-            actual = await observe(resource, key)
-            if actual is not None:
-                resource.log.info("deleting %s", key)
-                await resource.call(resource.delete)
-                if cls.verify and await observe(resource, key) is not None:
-                    raise ConvergenceError(f"{cls.__name__}.delete() returned but {key!r} "
-                                           "still exists when observed", key=key)
-            await asyncio.to_thread(self._finish, engine, lease, key, actual is not None)
-        return {"key": key, "deleted": True, "existed": actual is not None}
-
-    def _released(self, active: list[UserRow]) -> set[str]:
-        names = set(self.args.get("release") or [])
-        roots = {root_of(self.run_id)} if self.args.get("release_caller") else set()
-        for user in active:
-            workflow = user.workflow or ""
-            if names & {user.root_run_id, workflow, workflow_label(workflow)}:
-                roots.add(user.root_run_id)
-        return roots
-
-    async def _keep(self, engine: Engine, lease: ResourceLease, key: str, released: set[str],
-                    others: list[str]) -> Any:
-        if not self.args.get("release_caller"):
-            raise ResourceInUse(
-                f"resource {key!r} is still used by {', '.join(others)}", key=key,
-                users=others,
-                hint="uninstall it from those workflows, release them with release=[run "
-                     "id or workflow], or pass force=True to delete it anyway",
-                cli_hint="release them with `orbits-nb uninstall KEY --release USER` (a "
-                         "root run id or workflow, repeatable), or delete it anyway with "
-                         "--force")
-
-        change = ResourceChange(key, f"{self.run_id}/{self.step}", released=sorted(released),
-                                lease_token=lease.token)
-        await asyncio.to_thread(engine.store.change_resource, change)
-        lease.released = True
-        self.log.info("kept %s: still used by %s", key, ", ".join(others))
-        return {"key": key, "deleted": False, "still_used_by": others}
-
-    def _finish(self, engine: Engine, lease: ResourceLease, key: str, existed: bool) -> None:
-        engine.store.change_resource(ResourceChange(
-            key, f"{self.run_id}/{self.step}", deleted=True,
-            users=[UserRow(key, self.run_id, self.step, root_of(self.run_id), None,
-                           "uninstall")],
-            checks=[CheckRecord(key, MISSING_STATUS, "uninstall", run_id=self.run_id,
-                                step=self.step, error=None if existed else "already absent")],
-            lease_token=lease.token))
-        lease.released = True
+        return await delete_resource(engine, self, resource, self.args)
 
 
-async def _bounded(workflow: Workflow, steps: list[tuple[str, Action]], limit: int) -> Any:
+def check_confirm(resource: Resource, key: str, options: dict[str, Any]) -> None:
+    """Refuse to uninstall a ``confirm_uninstall`` resource without its identity."""
+    identity = key.split(":", 1)[1]
+    given = options.get("confirm") or []
+    given = [given] if isinstance(given, str) else list(given)
+    if type(resource).confirm_uninstall and not {identity, key} & set(given):
+        raise ResourceError(
+            f"uninstalling {key!r} deletes it for good; confirm by repeating its identity",
+            key=key, hint=f"pass confirm={identity!r}",
+            cli_hint=f"add --confirm {shlex.quote(identity)}")
+
+
+async def delete_resource(engine: Engine, step: Action, resource: Resource,
+                          options: dict[str, Any]) -> Any:
+    """Uninstall ``resource`` under its lease as ``step``, refusing while others use it.
+
+    ``options``: ``force``, ``release``, ``release_caller``, ``on_conflict``, ``confirm``.
+    """
+    key = resource.key()
+    cls = type(resource)
+    check_confirm(resource, key, options)
+    lease = ResourceLease(key, "uninstall", step.run_id, step.step)
+    mode = check_on_conflict(options.get("on_conflict") or cls.on_conflict)
+    async with held(engine.store, lease, on_conflict=mode, timeout=cls.lease_timeout):
+        active = await asyncio.to_thread(engine.store.resource_users, [key])
+        released = _released(step, options, active)
+        others = sorted({f"{workflow_label(u.workflow)} ({u.root_run_id})"
+                         for u in active if u.root_run_id not in released})
+        if others and not options.get("force"):
+            return await _keep(engine, step, options, lease, key, released, others)
+        actual = await observe(resource, key)
+        if actual is not None:
+            resource.log.info("deleting %s", key)
+            await resource.call(resource.delete)
+            if cls.verify and await observe(resource, key) is not None:
+                raise ConvergenceError(f"{cls.__name__}.delete() returned but {key!r} "
+                                       "still exists when observed", key=key)
+        await asyncio.to_thread(_finish_delete, engine, step, lease, key, actual is not None)
+    return {"key": key, "deleted": True, "existed": actual is not None}
+
+
+def _released(step: Action, options: dict[str, Any], active: list[UserRow]) -> set[str]:
+    names = set(options.get("release") or [])
+    roots = {root_of(step.run_id)} if options.get("release_caller") else set()
+    for user in active:
+        workflow = user.workflow or ""
+        if names & {user.root_run_id, workflow, workflow_label(workflow)}:
+            roots.add(user.root_run_id)
+    return roots
+
+
+async def _keep(engine: Engine, step: Action, options: dict[str, Any], lease: ResourceLease,
+                key: str, released: set[str], others: list[str]) -> Any:
+    if not options.get("release_caller"):
+        raise ResourceInUse(
+            f"resource {key!r} is still used by {', '.join(others)}", key=key,
+            users=others,
+            hint="uninstall it from those workflows, release them with release=[run "
+                 "id or workflow], or pass force=True to delete it anyway",
+            cli_hint="release them with `orbits-nb uninstall KEY --release USER` (a "
+                     "root run id or workflow, repeatable), or delete it anyway with "
+                     "--force")
+
+    change = ResourceChange(key, f"{step.run_id}/{step.step}", released=sorted(released),
+                            lease_token=lease.token)
+    await asyncio.to_thread(engine.store.change_resource, change)
+    lease.released = True
+    step.log.info("kept %s: still used by %s", key, ", ".join(others))
+    return {"key": key, "deleted": False, "still_used_by": others}
+
+
+def _finish_delete(engine: Engine, step: Action, lease: ResourceLease, key: str,
+                   existed: bool) -> None:
+    engine.store.change_resource(ResourceChange(
+        key, f"{step.run_id}/{step.step}", deleted=True,
+        users=[UserRow(key, step.run_id, step.step, root_of(step.run_id), None,
+                       "uninstall")],
+        checks=[CheckRecord(key, MISSING_STATUS, "uninstall", run_id=step.run_id,
+                            step=step.step, error=None if existed else "already absent")],
+        lease_token=lease.token))
+    lease.released = True
+
+
+async def _bounded(workflow: Workflow, steps: list[tuple[str, Action]], limit: int,
+                   keys: list[str]) -> Any:
     gate = asyncio.Semaphore(max(1, limit))
 
     async def one(name: str, action: Action) -> Any:
@@ -186,30 +218,74 @@ async def _bounded(workflow: Workflow, steps: list[tuple[str, Action]], limit: i
     if failed:
         raise ResourceError(f"{len(failed)} of {len(steps)} resource(s) failed: "
                             + "; ".join(failed[:5]), failed=len(failed), **hints)
-    return {a.args["key"]: r for (_, a), r in zip(steps, results, strict=True)}
+    return dict(zip(keys, results, strict=True))
+
+
+async def _agents(workflow: Workflow, keys: list[str]) -> dict[str, Resource]:
+    """The agents among ``keys``, rebuilt: their commands run as nested runs."""
+    from orbits_nb.resources.agent import engine_here
+
+    store = engine_here(workflow).store
+    rows = await asyncio.to_thread(lambda: [store.resource(k) for k in keys])
+    out: dict[str, Resource] = {}
+    for key, row in zip(keys, rows, strict=True):
+        if row is not None and row.status == "present":
+            from orbits_nb.engine.resume import import_class
+
+            if getattr(import_class(row.type), "is_agent", False):
+                out[key] = rebuild(row.type, row.args)
+    return out
 
 
 class Reconcile(Workflow):
     """Converge the listed resources (``resources``: keys) to their recorded state."""
 
     async def define(self) -> Any:
+        from orbits_nb.resources.agent import as_command
+
         keys = list(self.args["resources"])
+        agents = await _agents(self, keys)
+        conflict = self.args.get("on_conflict")
         steps: list[tuple[str, Action]] = [
-            (step_name(k), Converge(key=k, on_conflict=self.args.get("on_conflict")))
+            (step_name(k), as_command(agents[k], "reconcile", {"on_conflict": conflict})
+             if k in agents else Converge(key=k, on_conflict=conflict))
             for k in keys]
-        return await _bounded(self, steps, int(self.args.get("concurrency", 8)))
+        return await _bounded(self, steps, int(self.args.get("concurrency", 8)), keys)
 
 
 class Uninstall(Workflow):
     """Delete the listed resources, protecting those that other workflows use."""
 
     async def define(self) -> Any:
+        from orbits_nb.resources.agent import as_command
+
+        keys = list(self.args["resources"])
+        agents = await _agents(self, keys)
+        confirm = self.args.get("confirm")
+        options = {"force": bool(self.args.get("force")),
+                   "release": list(self.args.get("release") or []),
+                   "on_conflict": self.args.get("on_conflict")}
         steps: list[tuple[str, Action]] = [
-            (step_name(k), Delete(key=k, force=bool(self.args.get("force")),
-                                  release=list(self.args.get("release") or []),
-                                  on_conflict=self.args.get("on_conflict")))
-            for k in self.args["resources"]]
-        return await _bounded(self, steps, int(self.args.get("concurrency", 8)))
+            (step_name(k), as_command(agents[k], "uninstall", {**options, "confirm": confirm})
+             if k in agents else Delete(key=k, confirm=confirm, **options))
+            for k in keys]
+        return await _bounded(self, steps, int(self.args.get("concurrency", 8)), keys)
+
+
+class Command(Workflow):
+    """Run one command of a recorded agent (``resource``: key, ``command``: name)."""
+
+    async def define(self) -> Any:
+        from orbits_nb.resources.agent import as_command, check_command, engine_here
+
+        key = self.args["resource"]
+        row = await load_row(engine_here(self), key)
+        agent = rebuild(row.type, row.args)
+        command = check_command(agent, self.args["command"])
+        options = {"on_conflict": self.args.get("on_conflict"),
+                   "confirm": self.args.get("confirm")}
+        return await self.do(f"{command}-{step_name(key)}",
+                             as_command(agent, command, options))
 
 
 async def accept(engine: Engine, key: str, *, by: str | None = None,
@@ -218,7 +294,7 @@ async def accept(engine: Engine, key: str, *, by: str | None = None,
 
     A missing resource is forgotten (marked deleted): its absence is accepted.
     """
-    row = await _load(engine, key)
+    row = await load_row(engine, key)
     resource = rebuild(row.type, row.args)
     cls = type(resource)
     by = by or who()

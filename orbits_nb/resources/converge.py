@@ -49,10 +49,12 @@ def root_of(run_id: str) -> str:
 
 async def observe(resource: Resource, key: str) -> Any:
     """``resource.observe()`` normalized, bounded by the class's ``observe_timeout``."""
-    call = resource.call(resource.observe)
     limit = type(resource).observe_timeout
     try:
-        actual = await (asyncio.wait_for(call, limit) if limit else call)
+        # asyncio.timeout, not wait_for: no extra task per observation (drift checks
+        # observe thousands at once).
+        async with asyncio.timeout(limit):
+            actual = await resource.call(resource.observe)
     except TimeoutError:
         raise TimeoutError(f"observe() of {key!r} took longer than {limit}s "
                            f"({type(resource).__name__}.observe_timeout)") from None
@@ -103,6 +105,8 @@ async def converge(engine: Engine, resource: Resource, desired: Any, *, role: st
         resource.target = desired
         resource.__dict__["_observed"] = actual
         todo = plan(row, desired, actual, resource.comparison(), cls.version_text())
+        if cls.is_agent:
+            todo = await _durable(resource, todo)
         returned = await _apply(resource, key, todo)
         after = actual
         if todo.action != "none" and cls.verify:
@@ -118,6 +122,16 @@ async def converge(engine: Engine, resource: Resource, desired: Any, *, role: st
                                                 check=check))
     _log_result(resource, key, todo, row)
     return output
+
+
+async def _durable(agent: Resource, todo: Plan) -> Plan:
+    """The agent's decision as its first step: a resumed command keeps its decision
+    (an install interrupted halfway resumes as that install, not as an update)."""
+    from orbits_nb.resources.agent import Decision
+
+    decided = await agent.do("plan", Decision(  # type: ignore[attr-defined]
+        action=todo.action, diffs=[d.to_json() for d in todo.diffs]))
+    return Plan(decided["action"], [FieldDiff.from_json(d) for d in decided["diffs"]])
 
 
 async def _apply(resource: Resource, key: str, todo: Plan) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from orbits_nb.core.errors import InvalidArgument, OrbitsError
 from orbits_nb.resources import records
 from orbits_nb.resources.check import DEFAULT_CONCURRENCY, check_concurrency, check_rows
+from orbits_nb.resources.cycles import run_due
 from orbits_nb.resources.report import DriftReport
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class DriftWatch:
     """A background drift check every ``interval`` seconds, shown in one widget.
 
     ``stop()`` ends it; ``last`` is the latest report; ``on_drift(report)`` (if given)
-    is called after each check that found drift, missing resources or errors.
+    is called after each check that found drift, missing resources or errors. After
+    each check it runs the cycles that are due (resources with ``cycle_every``);
+    ``cycles`` lists what they did.
     """
 
     def __init__(self, engine: Engine, interval: float, filters: dict[str, Any],
@@ -74,6 +77,9 @@ class DriftWatch:
         self.checks = 0
         self.error: str | None = None
         self._widget: DriftWidget | None = None
+        #: What the cycles due at the latest check did (see ``cycle_every``).
+        self.cycles: list[dict[str, Any]] = []
+        self._cycled: dict[str, float] = {}
         self._checked = threading.Condition()
         self._future: concurrent.futures.Future[None] | None = None
 
@@ -101,6 +107,7 @@ class DriftWatch:
                     identity=self.filters["identity"], workflow=self.filters["workflow"],
                     keys=[self.filters["key"]] if self.filters["key"] else ())
                 checks = await check_rows(self.engine, rows, concurrency=self.concurrency)
+                self.cycles = await run_due(self.engine, rows, self._cycled)
                 report = DriftReport(checks, engine=self.engine, filters=self.filters,
                                      concurrency=self.concurrency, started_at=started,
                                      duration_s=time.monotonic() - clock)

@@ -103,6 +103,10 @@ class DriftWidget:
                                          layout=W.Layout(width="auto"))
         self.accept_button = W.Button(description="Accept actual…", icon="check",
                                       layout=W.Layout(width="auto"))
+        # An agent's own commands (rollback...), for one selected agent.
+        self.command_choice = W.Dropdown(options=[], layout=W.Layout(width="auto"))
+        self.command_button = W.Button(description="Run…", icon="play",
+                                       layout=W.Layout(width="auto"))
         self.select_all = W.Checkbox(description="select all", indent=False,
                                      layout=W.Layout(width="auto"))
         self.rows = W.VBox()
@@ -117,7 +121,7 @@ class DriftWidget:
                               layout=W.Layout(display="none"))
         self.confirm.add_class("od-confirm")
         toolbar = W.HBox([self.refresh_button, self.reconcile_button, self.accept_button,
-                          self.select_all])
+                          self.command_choice, self.command_button, self.select_all])
         self.box = W.VBox([self.header, toolbar, self.confirm, self.rows, self.in_sync,
                            self.status])
         self.box.add_class("orbits-drift-widget")
@@ -132,6 +136,8 @@ class DriftWidget:
         self.refresh_button.on_click(lambda _b: self._submit("refresh", self._refresh))
         self.reconcile_button.on_click(lambda _b: self.ask("reconcile"))
         self.accept_button.on_click(lambda _b: self.ask("accept"))
+        self.command_button.on_click(
+            lambda _b: self.ask(f"command:{self.command_choice.value or ''}"))
         self.confirm_button.on_click(lambda _b: self._confirmed())
         self.keep_button.on_click(lambda _b: self._dismiss())
         self.select_all.observe(self._toggle_all, names="value")
@@ -191,6 +197,13 @@ class DriftWidget:
         self.reconcile_button.disabled = busy or not (chosen or default)
         acceptable = [c for c in chosen if c.status in ACCEPTABLE]
         self.accept_button.disabled = busy or not acceptable
+        names = _commands(chosen[0].type) if len(chosen) == 1 else []
+        if list(self.command_choice.options) != names:
+            self.command_choice.options = names
+            self.command_choice.value = names[0] if names else None
+        self.command_choice.disabled = self.command_button.disabled = busy or not names
+        self.command_button.tooltip = (f"run a command of {chosen[0].key} (asks first)"
+                                       if names else "select one agent to run its commands")
         self.accept_button.tooltip = (
             "adopt the observed state of the selected resources as their desired state "
             "(asks first)" if acceptable else
@@ -215,8 +228,9 @@ class DriftWidget:
                 return
             self.asking, self._question = (command, self.selected), question
             self.question.value = f'<div class="orbits-drift od-question">{question}</div>'
-            self.confirm_button.description = ("Reconcile" if command == "reconcile"
-                                               else "Accept actual")
+            self.confirm_button.description = (
+                "Reconcile" if command == "reconcile" else "Accept actual"
+                if command == "accept" else command.split(":", 1)[1].capitalize())
             self.confirm.layout.display = "flex"
 
     def _plan(self, command: str, keys: list[str]) -> str:
@@ -230,6 +244,12 @@ class DriftWidget:
                     f"all {len(targets)} drifted or missing resource(s)")
             return (f"Reconcile {what}: {_names(targets)}? A recorded run converges them "
                     "to their desired state.")
+        if command.startswith("command:"):
+            name = command.split(":", 1)[1]
+            if len(chosen) != 1 or name not in _commands(chosen[0].type):
+                raise OrbitsError("select one agent and one of its commands first")
+            return (f"Run {name} on {_names(chosen)}? A recorded run executes its steps "
+                    "under the agent's lease.")
         if command != "accept":
             raise OrbitsError(f"unknown drift widget command {command!r}")
         if not chosen:
@@ -270,6 +290,9 @@ class DriftWidget:
         command, keys = asking
         if command == "reconcile":
             self._submit("reconcile", lambda: self._reconcile(keys))
+        elif command.startswith("command:"):
+            name = command.split(":", 1)[1]
+            self._submit(name, lambda: self._command(keys[0], name))
         else:
             self._submit("accept", lambda: self._accept(keys))
 
@@ -315,6 +338,12 @@ class DriftWidget:
         run.wait()
         return f"reconciled {len(run.result or {})} resource(s) in run {run.run_id}"
 
+    def _command(self, key: str, name: str) -> str:
+        from orbits_nb.resources.api import command
+
+        run = command(key, name, engine=self.report.engine)
+        return f"ran {name} on {key} in run {run.run_id}"
+
     def _accept(self, keys: list[str]) -> str:
         acceptable = [c.key for c in self._checks(keys) if c.status in ACCEPTABLE]
         if not acceptable:  # never "all drifted": accepting is chosen resource by resource
@@ -332,6 +361,18 @@ class DriftWidget:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self.box.close()
+
+
+def _commands(type_name: str) -> list[str]:
+    """The custom commands of the agent class ``type_name`` ([] for other resources)."""
+    from orbits_nb.engine.resume import import_class
+    from orbits_nb.resources.agent import command_names
+
+    try:
+        cls = import_class(type_name)
+    except OrbitsError:
+        return []
+    return command_names(cls) if getattr(cls, "is_agent", False) else []
 
 
 def _names(checks: list[ResourceCheck], limit: int = 6) -> str:

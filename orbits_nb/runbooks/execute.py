@@ -40,7 +40,7 @@ from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.runbooks.values import Values, from_cli, validate
 from orbits_nb.store import open_store
 from orbits_nb.store.location import ENV_VAR as STATE_ENV
-from orbits_nb.store.location import default_state_path, project_root
+from orbits_nb.store.location import project_root, state_location
 
 __all__ = ["Job", "Papermill", "Reading", "check_kernel", "check_seconds", "execute",
            "prepare", "prepare_only", "run"]
@@ -65,7 +65,7 @@ class Job:
     values: Values
     record: NotebookRun
     output: Destination
-    state_path: Path
+    state_path: Path | str
     kernel_name: str
     cell_timeout: float | None = None
     start_timeout: float = 60.0
@@ -128,12 +128,16 @@ def output_path_for(notebook: Path, notebook_run_id: str, started: float,
     return base / nbfile.runbook_name(notebook) / day / f"{notebook_run_id}.ipynb"
 
 
-def state_path(state: str | Path | None = None) -> Path:
-    """The state file: ``state``, else the one every command uses (``$ORBITS_NB_STATE``,
-    else from the working directory upwards), whatever folder the notebook is in."""
+def state_path(state: str | Path | None = None) -> Path | str:
+    """The state file (or team store URL): ``state``, else the one every command uses
+    (``$ORBITS_NB_STATE``, else from the working directory upwards), whatever folder
+    the notebook is in."""
+    if isinstance(state, str) and state.lower().startswith(("postgresql://",
+                                                            "postgres://")):
+        return state
     if state:
         return Path(state).expanduser().resolve()
-    return default_state_path()
+    return state_location()
 
 
 def prepare(notebook: str | Path, parameters: dict[str, Any] | None = None, *,

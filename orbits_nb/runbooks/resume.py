@@ -19,7 +19,6 @@ from orbits_nb.runbooks import records
 from orbits_nb.runbooks.execute import execute, prepare
 from orbits_nb.runbooks.records import NotebookRun
 from orbits_nb.store import open_store
-from orbits_nb.store.location import default_state_path
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
@@ -54,7 +53,9 @@ def resume(target: str, parameters: dict[str, Any] | None = None, *,
     again. Other options are those of :func:`~orbits_nb.runbooks.execute.prepare`
     (``output_dir``, ``kernel``, ...).
     """
-    path = Path(state).expanduser().resolve() if state else default_state_path()
+    from orbits_nb.runbooks.execute import state_path
+
+    path = state_path(state)
     store = open_store(path)
     try:
         records.reap_orphans(store)
@@ -99,7 +100,7 @@ def _check_owner(store: Store, run_id: str) -> None:
 
 
 def _rerun(earlier: NotebookRun | None, run_id: str | None, meta: dict[str, Any] | None,
-           state: Path, *, parameters: dict[str, Any] | None,
+           state: Path | str, *, parameters: dict[str, Any] | None,
            cli: list[tuple[str, str]] | None, options: dict[str, Any]) -> Resumed:
     if earlier is not None:
         notebook, given = earlier.notebook, dict(earlier.parameters)
@@ -127,7 +128,7 @@ def _rerun(earlier: NotebookRun | None, run_id: str | None, meta: dict[str, Any]
     return Resumed(run_id, "notebook", run_id, after.status, record, after.result)
 
 
-def _by_import(target: str, run_id: str, state: Path) -> Resumed:
+def _by_import(target: str, run_id: str, state: Path | str) -> Resumed:
     from orbits_nb.engine.engine import Engine
 
     engine = Engine(state)

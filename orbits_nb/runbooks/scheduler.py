@@ -87,7 +87,7 @@ class Scheduler:
                  output: Any = None) -> None:
         if max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
-        self.state = Path(state).expanduser().resolve()
+        self.state = _location(state)
         self.store = open_store(self.state)
         self.clock = clock
         self.max_parallel = max_parallel
@@ -130,14 +130,17 @@ class Scheduler:
         notebook_run_id = new_id(Path(schedule.notebook).stem.replace(" ", "-"))
         if not schedules.claim(self.store, schedule.schedule_id, notebook_run_id):
             return False
-        command = [self.python, "-m", "orbits_nb.cli", "--state", str(self.state),
+        # The state goes in the environment: a team store URL may hold a password,
+        # which a command line would show to anyone listing processes.
+        env = {**os.environ, "ORBITS_NB_STATE": str(self.state)}
+        command = [self.python, "-m", "orbits_nb.cli",
                    "schedule", "run", schedule.schedule_id, "--scheduled-for", repr(due),
                    "--notebook-run-id", notebook_run_id]
         if resume is not None:
             command += ["--resume-of", resume.notebook_run_id]
         try:
             process = subprocess.Popen(command, stdout=self.output, stderr=self.output,
-                                       stdin=subprocess.DEVNULL)
+                                       stdin=subprocess.DEVNULL, env=env)
         except OSError as err:
             schedules.release(self.store, schedule.schedule_id, notebook_run_id)
             self.log(f"{schedule.schedule_id}: cannot start the runner: {err}")
@@ -191,7 +194,7 @@ class Scheduler:
 
     def serve(self, should_stop: Callable[[float], bool], poll: float = 5.0) -> None:
         """Tick until ``should_stop(seconds)`` (which waits that long) returns True."""
-        self.log(f"watching {self.state} (max {self.max_parallel} at once)")
+        self.log(f"watching {self.store.location} (max {self.max_parallel} at once)")
         while True:
             try:
                 self.tick()
@@ -233,7 +236,7 @@ def run_schedule(state: str | Path, schedule_id: str, *, scheduled_for: float | 
                  notebook_run_id: str | None = None, resume_of: str | None = None,
                  progress: bool = False) -> NotebookRun:
     """Run one occurrence of a schedule now, in this process (cron and the scheduler)."""
-    store = open_store(Path(state))
+    store = open_store(_location(state))
     try:
         schedule = schedules.get(store, schedule_id)
         parameters = schedules.parameters_for(schedule)
@@ -254,7 +257,7 @@ def run_schedule(state: str | Path, schedule_id: str, *, scheduled_for: float | 
                   kernel=options.get("kernel"), cell_timeout=options.get("cell_timeout"),
                   output_dir=options.get("output_dir"))
     record = execute_job(job)
-    store = open_store(Path(state))
+    store = open_store(_location(state))
     try:
         schedules.advance(store, schedule_id, due)
     finally:
@@ -272,3 +275,11 @@ def describe(schedule: Schedule, now: float) -> dict[str, Any]:
             schedule.next_due(max(schedule.last_due, now)))) if schedule.enabled else "",
         "skipped": schedule.skipped, "parameters": dumps(schedule.parameters),
     }
+
+
+def _location(state: str | Path) -> Path | str:
+    """A state file's absolute path, or a team store URL as it is."""
+    text = str(state)
+    if text.lower().startswith(("postgresql://", "postgres://")):
+        return text
+    return Path(state).expanduser().resolve()

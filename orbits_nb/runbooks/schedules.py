@@ -259,7 +259,7 @@ def heartbeat(store: Store, notebook_run_ids: list[str]) -> None:
 
 # -- crontab --------------------------------------------------------------------------
 
-def crontab(schedules: list[Schedule], state: Path, *, python: str | None = None,
+def crontab(schedules: list[Schedule], state: Path | str, *, python: str | None = None,
             log_dir: Path | None = None) -> str:
     """Crontab lines equivalent to the schedules (run ``orbits-nb schedule run ID``)."""
     python = python or sys.executable

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from orbits_nb.store.duckdb_store import DuckDBStore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
 
 CHECKS = {
     "event sequence numbers are unique":
@@ -22,11 +25,11 @@ CHECKS = {
 }
 
 
-def check(store: DuckDBStore) -> list[str]:
-    """Problems found in ``store`` (an empty list means consistent)."""
+def check(store: Store) -> list[str]:
+    """Problems found in ``store``, any store (an empty list means consistent)."""
     problems = []
     for name, query in CHECKS.items():
-        rows = store.fetch(query + " LIMIT 5")
+        rows = store.relation(query + " LIMIT 5").fetchall()
         if rows:
             problems.append(f"{name}: violated by {rows}")
     return problems

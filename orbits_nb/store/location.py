@@ -22,6 +22,11 @@ import os
 import socket
 from pathlib import Path
 
+from orbits_nb.store.pg.url import describe, is_url
+
+__all__ = ["ENV_VAR", "HOST", "default_state_path", "describe", "is_url", "project_root",
+           "state_location", "this_host"]
+
 ENV_VAR = "ORBITS_NB_STATE"
 HOST_ENV = "ORBITS_NB_HOST"
 MARKERS = (".orbits_nb", "pyproject.toml", ".git")
@@ -45,6 +50,15 @@ def project_root(start: Path | None = None) -> Path:
         if any((folder / marker).exists() for marker in MARKERS):
             return folder
     return here
+
+
+def state_location(start: Path | None = None) -> Path | str:
+    """Where this process keeps its state: a ``postgresql://`` URL in
+    ``$ORBITS_NB_STATE`` (a team store), else :func:`default_state_path`."""
+    override = os.environ.get(ENV_VAR, "")
+    if is_url(override):
+        return override
+    return default_state_path(start)
 
 
 def default_state_path(start: Path | None = None) -> Path:
