@@ -52,7 +52,7 @@ class Relations(HistoryTables):
         try:
             with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
                 target = Path(tmp) / "result.parquet"
-                with self._session("read", query) as con:
+                with self._session("read", query, linger=True) as con:
                     kinds = [s.type.name for s in con.extract_statements(query)]
                     if kinds != ["SELECT"]:
                         raise StoreError(

@@ -52,6 +52,12 @@ class StateFile:
     #: Seconds without any use after which the file is let go while runs are in flight
     #: (a process waiting for it gets it sooner: see ``tick``).
     busy_idle_release = 2.0
+    #: Seconds the file stays open after a query of ``relation()`` when nothing else
+    #: keeps it open: a notebook's queries come in bursts, and opening a big file costs
+    #: more than most queries. A process waiting for the file waits at most this long.
+    query_linger = 0.25
+    #: Seconds between two looks for a waiting process while the file lingers.
+    linger_check = 0.05
 
     def __init__(self, path: str | Path, *, lock_timeout: float | None = None,
                  time_slice: float = 0.2, idle_release: float = 0.05) -> None:
@@ -70,6 +76,8 @@ class StateFile:
         self._last_used = 0.0
         self._next_check = 0.0
         self._users = 0
+        self._linger: threading.Timer | None = None
+        self._linger_until = 0.0
         #: Set by the engine while it has runs in flight; idle stores close at once.
         self.busy = False
 
@@ -120,9 +128,10 @@ class StateFile:
                 self.close()
 
     @contextmanager
-    def _session(self, mode: Mode, query: str | None = None
+    def _session(self, mode: Mode, query: str | None = None, *, linger: bool = False
                  ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """``mode`` is "write", "read", or "auto" (read when ``query`` only selects)."""
+        """``mode`` is "write", "read", or "auto" (read when ``query`` only selects);
+        ``linger`` keeps the file open ``query_linger`` seconds after the session."""
         import duckdb
 
         with self._lock:
@@ -141,7 +150,10 @@ class StateFile:
                     self._users -= 1
                     self._last_used = time.monotonic()
                     if not self.busy and not self.memory and not self._users:
-                        self._close()
+                        if linger and self.query_linger > 0:
+                            self._keep_for(self.query_linger)
+                        else:
+                            self._close()
 
     def _acquire(self, mode: Mode, query: str | None) -> duckdb.DuckDBPyConnection:
         if self._con is not None and not (mode == "write" and self._read_only):
@@ -211,6 +223,11 @@ class StateFile:
         with self._lock:
             if self._con is None or self._users:
                 return
+            if self._linger is not None and not self.busy:
+                # Kept for the next query (its timer closes it), unless somebody waits.
+                if self._waiter():
+                    self._close()
+                return
             now = time.monotonic()
             if not self.busy or now - self._last_used > self.busy_idle_release:
                 self._close()
@@ -218,6 +235,34 @@ class StateFile:
                 self._next_check = now + self.wait_check
                 if self._waiter():
                     self._close()
+
+    def _keep_for(self, seconds: float) -> None:
+        """Keep the file open ``seconds`` more, unless a process waits for it."""
+        self._linger_until = time.monotonic() + seconds
+        if self._linger is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        timer = threading.Timer(self.linger_check, self._lingered)
+        timer.daemon = True
+        self._linger = timer
+        timer.start()
+
+    def _lingered(self) -> None:
+        with self._lock:
+            if self._linger is None:
+                return
+            if self._users or self.busy:  # in use again: its owner lets go of it
+                self._linger = None
+                return
+            if time.monotonic() < self._linger_until and not self._waiter():
+                self._arm()
+                return
+            self._linger = None
+            # Nobody to tell in this timer thread; what was committed is in the file
+            # or its log either way, and the next use opens it again.
+            with suppress(Exception):
+                self._close()
 
     def _waiter(self) -> bool:
         return self._turnstile is not None and self._turnstile.someone_waits()
@@ -313,6 +358,9 @@ class StateFile:
         """Called before a writable file is closed in good order (for subclasses)."""
 
     def _close(self, *, broken: bool = False) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         if self._con is None:
             return
         if not broken and not self._read_only:
