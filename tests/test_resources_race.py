@@ -87,13 +87,16 @@ def test_two_processes_racing_create_the_shared_resource_once(tmp_path: Path) ->
 def test_a_conflicting_command_in_another_process_fails_by_choice(tmp_path: Path) -> None:
     (tmp_path / "probes").mkdir()
     read_end, write_end = os.pipe()
-    holder = spawn(tmp_path, "Backend", 3.0, PROBE_SIGNAL_FD=str(write_end))
+    gate = tmp_path / "gate"
+    holder = spawn(tmp_path, "Backend", 0.0, PROBE_SIGNAL_FD=str(write_end),
+                   PROBE_GATE=str(gate))
     os.close(write_end)
     assert holder.stdin is not None
     holder.stdin.write("go\n")
     holder.stdin.flush()
-    ready, _, _ = select.select([read_end], [], [], 120)
-    assert ready
+    poller = select.poll()  # not select(): it refuses descriptors above 1023
+    poller.register(read_end, select.POLLIN)
+    assert poller.poll(120_000)
     assert os.read(read_end, 1) == b"c"
     os.close(read_end)
 
@@ -111,5 +114,6 @@ def test_a_conflicting_command_in_another_process_fails_by_choice(tmp_path: Path
     assert "is locked: converge by" in other.stdout, other.stdout + other.stderr
     assert f"pid {holder.pid}" in other.stdout
     assert "on_conflict='fail' does not wait" in other.stdout
+    gate.touch()
     assert "ok" in finish(holder)
     assert calls(tmp_path / "probes") == ["create acct"]

@@ -127,6 +127,11 @@ class Engine:
                 print(f"orbits_nb: {type(err).__name__} escaped a task on the engine "
                       "loop; the engine keeps running", file=sys.__stderr__)
                 continue
+            # Stopped by close(): let go of the selector, the self-pipe (file descriptors)
+            # and the default executor's threads; later posts find the loop closed.
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
             return
 
     def _start_heartbeat(self) -> None:
