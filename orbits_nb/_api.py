@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from orbits_nb._filters import check_limit, check_status, check_text, since_epoch
 from orbits_nb.core.errors import InvalidArgument
@@ -36,7 +36,8 @@ def history(*, workflow: str | None = None, status: str | None = None,
     limit = check_limit(limit)
     engine = engine or default_engine()
     engine.writer.flush_for_read()
-    return engine.store.history(workflow=workflow, status=status, since=after, limit=limit)
+    return cast("duckdb.DuckDBPyRelation", engine.store.history(
+        workflow=workflow, status=status, since=after, limit=limit))
 
 
 def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
@@ -45,7 +46,7 @@ def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     check_text(query, "query")
     engine = engine or default_engine()
     engine.writer.flush_for_read()
-    return engine.store.relation(query)
+    return cast("duckdb.DuckDBPyRelation", engine.store.relation(query))
 
 
 def get_run(run_id: str, *, state: str | Path | None = None,

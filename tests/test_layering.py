@@ -94,13 +94,11 @@ def test_core_imports_no_io_library_and_no_adapter() -> None:
     assert sorted(set(offenders) - allowed) == []
 
 
-def test_the_core_names_duckdb_only_as_the_relation_the_store_port_hands_out() -> None:
+def test_the_core_names_no_io_library_even_for_the_type_checker() -> None:
     typed = {f"{path.name}: {name}" for path in (PACKAGE / "core").rglob("*.py")
              for name in imports_of(path) - imports_of(path, runtime_only=True)
              if name.split(".")[0] in IO_LIBRARIES}
-    assert typed == {"storage.py: duckdb"}
-    text = (PACKAGE / "core" / "storage.py").read_text()
-    assert "from duckdb import DuckDBPyRelation as Relation" in text
+    assert typed == set()
 
 
 def test_sql_lives_only_in_the_stores() -> None:

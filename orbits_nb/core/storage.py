@@ -19,11 +19,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
-    # The one exit of the store: analytics are handed to users as DuckDB relations,
-    # whatever the store (named here for the type checker only; nothing imports it).
-    from duckdb import DuckDBPyRelation as Relation
+#: The one exit of the store: analytics are handed to users as DuckDB relations
+#: (``duckdb.DuckDBPyRelation``), whatever the store. The core names no I/O library,
+#: so the port types them loosely; the stores return the real thing.
+Relation = Any
 
+if TYPE_CHECKING:
     from orbits_nb.core.errors import RunOwned
     from orbits_nb.core.rows import (
         ApprovalRequest,

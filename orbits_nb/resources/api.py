@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.resources import records
@@ -81,7 +81,8 @@ def drift(type: TypeFilter = None, identity: str | None = None,
 def list_resources(*, include_deleted: bool = False,
                    engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     """Recorded resources with their latest drift status and user count (a relation)."""
-    return _engine(engine).store.resource_listing(include_deleted=include_deleted)
+    return cast("duckdb.DuckDBPyRelation",
+                _engine(engine).store.resource_listing(include_deleted=include_deleted))
 
 
 def drift_history(key: str | None = None, *, keys: Iterable[str] = (), limit: int = 200,
@@ -96,7 +97,7 @@ def drift_history(key: str | None = None, *, keys: Iterable[str] = (), limit: in
     for text in wanted:
         if not isinstance(text, str):
             raise InvalidArgument(f"a resource key must be a str, got {text!r}")
-    return engine.store.drift_history(wanted, int(limit))
+    return cast("duckdb.DuckDBPyRelation", engine.store.drift_history(wanted, int(limit)))
 
 
 def resolve_keys(store: Store, targets: Iterable[str | Resource]) -> list[str]:
