@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from orbits_nb.core.action import Action, Retry
 from orbits_nb.core.ports import Executor, Method, Outcome
-from orbits_nb.executors._wakeups import inbox
+from orbits_nb.executors._wakeups import mirrored
 
 T = TypeVar("T")
 
@@ -162,19 +162,4 @@ def result_of(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
     step cancelled while its event is committed leaves the writer's future alone, and
     a caller giving up on ``await run`` does not cancel the run.
     """
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[T] = loop.create_future()
-
-    def copy(source: concurrent.futures.Future[T]) -> None:
-        if waiter.done():
-            return
-        if source.cancelled():
-            waiter.cancel()
-        elif (error := source.exception()) is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result(source.result())
-
-    box = inbox(loop)  # many futures resolved at once wake the loop once
-    future.add_done_callback(lambda source: box.post(lambda: copy(source)))
-    return waiter
+    return mirrored(future)  # many futures resolved at once wake the loop once

@@ -67,9 +67,9 @@ def inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
     return found
 
 
-def awaited(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
-    """``asyncio.wrap_future`` for the running loop, woken through its inbox: a
-    cancelled wait cancels ``future`` (a call still queued for a thread never runs)."""
+def mirrored(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """An asyncio future of the running loop that resolves with ``future``, woken
+    through the loop's inbox; cancelling it leaves ``future`` alone."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[T] = loop.create_future()
     box = inbox(loop)
@@ -84,10 +84,18 @@ def awaited(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
         else:
             waiter.set_result(source.result())
 
+    future.add_done_callback(lambda source: box.post(lambda: copy(source)))
+    return waiter
+
+
+def awaited(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """``asyncio.wrap_future`` for the running loop, woken through its inbox: a
+    cancelled wait cancels ``future`` (a call still queued for a thread never runs)."""
+    waiter = mirrored(future)
+
     def cancelled(_: Any) -> None:
         if waiter.cancelled():
             future.cancel()
 
     waiter.add_done_callback(cancelled)
-    future.add_done_callback(lambda source: box.post(lambda: copy(source)))
     return waiter
