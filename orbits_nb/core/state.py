@@ -48,6 +48,47 @@ class Event:
 
 
 @dataclass(slots=True)
+class AttemptSpan:
+    """One attempt of a step as it was executed: when, in which execution, how it ended.
+
+    ``status`` is the attempt's own outcome: ``running`` or ``waiting`` while open,
+    then ``succeeded``, ``failed``, ``retrying`` (failed, another attempt follows),
+    ``cancelled``, or ``interrupted`` (its process went away: closed when the run
+    executed again, at the last moment anything of the run was recorded).
+    """
+
+    attempt: int
+    execution: int
+    started_at: float
+    finished_at: float | None = None
+    status: str = "running"
+    worker: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.finished_at is None
+
+    def duration(self, now: float | None = None) -> float:
+        return ((self.finished_at or now or time.time()) - self.started_at)
+
+
+@dataclass(slots=True)
+class ExecutionSpan:
+    """One execution of a run (a ``run.started``): who executed it and how it ended
+    (``running``, ``succeeded``, ``failed``, ``cancelled`` or ``interrupted``)."""
+
+    execution: int
+    started_at: float
+    finished_at: float | None = None
+    status: str = "running"
+    host: str | None = None
+    pid: int | None = None
+
+    def duration(self, now: float | None = None) -> float:
+        return ((self.finished_at or now or time.time()) - self.started_at)
+
+
+@dataclass(slots=True)
 class StepState:
     key: str
     name: str = ""
@@ -69,12 +110,26 @@ class StepState:
     watching: bool = False
     #: Where the latest attempt's calls ran, when its executor says (a Dask worker).
     worker: str | None = None
+    #: Every attempt as executed, oldest first (since the step's last reset).
+    spans: list[AttemptSpan] = field(default_factory=list)
+    #: The run execution in which the latest attempt started (0: none yet).
+    execution: int = 0
 
     @property
     def duration(self) -> float | None:
+        """Seconds of work: the sum of the attempts' spans, so time nobody executed
+        the step (a dead kernel before takeover) is not counted."""
         if self.started_at is None:
             return None
-        return (self.finished_at or time.time()) - self.started_at
+        if not self.spans:
+            return (self.finished_at or time.time()) - self.started_at
+        now = time.time()
+        return sum(span.duration(now) for span in self.spans)
+
+    def replayed_in(self, execution: int) -> bool:
+        """Whether, in run execution ``execution``, this step was replayed from the
+        record rather than executed (its latest attempt belongs to an earlier one)."""
+        return 0 < self.execution < execution and self.finished_at is not None
 
 
 @dataclass
@@ -95,6 +150,20 @@ class RunState:
     owner: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, StepState] = field(default_factory=dict)
     last_seq: int = 0
+    #: Every execution of the run, oldest first.
+    spans: list[ExecutionSpan] = field(default_factory=list)
+    #: Whether any attempt or execution failed, even if a later one succeeded.
+    had_failures: bool = False
+    #: When anything of the run was last recorded (closes interrupted spans).
+    last_event_at: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds of work over every execution (a replay adds only its own time)."""
+        if not self.spans:
+            return None
+        now = time.time()
+        return sum(span.duration(now) for span in self.spans)
 
     def ordered_steps(self) -> list[StepState]:
         return sorted(self.steps.values(), key=lambda s: s.pos)
@@ -116,6 +185,8 @@ def apply(state: RunState, event: Event) -> None:
         _apply_run(state, event)
     else:
         _apply_step(state, event)
+    state.last_event_at = event.ts if state.last_event_at is None else max(
+        state.last_event_at, event.ts)
 
 
 def _apply_run(state: RunState, event: Event) -> None:
@@ -129,7 +200,10 @@ def _apply_run(state: RunState, event: Event) -> None:
         state.meta = data.get("meta", {})
         state.created_at = event.ts
     elif kind == "run.started":
+        _interrupt(state)
         state.executions += 1
+        state.spans.append(ExecutionSpan(state.executions, event.ts, host=data.get("host"),
+                                         pid=data.get("pid")))
         state.owner = {k: data.get(k) for k in ("host", "pid")}
         state.started_at = event.ts
         state.finished_at = None
@@ -147,6 +221,24 @@ def _apply_run(state: RunState, event: Event) -> None:
         state.finished_at = event.ts
         state.result = data.get("result")
         state.error = data.get("error")
+        if status == "failed":
+            state.had_failures = True
+        if state.spans and state.spans[-1].finished_at is None:
+            state.spans[-1].finished_at = event.ts
+            state.spans[-1].status = status
+
+
+def _interrupt(state: RunState) -> None:
+    """A new execution begins: whatever the previous one left open was interrupted
+    (its process went away); it ends at the last moment the run recorded anything."""
+    if not state.spans or state.spans[-1].finished_at is not None:
+        return
+    end = state.last_event_at or state.spans[-1].started_at
+    state.spans[-1].finished_at, state.spans[-1].status = end, "interrupted"
+    for step in state.steps.values():
+        if step.spans and step.spans[-1].open:
+            span = step.spans[-1]
+            span.finished_at, span.status = max(end, span.started_at), "interrupted"
 
 
 def _apply_step(state: RunState, event: Event) -> None:
@@ -158,6 +250,7 @@ def _apply_step(state: RunState, event: Event) -> None:
     kind = event.kind
     if data.get("worker"):
         step.worker = data["worker"]
+    _span(state, step, event)
     if kind == "step.started":
         if "action" in data:
             step.name = data.get("name", event.step)
@@ -185,6 +278,37 @@ def _apply_step(state: RunState, event: Event) -> None:
     status = STEP_STATUS.get(kind)
     if status is not None:
         step.status = status
+
+
+_SPAN_END = {"step.succeeded": "succeeded", "step.failed": "failed",
+             "step.cancelled": "cancelled", "step.retrying": "retrying"}
+
+
+def _span(state: RunState, step: StepState, event: Event) -> None:
+    """Keep the step's attempt spans (and ``had_failures``) up to date with ``event``."""
+    kind = event.kind
+    if kind == "step.started":
+        if "action" in event.data:
+            step.spans = []  # a new incarnation (first start, or after a reset)
+        elif step.spans and step.spans[-1].open:
+            step.spans[-1].finished_at = event.ts
+            step.spans[-1].status = "interrupted"
+        step.execution = state.executions
+        step.spans.append(AttemptSpan(event.attempt or len(step.spans) + 1,
+                                      state.executions, event.ts,
+                                      worker=event.data.get("worker")))
+        return
+    if not step.spans:
+        return
+    span = step.spans[-1]
+    if kind == "step.waiting":
+        span.status = "waiting"
+    elif kind in _SPAN_END and span.open:
+        span.finished_at, span.status = event.ts, _SPAN_END[kind]
+        if kind in ("step.failed", "step.retrying"):
+            state.had_failures = True
+    if event.data.get("worker"):
+        span.worker = event.data["worker"]
 
 
 def error_info(error: BaseException) -> dict[str, Any]:
