@@ -64,3 +64,17 @@ def test_a_failure_fixed_later_is_still_a_run_that_had_failures() -> None:
     assert state.status == "succeeded" and state.had_failures
     assert [s.status for s in state.steps["a"].spans] == ["retrying", "succeeded"]
     assert state.steps["a"].duration == 2.0
+
+
+def test_a_cancel_request_stands_until_the_run_ends() -> None:
+    events = _events(
+        (0.0, "run.created", None, None, {"workflow": "m:W"}),
+        (1.0, "run.started", None, None, {}),
+        (2.0, "run.cancel_requested", None, None, {"by": "ann", "via": "cli"}),
+    )
+    state = fold("r", events)
+    assert state.cancel_requested == {"by": "ann", "via": "cli"}
+    events.append(Event("r", "run.started", ts=3.0, seq=4))
+    assert fold("r", events).cancel_requested is not None  # a takeover still cancels
+    events.append(Event("r", "run.cancelled", ts=4.0, seq=5))
+    assert fold("r", events).cancel_requested is None

@@ -156,6 +156,10 @@ class RunState:
     had_failures: bool = False
     #: When anything of the run was last recorded (closes interrupted spans).
     last_event_at: float | None = None
+    #: A ``run.cancel_requested`` event (from any process) not yet followed by the end
+    #: of the run: whoever executes the run must cancel it, and a queued run must not
+    #: begin. Its data (``by``, ``via``) is kept here.
+    cancel_requested: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -213,11 +217,14 @@ def _apply_run(state: RunState, event: Event) -> None:
             state.steps.pop(key, None)
     elif kind == "run.meta":
         state.meta.update(data.get("meta", {}))
+    elif kind == "run.cancel_requested":
+        state.cancel_requested = dict(data)
     status = RUN_STATUS.get(kind)
     if status is None:
         return
     state.status = status
     if status in RUN_TERMINAL:
+        state.cancel_requested = None
         state.finished_at = event.ts
         state.result = data.get("result")
         state.error = data.get("error")
