@@ -5,8 +5,11 @@ const RUN_STYLE = { pending: "pending", running: "running", succeeded: "succeede
   failed: "failed", cancelled: "cancelled", interrupted: "retrying", reset: "pending" };
 const STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"];
 const SOURCES = ["kernel", "script", "cli", "runbook", "schedule", "worker"];
-const COLUMNS = ["status", "workflow", "arguments", "run", "", "steps", "executions",
-  "source", "started by", "executing in / by", "created", "duration", "error"];
+const COLUMNS = [["status"], ["workflow"], ["arguments"], ["run"], ["steps"],
+  ["exec.", "executions: how many times the run was started"],
+  ["started", "where the run was started (source), and by whom"],
+  ["executing in / by", "who executes it now, or who executed it last"],
+  ["created"], ["duration", "work: the sum of its executions"], ["error"]];
 
 function pill(model, status) {
   const palette = model.get("palette") || [];
@@ -127,15 +130,15 @@ function row(model, r, selected) {
       : null),
   h("td", {}, h("b", {}, r.workflow)),
   h("td", { class: "onb-summary onb-args", title: r.args_full }, r.args),
-  h("td", { class: "onb-nowrap" }, h("span", { class: "onb-mono onb-id" }, r.run_id)),
-  h("td", {}, h("button", { class: "onb-btn onb-copy", title: "copy the run id",
-    onclick: (e) => { e.stopPropagation(); copyId(r.run_id, e.target); } }, "copy")),
+  h("td", { class: "onb-nowrap" }, h("span", { class: "onb-mono onb-id" }, r.run_id), " ",
+    h("button", { class: "onb-btn onb-copy", title: "copy the run id",
+      onclick: (e) => { e.stopPropagation(); copyId(r.run_id, e.target); } }, "copy")),
   h("td", { class: "onb-nowrap" }, `${r.steps_done}/${r.steps_total}`, progress(r)),
   h("td", { class: "onb-num" }, r.executions),
-  h("td", { class: "onb-sub" }, r.source),
-  h("td", { class: "onb-sub" }, r.started_by),
-  h("td", { class: "onb-sub", title: r.executing ? "executing now" : "executed last by" },
-    where),
+  h("td", { class: "onb-sub onb-nowrap onb-started" }, h("div", {}, r.source),
+    h("div", {}, r.started_by)),
+  h("td", { class: "onb-sub onb-nowrap", title: r.executing ? "executing now"
+    : "executed last by" }, where),
   h("td", { class: "onb-nowrap" }, when(r.created_at)),
   h("td", { class: "onb-nowrap", title: "work: the sum of its executions" },
     seconds(r.duration)),
@@ -147,7 +150,7 @@ function table(model) {
   if (!runs.length) return h("div", { class: "onb-empty" }, "No runs match.");
   const selected = model.get("selected");
   return h("div", { class: "onb-tablewrap", style: "max-height:520px" }, h("table", {},
-    h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, COLUMNS.map(([c, title]) => h("th", { title }, c)))),
     h("tbody", {}, runs.map((r) => row(model, r, selected)))));
 }
 
