@@ -7,11 +7,14 @@ store with 10,000 runs costs what a page of ten does, give or take the count.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbits_nb._filters import check_run_query
 from orbits_nb.core.rows import Lease, RunPage, RunQuery, RunSummary
 from orbits_nb.core.serde import loads
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 #: Whether a run had failures: a step attempt of it, or one of its executions, failed,
 #: or one of a run nested in it did (even if a later attempt or execution succeeded).
@@ -80,21 +83,22 @@ _COUNT = "SELECT count(*) FROM runs WHERE parent_run_id IS NULL {where}"
 class RunListTables:
     """``run_page``: the run list of the dashboard, over the history tables."""
 
-    # Provided by the store's run tables: a read of the history tables made current
-    # first, and a plain read (the count follows the page, on tables just made current).
-    def _history(self, query: str, params: list[Any] | None = None
-                 ) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the store this is mixed into
+        def _history(self, query: str, params: list[Any] | None = None
+                     ) -> list[tuple[Any, ...]]: ...
 
-    def _rows(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        def _rows(self, query: str, params: list[Any] | None = None
+                  ) -> list[tuple[Any, ...]]: ...
+
+        def keep_open(self) -> AbstractContextManager[None]: ...
 
     def run_page(self, query: RunQuery) -> RunPage:
         check_run_query(query)
         where, params = _where(query)
-        rows = self._history(_PAGE.format(where=where, had_failures=HAD_FAILURES),
-                             [*params, query.limit, query.offset])
-        total = self._rows(_COUNT.format(where=where), params)[0][0]
+        with self.keep_open():  # the page and its count on one opening of the store
+            rows = self._history(_PAGE.format(where=where, had_failures=HAD_FAILURES),
+                                 [*params, query.limit, query.offset])
+            total = self._rows(_COUNT.format(where=where), params)[0][0]
         return RunPage([_summary(row) for row in rows], int(total), query.offset,
                        query.limit)
 

@@ -218,8 +218,8 @@ class Dashboard:
 
     def refresh(self, force: bool = False) -> None:
         """Re-read the page (only if the event log moved, unless ``force``)."""
-        with self._lock:
-            store = self.engine.store
+        store = self.engine.store
+        with self._lock, store.keep_open():  # every read below on one opening of the file
             fingerprint = store.events_mark()
             live = any(r["status"] in ("pending", "running") for r in self.list.runs)
             stale = time.monotonic() - self._queried_at > _REQUERY_EVERY
@@ -230,12 +230,12 @@ class Dashboard:
                 self.engine, workflow=lst.workflow, status=lst.status, since=lst.since,
                 limit=lst.limit, had_failures=lst.had_failures, source=lst.source,
                 search=lst.search, offset=lst.offset)
+            names = sorted({short_action(n) for n in store.workflows()})
+            schedules = schedule_rows(store)
             if not runs and total and lst.offset:
                 # The page emptied under us (runs deleted, or the filter narrowed): last page.
                 lst.offset = max(0, (total - 1) // lst.limit * lst.limit)
                 return
-            names = sorted({short_action(n) for n in store.workflows()})
-            schedules = schedule_rows(store)
             self._fingerprint, self._queried_at = fingerprint, time.monotonic()
             changed = (runs, total, names, schedules) != (
                 lst.runs, lst.total, lst.workflows, lst.schedules)
