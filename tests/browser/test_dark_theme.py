@@ -115,15 +115,16 @@ def test_widgets_are_readable_in_the_dark_theme(jupyter_lab: JupyterLab, browser
     write_notebook(jupyter_lab.root_dir, "dark.ipynb", notebook)
     open_notebook(page, jupyter_lab, "dark.ipynb")
     run_all_cells(page)
-    switch_to_dark(page)
 
-    # The dashboard: a selected row.
+    # The dashboard: a selected row, in the light theme and then in the dark one.
     board = cell_output(page, 3).locator(".onb-dashboard")
     board.locator("tbody tr").first.click()
     selected = board.locator("tbody tr.onb-selected")
     expect(selected).to_have_count(1)
-    assert_readable(selected.locator("td, td b, td .onb-id, td .onb-started div"),
-                    "the dashboard's selected row")
+    texts = selected.locator("td, td b, td .onb-id, td .onb-started div")
+    assert_readable(texts, "the dashboard's selected row (light)")
+    switch_to_dark(page)
+    assert_readable(texts, "the dashboard's selected row")
     assert_readable(board.locator("th, .onb-range, .onb-title, .onb-sub"),
                     "the dashboard's headings")
 
