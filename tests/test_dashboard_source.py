@@ -113,3 +113,21 @@ def test_an_engine_meta_source_wins_and_is_kept_on_resume(tmp_path: Path) -> Non
     finally:
         engine.close()
     assert [s for s, _ in sources(tmp_path / "state.duckdb").values()] == ["worker"]
+
+
+def test_an_orbits_nb_command_records_cli(tmp_path: Path) -> None:
+    from agent_helpers import Deploy
+    from test_resources_agents import _cli, service_args
+
+    state = tmp_path / "state.duckdb"
+    engine = ob.Engine(state)
+    try:
+        deployed = Deploy(**service_args(tmp_path)).start(engine=engine)
+        deployed.wait()
+    finally:
+        engine.close()
+    done = _cli(state, "command", "Service:api", "rollback")  # runs as a new run
+    assert done.returncode == 0, done.stderr
+    found = sources(state)
+    assert found.pop(deployed.run_id)[0] == "script"  # pytest's process: a script
+    assert [source for source, _ in found.values()] == ["cli"]
