@@ -146,3 +146,13 @@ def test_bad_filters_are_refused_by_name(runs: Store, bad: dict[str, object]) ->
     name, value = next(iter(bad.items()))
     with pytest.raises(ob.InvalidArgument, match=f"{name}={value!r}"):
         runs.run_page(RunQuery(**bad))  # type: ignore[arg-type]
+
+
+def test_recent_runs_takes_more_than_one_page(any_store: Store) -> None:  # noqa: F811
+    from run_list_data import run_id, write_runs
+
+    write_runs(any_store, 1205)
+    found = any_store.recent_runs(limit=1203)
+    assert [r.run_id for r in found[:2]] == [run_id(1204), run_id(1203)]
+    assert len(found) == 1203 and found[-1].run_id == run_id(2)
+    assert len(any_store.recent_runs(limit=5000)) == 1205

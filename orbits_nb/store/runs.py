@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb._filters import MAX_PAGE, check_limit
 from orbits_nb.core.errors import RunOwned
 from orbits_nb.core.rows import Batch, Lease, Owner, RunQuery, RunSummary
 from orbits_nb.core.serde import dumps_record, loads, loads_record, mask_json
@@ -147,8 +148,16 @@ class RunTables(Relations, LeaseTables, LogTables, RunListTables):
 
     def recent_runs(self, *, workflow: str = "", status: str = "",
                     since: float | None = None, limit: int = 50) -> list[RunSummary]:
-        return self.run_page(RunQuery(workflow=workflow, status=status, since=since,
-                                      limit=limit)).rows
+        check_limit(limit)
+        found: list[RunSummary] = []
+        while len(found) < limit:  # pages of at most MAX_PAGE runs
+            page = self.run_page(RunQuery(workflow=workflow, status=status, since=since,
+                                          offset=len(found),
+                                          limit=min(MAX_PAGE, limit - len(found))))
+            found += page.rows
+            if len(found) >= page.total or not page.rows:
+                break
+        return found
 
     def workflows(self) -> list[str]:
         rows = self._history("SELECT DISTINCT workflow FROM runs WHERE parent_run_id IS NULL "
