@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orbits_nb.resources.check import ResourceCheck
     from orbits_nb.resources.report import DriftReport
 
-COLORS = {"in_sync": "#2e7d32", "drifted": "#e65100", "missing": "#c62828",
+COLORS = {"in_sync": "#2e7d32", "drifted": "#bf4300", "missing": "#c62828",
           "error": "#6a1b9a"}
 LABELS = {"in_sync": "in sync", "drifted": "drifted", "missing": "missing",
           "error": "error"}

@@ -145,6 +145,7 @@ def test_widgets_are_readable_in_the_dark_theme(jupyter_lab: JupyterLab, browser
     assert_readable(diff.locator("td.od-desired pre, td.od-actual pre, th, code"),
                     "the drift widget's diff")
     assert_readable(widget.locator(".od-head"), "the drift widget's header")
+    assert_readable(widget.locator(".od-badge"), "the drift widget's badges")
     screenshot(page, "dark-theme-widgets")
     page.set_viewport_size({"width": 1400, "height": 1800})
     screenshot(page, "dark-theme-widgets-tall")
