@@ -36,6 +36,7 @@ from orbits_nb.core.state import Event, RunState, apply, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
+from orbits_nb.engine.origin import run_source, user_name
 from orbits_nb.engine.recorded import Completed, CompletedRuns, completed_as_recorded
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
@@ -383,36 +384,10 @@ class Engine:
             meta.setdefault("notebook_run_id", notebook_run)
             meta.setdefault("parameters", json.loads(
                 os.environ.get("ORBITS_NB_PARAMETERS") or "{}"))
-        meta.setdefault("source", _run_source())
-        meta.setdefault("user", _user())
+        meta.setdefault("source", run_source())
+        meta.setdefault("user", user_name())
         meta.setdefault("host", self.owner.host)
         return meta
-
-
-def _run_source() -> str:
-    """Where a new run is started: a runbook (scheduled or not), a kernel, the
-    ``orbits-nb`` command, or a plain script (a worker sets ``engine.meta``)."""
-    if os.environ.get("ORBITS_NB_NOTEBOOK_RUN"):
-        return "schedule" if os.environ.get("ORBITS_NB_SCHEDULE") else "runbook"
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is not None and getattr(shell, "kernel", None) is not None:
-        return "kernel"
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if (spec is not None and str(spec.name).startswith("orbits_nb")) or \
-            Path(sys.argv[0] if sys.argv else "").name == "orbits-nb":
-        return "cli"
-    return "script"
-
-
-def _user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in this environment (a bare container)
-        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def _in_notebook_run() -> bool:
