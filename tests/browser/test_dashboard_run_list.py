@@ -4,10 +4,10 @@ open a run by id, copy its id, and ``ob.get_run(id)`` showing the run's monitor.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,9 +20,6 @@ from .harness import (
     screenshot,
     write_notebook,
 )
-
-if TYPE_CHECKING:
-    from playwright.sync_api import Locator
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,20 +34,19 @@ def many_runs(tmp_path: Path) -> Path:
     sys.path.insert(0, str(TESTS))
     from run_list_data import write_runs
 
+    from orbits_nb.runbooks import schedules
     from orbits_nb.store import open_store
 
     state = tmp_path / "state.duckdb"
     store = open_store(state)
     try:
         write_runs(store, COUNT)
+        schedules.add(store, "30 2 * * *", TESTS / "notebooks" / "success.ipynb",
+                      name="nightly", cli=[("client", "acme"), ("api_token", "env:TOKEN")])
         store.rebuild_history()  # the kernel reads the history tables at once
     finally:
         store.close()
     return state
-
-
-def first_id(board: Locator) -> str | None:
-    return board.locator("tbody tr").first.get_attribute("data-run-id")
 
 
 def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: object,
@@ -74,10 +70,11 @@ def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: ob
     run_all_cells(page)
     output = cell_output(page, 0)
     board = output.locator(".onb-dashboard")
+    rows = board.locator(".onb-tablewrap tbody tr")
     pager = board.locator(".onb-pager .onb-range")
     expect(pager).to_have_text("1-50 of 10,000")
-    expect(board.locator("tbody tr")).to_have_count(50)
-    newest = board.locator("tbody tr").first
+    expect(rows).to_have_count(50)
+    newest = rows.first
     expect(newest).to_have_attribute("data-run-id", run_id(COUNT - 1))
     expect(newest).to_contain_text("client=hooli, env=prod, n=9999")
     expect(newest).to_contain_text("ana@build-1")
@@ -97,7 +94,7 @@ def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: ob
     expect(newest).to_have_attribute("data-run-id", run_id(COUNT - 51))
     board.locator("button.onb-last").click()
     expect(pager).to_have_text("9,951-10,000 of 10,000")
-    expect(board.locator("tbody tr").last).to_have_attribute("data-run-id", run_id(0))
+    expect(rows.last).to_have_attribute("data-run-id", run_id(0))
     expect(board.locator("button.onb-next")).to_be_disabled()
     board.locator("button.onb-prev").click()
     expect(pager).to_have_text("9,901-9,950 of 10,000")
@@ -107,13 +104,23 @@ def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: ob
     # Filters: the latest status, then had failures (failed, or retried into success).
     board.locator("select.onb-f-status").select_option("failed")
     expect(pager).to_have_text(f"1-50 of {counts['failed']:,}")
-    expect(board.locator("tbody tr .onb-pill", has_text="succeeded")).to_have_count(0)
+    expect(rows.locator(".onb-pill", has_text="succeeded")).to_have_count(0)
     board.locator("select.onb-f-status").select_option("")
     board.locator("select.onb-f-had_failures").select_option("yes")
     expect(pager).to_have_text(f"1-50 of {counts['had_failures']:,}")
-    expect(board.locator("tbody tr .onb-tag-failures").first).to_have_text("had failures")
+    expect(rows.locator(".onb-tag-failures").first).to_have_text("had failures")
     board.locator("select.onb-f-had_failures").select_option("")
+    board.locator("select.onb-f-source").select_option("schedule")
+    expect(pager).to_have_text(f"1-50 of {COUNT // 5:,}")
+    expect(newest.locator(".onb-started")).to_contain_text("schedule")
+    board.locator("select.onb-f-source").select_option("")
     expect(pager).to_have_text("1-50 of 10,000")
+
+    # The schedules, with their next occurrence.
+    board.locator(".onb-schedules summary").click()
+    nightly = board.locator('.onb-schedules tr[data-schedule-id="nightly"]')
+    expect(nightly).to_contain_text("30 2 * * *")
+    expect(nightly).to_contain_text(re.compile(r"\d{4}-\d{2}-\d{2} 02:30:00"))
 
     # Search: by argument, then by run id.
     search = board.locator("input.onb-f-search")
@@ -123,7 +130,7 @@ def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: ob
     search.fill(run_id(1234))
     search.press("Enter")
     expect(pager).to_have_text("1-1 of 1")
-    row = board.locator("tbody tr")
+    row = rows
     expect(row).to_have_attribute("data-run-id", run_id(1234))
     screenshot(page, "run-list-search")
 
