@@ -139,8 +139,10 @@ class RunRecords(Protocol):
         """A cheap value that changes whenever an event is recorded (for polling)."""
 
     def history(self, *, workflow: str | None = None, status: str | None = None,
-                since: float | None = None, limit: int | None = 200) -> Relation:
-        """Top-level runs, newest first, as an in-memory DuckDB relation."""
+                since: float | None = None, limit: int | None = 200,
+                had_failures: bool | None = None) -> Relation:
+        """Top-level runs, newest first, as an in-memory DuckDB relation
+        (``had_failures``: only runs that had, or never had, a failed attempt)."""
 
     def relation(self, query: str, params: list[Any] | None = None) -> Relation:
         """The result of one read-only SQL query, as an in-memory DuckDB relation.

@@ -25,10 +25,27 @@ if TYPE_CHECKING:
     import duckdb
 
 WATERMARK = "history_seq"
+#: The tables of the projection, children first.
+TABLES = ("executions", "attempts", "steps", "runs")
 _TERMINAL = "('succeeded', 'failed', 'cancelled')"
 _STEP_STATUS = ("CASE kind WHEN 'step.started' THEN 'running' ELSE replace(kind, 'step.', '') "
                 "END")
 _ACTION = "FILTER (WHERE data->>'action' IS NOT NULL)"
+
+#: The batch's events with, for each, the run execution it belongs to (the number of
+#: the run's ``run.started`` so far) and ``before``: the latest ``ts`` the run recorded
+#: before it (an execution or attempt interrupted by a ``run.started`` ends there).
+_EVENTS = """
+CREATE OR REPLACE TEMP TABLE _fold_ev AS
+SELECT e.seq, e.ts, e.run_id, e.step, e.kind, e.attempt, e.data,
+  coalesce(r.executions, 0) + sum(CASE WHEN e.kind = 'run.started' AND e.step IS NULL
+    THEN 1 ELSE 0 END) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS execution,
+  greatest(coalesce(epoch(r.last_event_at), max(e.ts) OVER w),
+           coalesce(max(e.ts) OVER w, epoch(r.last_event_at))) AS before
+FROM _fold_events e LEFT JOIN runs r USING (run_id)
+WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
+             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+"""
 
 _RESETS = """
 CREATE OR REPLACE TEMP TABLE _fold_resets AS
@@ -40,12 +57,16 @@ GROUP BY run_id, step
 
 _LIVE = """
 CREATE OR REPLACE TEMP VIEW _fold_live AS
-SELECT e.* FROM _fold_events e LEFT JOIN _fold_resets r USING (run_id, step)
+SELECT e.* FROM _fold_ev e LEFT JOIN _fold_resets r USING (run_id, step)
 WHERE e.step IS NOT NULL AND (r.reset_seq IS NULL OR e.seq > r.reset_seq)
 """
 
+_RUN_STATUS = ("CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.reset' THEN 'pending' "
+               "WHEN 'run.started' THEN 'running' ELSE replace(kind, 'run.', '') END")
+
 _RUNS = f"""
-INSERT INTO runs
+INSERT INTO runs (run_id, workflow, status, args, result, error, created_at, started_at,
+  finished_at, parent_run_id, meta, executions, updated_at)
 WITH r AS (
   SELECT run_id,
     arg_min_null(data->>'workflow', seq) FILTER (WHERE kind = 'run.created') AS workflow,
@@ -53,10 +74,9 @@ WITH r AS (
     arg_min_null(data->>'parent_run_id', seq) FILTER (WHERE kind = 'run.created')
       AS parent_run_id,
     arg_min_null(data->'meta', seq) FILTER (WHERE kind = 'run.created') AS meta,
-    arg_max(CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.started' THEN 'running'
-            ELSE replace(kind, 'run.', '') END, seq)
+    arg_max({_RUN_STATUS}, seq)
       FILTER (WHERE kind IN ('run.created', 'run.started', 'run.succeeded', 'run.failed',
-                             'run.cancelled')) AS status,
+                             'run.cancelled', 'run.reset')) AS status,
     min(ts) AS created,
     arg_max(ts, seq) FILTER (WHERE kind = 'run.started') AS started,
     arg_max(ts, seq) FILTER (WHERE kind IN ('run.succeeded', 'run.failed', 'run.cancelled'))
@@ -72,8 +92,6 @@ SELECT run_id, workflow, status, args,
   CASE WHEN status IN ('failed', 'cancelled') THEN error END,
   to_timestamp(created), to_timestamp(started),
   CASE WHEN status IN {_TERMINAL} THEN to_timestamp(finished) END,
-  CASE WHEN status IN {_TERMINAL}
-    THEN epoch(to_timestamp(finished)) - epoch(to_timestamp(started)) END,
   parent_run_id, meta, executions, to_timestamp(updated)
 FROM r
 ON CONFLICT (run_id) DO UPDATE SET
@@ -89,16 +107,41 @@ ON CONFLICT (run_id) DO UPDATE SET
   started_at = coalesce(excluded.started_at, runs.started_at),
   finished_at = CASE WHEN excluded.status IS NULL THEN runs.finished_at
                 ELSE excluded.finished_at END,
-  duration_s = CASE WHEN coalesce(excluded.status, runs.status) IN {_TERMINAL}
-    THEN epoch(CASE WHEN excluded.status IS NULL THEN runs.finished_at
-                    ELSE excluded.finished_at END)
-         - epoch(coalesce(excluded.started_at, runs.started_at)) END,
   executions = runs.executions + excluded.executions,
   updated_at = greatest(runs.updated_at, excluded.updated_at)
 """
 
+_EXECUTIONS = """
+INSERT INTO executions (run_id, execution, status, started_at, host, pid, worker)
+SELECT run_id, execution, 'running', to_timestamp(ts), data->>'host',
+  TRY_CAST(data->>'pid' AS INTEGER), data->>'worker'
+FROM _fold_ev WHERE kind = 'run.started' AND step IS NULL
+"""
+
+#: An open execution ends at the first of: the run's end (its status), or the next
+#: ``run.started`` (interrupted, at the last moment the run recorded anything before).
+_CLOSE_EXECUTIONS = """
+UPDATE executions SET status = c.status, finished_at = c.finished_at,
+  duration_s = epoch(c.finished_at) - epoch(executions.started_at)
+FROM (
+  SELECT x.run_id, x.execution,
+    arg_min(CASE WHEN e.kind = 'run.started' THEN 'interrupted'
+            ELSE replace(e.kind, 'run.', '') END, e.seq) AS status,
+    arg_min(CASE WHEN e.kind = 'run.started'
+            THEN to_timestamp(greatest(e.before, epoch(x.started_at)))
+            ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
+  FROM executions x JOIN _fold_ev e ON e.run_id = x.run_id AND e.step IS NULL
+    AND ((e.kind = 'run.started' AND e.execution > x.execution)
+         OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled')
+             AND e.execution >= x.execution))
+  WHERE x.finished_at IS NULL
+  GROUP BY x.run_id, x.execution) c
+WHERE executions.run_id = c.run_id AND executions.execution = c.execution
+"""
+
 _STEPS = f"""
-INSERT INTO steps
+INSERT INTO steps (run_id, step, name, pos, status, attempts, action, args, executor,
+  started_at, finished_at, result, error, bag, parents, child_run_id, first_attempt)
 WITH s AS (
   SELECT run_id, step,
     arg_max_null(data->>'name', seq) {_ACTION} AS name,
@@ -108,6 +151,8 @@ WITH s AS (
     arg_max_null(data->>'executor', seq) {_ACTION} AS executor,
     arg_max_null(data->'parents', seq) {_ACTION} AS parents,
     arg_max_null(data->>'child_run_id', seq) {_ACTION} AS child_run_id,
+    arg_max_null(attempt, seq) FILTER (WHERE kind = 'step.started'
+                                       AND data->>'action' IS NOT NULL) AS first_attempt,
     arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag') AS status,
     max(attempt) AS attempts,
     min(ts) AS started,
@@ -121,11 +166,9 @@ WITH s AS (
 SELECT run_id, step, name, pos, status, attempts, action, args, executor,
   to_timestamp(started),
   CASE WHEN status IN {_TERMINAL} THEN to_timestamp(last) END,
-  CASE WHEN status IN {_TERMINAL} THEN epoch(to_timestamp(last)) - epoch(to_timestamp(started))
-  END,
   CASE WHEN status = 'succeeded' THEN result END,
   CASE WHEN status <> 'succeeded' THEN error END,
-  bag, parents, child_run_id
+  bag, parents, child_run_id, first_attempt
 FROM s
 ON CONFLICT (run_id, step) DO UPDATE SET
   name = CASE WHEN excluded.action IS NULL THEN steps.name ELSE excluded.name END,
@@ -136,15 +179,12 @@ ON CONFLICT (run_id, step) DO UPDATE SET
   parents = CASE WHEN excluded.action IS NULL THEN steps.parents ELSE excluded.parents END,
   child_run_id = CASE WHEN excluded.action IS NULL THEN steps.child_run_id
                  ELSE excluded.child_run_id END,
+  first_attempt = coalesce(excluded.first_attempt, steps.first_attempt),
   status = coalesce(excluded.status, steps.status),
   attempts = greatest(steps.attempts, excluded.attempts),
   started_at = least(steps.started_at, excluded.started_at),
   finished_at = CASE WHEN excluded.status IS NULL THEN steps.finished_at
                 ELSE excluded.finished_at END,
-  duration_s = CASE WHEN coalesce(excluded.status, steps.status) IN {_TERMINAL}
-    THEN epoch(CASE WHEN excluded.status IS NULL THEN steps.finished_at
-                    ELSE excluded.finished_at END)
-         - epoch(least(steps.started_at, excluded.started_at)) END,
   result = CASE WHEN excluded.status IS NULL THEN steps.result ELSE excluded.result END,
   error = CASE WHEN coalesce(excluded.status, steps.status) <> 'succeeded'
     THEN coalesce(excluded.error, steps.error) END,
@@ -152,18 +192,74 @@ ON CONFLICT (run_id, step) DO UPDATE SET
 """
 
 _ATTEMPTS = f"""
-INSERT INTO attempts
+INSERT INTO attempts (run_id, step, attempt, status, started_at, last_event_at, error,
+  execution)
 SELECT run_id, step, attempt,
   arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag'),
   to_timestamp(min(ts)), to_timestamp(max(ts)),
-  arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying'))
+  arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying')),
+  arg_min_null(execution, seq) FILTER (WHERE kind = 'step.started')
 FROM _fold_live WHERE attempt IS NOT NULL
 GROUP BY run_id, step, attempt
 ON CONFLICT (run_id, step, attempt) DO UPDATE SET
-  status = coalesce(excluded.status, attempts.status),
+  status = CASE WHEN attempts.finished_at IS NULL
+    THEN coalesce(excluded.status, attempts.status) ELSE attempts.status END,
   started_at = least(attempts.started_at, excluded.started_at),
   last_event_at = greatest(attempts.last_event_at, excluded.last_event_at),
-  error = coalesce(excluded.error, attempts.error)
+  error = coalesce(excluded.error, attempts.error),
+  execution = coalesce(attempts.execution, excluded.execution)
+"""
+
+#: An open attempt ends at the first of: its own end (``abandoned`` when a cancelled
+#: attempt's code was left running), the step's next attempt, or the run's next
+#: execution (interrupted, at the last moment the run recorded anything before it).
+_CLOSE_ATTEMPTS = f"""
+UPDATE attempts SET status = c.status, finished_at = c.finished_at,
+  duration_s = epoch(c.finished_at) - epoch(attempts.started_at)
+FROM (
+  SELECT a.run_id, a.step, a.attempt,
+    arg_min(CASE WHEN e.kind = 'run.started' OR e.kind = 'step.started' THEN 'interrupted'
+            WHEN e.kind = 'step.cancelled' AND e.data->>'abandoned' = 'true'
+            THEN 'abandoned' ELSE {_STEP_STATUS.replace("kind", "e.kind")} END,
+            e.seq) AS status,
+    arg_min(CASE WHEN e.kind = 'run.started'
+            THEN to_timestamp(greatest(e.before, epoch(a.started_at)))
+            ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
+  FROM attempts a JOIN (
+    SELECT * FROM _fold_live WHERE kind IN ('step.started', 'step.succeeded',
+      'step.failed', 'step.cancelled', 'step.retrying')
+    UNION ALL SELECT * FROM _fold_ev WHERE kind = 'run.started' AND step IS NULL) e
+    ON e.run_id = a.run_id AND (
+      (e.kind = 'run.started' AND e.execution > a.execution)
+      OR (e.step = a.step AND e.kind = 'step.started' AND e.attempt > a.attempt)
+      OR (e.step = a.step AND e.kind <> 'step.started' AND e.attempt = a.attempt))
+  WHERE a.finished_at IS NULL
+  GROUP BY a.run_id, a.step, a.attempt) c
+WHERE attempts.run_id = c.run_id AND attempts.step = c.step AND attempts.attempt = c.attempt
+"""
+
+#: A step's work is the sum of its latest incarnation's ended attempts; a run's, the
+#: sum of its ended executions. Only the runs this batch touched are summed again.
+_STEP_WORK = """
+UPDATE steps SET execution = w.execution, duration_s = w.work FROM (
+  SELECT a.run_id, a.step, arg_max(a.execution, a.attempt) AS execution,
+    sum(a.duration_s) FILTER (WHERE a.attempt >= coalesce(s.first_attempt, 0)) AS work
+  FROM attempts a JOIN steps s USING (run_id, step)
+  WHERE a.run_id IN (SELECT DISTINCT run_id FROM _fold_events)
+  GROUP BY a.run_id, a.step) w
+WHERE steps.run_id = w.run_id AND steps.step = w.step
+"""
+
+_RUN_WORK = """
+UPDATE runs SET duration_s = w.work,
+  had_failures = coalesce(runs.had_failures, false) OR w.failed,
+  last_event_at = greatest(coalesce(runs.last_event_at, w.last), w.last)
+FROM (
+  SELECT e.run_id, bool_or(e.kind IN ('run.failed', 'step.failed', 'step.retrying'))
+      AS failed, to_timestamp(max(e.ts)) AS last,
+    (SELECT sum(x.duration_s) FROM executions x WHERE x.run_id = e.run_id) AS work
+  FROM _fold_events e GROUP BY e.run_id) w
+WHERE runs.run_id = w.run_id
 """
 
 
@@ -182,6 +278,7 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
     move the watermark to ``high``."""
     con.execute("CREATE OR REPLACE TEMP VIEW _fold_events AS SELECT * FROM events "
                 f"WHERE seq > {int(low)} AND seq <= {int(high)}")
+    con.execute(_EVENTS)  # reads the runs' rows as they were before this batch
     con.execute(_RESETS)
     con.execute(_LIVE)
     resets = con.execute("SELECT count(*) FROM _fold_resets").fetchone()
@@ -189,17 +286,19 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
         for table in ("steps", "attempts"):
             con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
                         f"{table}.run_id = r.run_id AND {table}.step = r.step")
-    for statement in (_RUNS, _STEPS, _ATTEMPTS):
+    for statement in (_RUNS, _EXECUTIONS, _CLOSE_EXECUTIONS, _STEPS, _ATTEMPTS,
+                      _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
         con.execute(statement)
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [WATERMARK, str(int(high))])
     con.execute("DROP VIEW _fold_live")
     con.execute("DROP TABLE _fold_resets")
+    con.execute("DROP TABLE _fold_ev")
     con.execute("DROP VIEW _fold_events")
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Empty the tables and fold every event again (in the caller's transaction)."""
-    for table in ("attempts", "steps", "runs"):
+    for table in TABLES:
         con.execute(f"DELETE FROM {table}")
     fold(con, 0, lag(con)[1])

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import duckdb
 
 _HISTORY = ("SELECT run_id, workflow, status, created_at, finished_at, duration_s, "
-            "executions, args, result, error FROM runs WHERE ")
+            "executions, coalesce(had_failures, false) AS had_failures, args, result, "
+            "error FROM runs WHERE ")
 
 
 class Relations(HistoryTables):
@@ -74,10 +75,13 @@ class Relations(HistoryTables):
         return mem.table("result")
 
     def history(self, *, workflow: str | None = None, status: str | None = None,
-                since: float | None = None, limit: int | None = 200
-                ) -> duckdb.DuckDBPyRelation:
+                since: float | None = None, limit: int | None = 200,
+                had_failures: bool | None = None) -> duckdb.DuckDBPyRelation:
         where: list[str] = ["parent_run_id IS NULL"]
         params: list[Any] = []
+        if had_failures is not None:
+            where.append("coalesce(had_failures, false) = ?")
+            params.append(bool(had_failures))
         if workflow:
             where.append("(workflow = ? OR split_part(workflow, ':', 2) = ?)")
             params += [workflow, workflow]
