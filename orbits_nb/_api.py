@@ -44,9 +44,11 @@ def history(*, workflow: str | None = None, status: str | None = None,
                               f"got {had_failures!r}")
     engine = engine or default_engine()
     engine.writer.flush_for_read()
-    return cast("duckdb.DuckDBPyRelation", engine.store.history(
+    from orbits_nb.engine.table import shown
+
+    return shown(cast("duckdb.DuckDBPyRelation", engine.store.history(
         workflow=workflow, status=status, since=after, limit=limit,
-        had_failures=had_failures))
+        had_failures=had_failures)))
 
 
 def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:

@@ -40,7 +40,7 @@ def test_non_serializable_result_fails_the_step_clearly(engine: ob.Engine) -> No
     assert isinstance(info.value.cause, ob.InvalidArgument)
     assert "result of step 'bad' (BadResult) at 'when' is not JSON-serializable" in str(
         info.value)
-    assert run.steps()["first"]["status"] == "succeeded"
+    assert run.state().steps["first"].status == "succeeded"
     assert check(engine.store) == []
 
 
