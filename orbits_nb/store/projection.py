@@ -242,10 +242,13 @@ WHERE attempts.run_id = c.run_id AND attempts.step = c.step AND attempts.attempt
 #: sum of its ended executions. Only the runs this batch touched are summed again.
 _STEP_WORK = """
 UPDATE steps SET execution = w.execution, duration_s = w.work FROM (
+  WITH touched AS (SELECT DISTINCT run_id FROM _fold_events),
+  s AS (SELECT run_id, step, first_attempt FROM steps
+        WHERE run_id IN (SELECT run_id FROM touched))
   SELECT a.run_id, a.step, arg_max(a.execution, a.attempt) AS execution,
     sum(a.duration_s) FILTER (WHERE a.attempt >= coalesce(s.first_attempt, 0)) AS work
-  FROM attempts a JOIN steps s USING (run_id, step)
-  WHERE a.run_id IN (SELECT DISTINCT run_id FROM _fold_events)
+  FROM attempts a JOIN s ON a.run_id = s.run_id AND a.step = s.step
+  WHERE a.run_id IN (SELECT run_id FROM touched)
   GROUP BY a.run_id, a.step) w
 WHERE steps.run_id = w.run_id AND steps.step = w.step
 """
