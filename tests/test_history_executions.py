@@ -369,3 +369,18 @@ def test_a_real_replay_and_a_fixed_failure_through_the_api_and_cli(tmp_path: Pat
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(r["run_id"], r["status"], r["had_failures"]) for r in rows] == [
         ("replayed", "succeeded", True), ("fixed", "succeeded", True)]
+
+
+def test_log_lines_keep_the_attempt_that_printed_them(any_store: Store) -> None:
+    from orbits_nb.core.rows import LogLine
+
+    any_store.write(Batch(events=_replayed("r"), logs=[
+        LogLine("r", "a", 1, "stdout", "first try", ts=1001.5),
+        LogLine("r", "a", 2, "stdout", "second try", ts=1002.0),
+        LogLine("r", "a", 1, "stdout", "late line of the abandoned first", ts=1003.0)]))
+    lines = any_store.logs("r", "a")
+    assert [(line.attempt, line.message) for line in lines] == [
+        (1, "first try"), (2, "second try"), (1, "late line of the abandoned first")]
+    assert [line.message for line in any_store.logs("r", "a", attempt=2)] == ["second try"]
+    with pytest.raises(ob.InvalidArgument, match="attempt=0"):
+        any_store.logs("r", "a", attempt=0)

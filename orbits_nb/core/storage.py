@@ -106,8 +106,11 @@ class RunRecords(Protocol):
     def load_run(self, run_id: str) -> list[Event]:
         """Every event of ``run_id``, in order (empty for an unknown run)."""
 
-    def logs(self, run_id: str, step: str | None = None) -> list[LogLine]:
-        """Captured lines of ``run_id`` (of one step when ``step`` is given), in order."""
+    def logs(self, run_id: str, step: str | None = None,
+             attempt: int | None = None) -> list[LogLine]:
+        """Captured lines of ``run_id`` (of one step when ``step`` is given, of one of
+        its attempts when ``attempt`` is), in order; each keeps the attempt that
+        printed it."""
 
     def run_exists(self, run_id: str) -> bool:
         """Whether any event of ``run_id`` is recorded."""
