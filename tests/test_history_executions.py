@@ -384,3 +384,16 @@ def test_log_lines_keep_the_attempt_that_printed_them(any_store: Store) -> None:
     assert [line.message for line in any_store.logs("r", "a", attempt=2)] == ["second try"]
     with pytest.raises(ob.InvalidArgument, match="attempt=0"):
         any_store.logs("r", "a", attempt=0)
+
+
+def test_duckdb_and_postgresql_fold_to_the_same_rows(pg_location: Location) -> None:
+    events = random_history(41, runs=5)
+    memory = ob.DuckDBStore(":memory:")
+    server = pg_location.open()
+    for first in range(0, len(events), 11):
+        for store in (memory, server):
+            store.write(Batch(events=events[first:first + 11]))
+            _fetch(store, "SELECT count(*) FROM runs")
+    mine, theirs = _rows(memory), _rows(server)
+    for table in HISTORY:
+        assert mine[table] and same_rows(mine[table], theirs[table]), table
