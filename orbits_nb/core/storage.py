@@ -155,7 +155,7 @@ class RunRecords(Protocol):
         """
 
     def rebuild_history(self) -> None:
-        """Build ``runs``, ``steps`` and ``attempts`` again from ``events``."""
+        """Build ``runs``, ``executions``, ``steps`` and ``attempts`` again from ``events``."""
 
 
 class LeaseRecords(Protocol):

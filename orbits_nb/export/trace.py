@@ -146,8 +146,9 @@ def _step_spans(states: dict[str, Recorded], state: RunState, step: StepState,
                            attempt.started_at)
         attributes = {**base, "attempt": attempt.attempt, "execution": attempt.execution,
                       "orbits_nb.status": attempt.status}
-        if attempt.worker or step.worker:
-            attributes["worker"] = attempt.worker or step.worker
+        worker = attempt.worker or (step.worker if index == len(attempts) - 1 else None)
+        if worker:
+            attributes["worker"] = worker
         failed = attempt.status in ("failed", "retrying") and index == len(attempts) - 1
         spans.append(Span(step.key, last_id, executions.get(attempt.execution, root_id),
                           attempt.started_at, attempt.finished_at or end_of_run, attributes,

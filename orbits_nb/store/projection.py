@@ -1,16 +1,24 @@
-"""History at analytical speed: ``runs``, ``steps`` and ``attempts`` kept as tables.
+"""History at analytical speed: ``runs``, ``executions``, ``steps`` and ``attempts``
+kept as tables.
 
-``events`` stays the append-only system of record. The three history tables are an
+``events`` stays the append-only system of record. The history tables are an
 incremental projection of it: a fold reads only the events past a recorded watermark
 (``orbits_nb_meta`` key ``history_seq``), aggregates them per run, step and attempt,
 and merges each aggregate into the existing row (``INSERT ... ON CONFLICT``), so its
 cost follows the new events, not the history. A ``run.reset`` deletes the rows of the
 steps it discards; their earlier events no longer count.
 
+They say what was executed, as the fold of :mod:`orbits_nb.core.state` does: an open
+execution or attempt ends at the first event that closes it (its own end; for an
+attempt the step's next attempt; for both the run's next ``run.started``, which
+closes it as ``interrupted`` at the last moment the run recorded anything before),
+and durations are sums of those ended spans, so a replay adds its own time and never
+zeroes the work done before, and time nobody executed a step is not counted.
+
 Every column is a merge of a few running aggregates (the latest status, the first
-start, counts), so folding the events in any number of pieces gives the tables that
-one fold of all of them gives: :func:`rebuild` (empty tables, watermark 0, one fold)
-is that reference.
+start, counts, the first closing event), so folding the events in any number of
+pieces gives the tables that one fold of all of them gives: :func:`rebuild` (empty
+tables, watermark 0, one fold) is that reference.
 
 The store folds in its idle time, before it hands the file over, and before any read
 of the history, never inside a step's commit: the durable step cost stays that of
