@@ -40,19 +40,30 @@ _STEP_STATUS = ("CASE kind WHEN 'step.started' THEN 'running' ELSE replace(kind,
                 "END")
 _ACTION = "FILTER (WHERE data->>'action' IS NOT NULL)"
 
-#: The batch's events with, for each, the run execution it belongs to (the number of
-#: the run's ``run.started`` so far) and ``before``: the latest ``ts`` the run recorded
-#: before it (an execution or attempt interrupted by a ``run.started`` ends there).
-_EVENTS = """
-CREATE OR REPLACE TEMP TABLE _fold_ev AS
-SELECT e.seq, e.ts, e.run_id, e.step, e.kind, e.attempt, e.data,
-  coalesce(r.executions, 0) + sum(CASE WHEN e.kind = 'run.started' AND e.step IS NULL
-    THEN 1 ELSE 0 END) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS execution,
-  greatest(coalesce(epoch(r.last_event_at), max(e.ts) OVER w),
-           coalesce(max(e.ts) OVER w, epoch(r.last_event_at))) AS before
-FROM _fold_events e LEFT JOIN runs r USING (run_id)
-WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
-             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+#: The batch's events that open or close executions and attempts (no ``data``: a fold
+#: reads it once, in the aggregates), each with the run execution it belongs to (the
+#: number of the run's ``run.started`` so far) and ``before``: the latest ``ts`` the
+#: run recorded before it (what a ``run.started`` interrupts ends there).
+_MARKS = """
+CREATE OR REPLACE TEMP TABLE _fold_marks AS
+SELECT seq, run_id, step, kind, attempt, ts, execution, before, abandoned, host, pid, worker
+FROM (
+  SELECT e.seq, e.run_id, e.step, e.kind, e.attempt, e.ts,
+    coalesce(r.executions, 0) + sum(CASE WHEN e.kind = 'run.started' AND e.step IS NULL
+      THEN 1 ELSE 0 END) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS execution,
+    greatest(coalesce(epoch(r.last_event_at), max(e.ts) OVER w),
+             coalesce(max(e.ts) OVER w, epoch(r.last_event_at))) AS before,
+    CASE WHEN e.kind = 'step.cancelled' THEN e.data->>'abandoned' = 'true' END
+      AS abandoned,
+    CASE WHEN e.kind = 'run.started' THEN e.data->>'host' END AS host,
+    CASE WHEN e.kind = 'run.started' THEN TRY_CAST(e.data->>'pid' AS INTEGER) END AS pid,
+    CASE WHEN e.kind = 'run.started' THEN e.data->>'worker' END AS worker
+  FROM _fold_events e LEFT JOIN runs r USING (run_id)
+  WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+WHERE kind IN ('run.started', 'run.succeeded', 'run.failed', 'run.cancelled',
+               'step.started', 'step.succeeded', 'step.failed', 'step.cancelled',
+               'step.retrying')
 """
 
 _RESETS = """
@@ -65,8 +76,15 @@ GROUP BY run_id, step
 
 _LIVE = """
 CREATE OR REPLACE TEMP VIEW _fold_live AS
-SELECT e.* FROM _fold_ev e LEFT JOIN _fold_resets r USING (run_id, step)
+SELECT e.* FROM _fold_events e LEFT JOIN _fold_resets r USING (run_id, step)
 WHERE e.step IS NOT NULL AND (r.reset_seq IS NULL OR e.seq > r.reset_seq)
+"""
+
+#: The marks of step events since their step's last reset, and those of the run.
+_LIVE_MARKS = """
+CREATE OR REPLACE TEMP VIEW _fold_live_marks AS
+SELECT m.* FROM _fold_marks m LEFT JOIN _fold_resets r USING (run_id, step)
+WHERE m.step IS NULL OR r.reset_seq IS NULL OR m.seq > r.reset_seq
 """
 
 _RUN_STATUS = ("CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.reset' THEN 'pending' "
@@ -121,9 +139,8 @@ ON CONFLICT (run_id) DO UPDATE SET
 
 _EXECUTIONS = """
 INSERT INTO executions (run_id, execution, status, started_at, host, pid, worker)
-SELECT run_id, execution, 'running', to_timestamp(ts), data->>'host',
-  TRY_CAST(data->>'pid' AS INTEGER), data->>'worker'
-FROM _fold_ev WHERE kind = 'run.started' AND step IS NULL
+SELECT run_id, execution, 'running', to_timestamp(ts), host, pid, worker
+FROM _fold_marks WHERE kind = 'run.started' AND step IS NULL
 """
 
 #: An open execution ends at the first of: the run's end (its status), or the next
@@ -138,7 +155,7 @@ FROM (
     arg_min(CASE WHEN e.kind = 'run.started'
             THEN to_timestamp(greatest(e.before, epoch(x.started_at)))
             ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
-  FROM executions x JOIN _fold_ev e ON e.run_id = x.run_id AND e.step IS NULL
+  FROM executions x JOIN _fold_marks e ON e.run_id = x.run_id AND e.step IS NULL
     AND ((e.kind = 'run.started' AND e.execution > x.execution)
          OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled')
              AND e.execution >= x.execution))
@@ -200,13 +217,11 @@ ON CONFLICT (run_id, step) DO UPDATE SET
 """
 
 _ATTEMPTS = f"""
-INSERT INTO attempts (run_id, step, attempt, status, started_at, last_event_at, error,
-  execution)
+INSERT INTO attempts (run_id, step, attempt, status, started_at, last_event_at, error)
 SELECT run_id, step, attempt,
   arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag'),
   to_timestamp(min(ts)), to_timestamp(max(ts)),
-  arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying')),
-  arg_min_null(execution, seq) FILTER (WHERE kind = 'step.started')
+  arg_max_null(data->'error', seq) FILTER (WHERE kind IN ('step.failed', 'step.retrying'))
 FROM _fold_live WHERE attempt IS NOT NULL
 GROUP BY run_id, step, attempt
 ON CONFLICT (run_id, step, attempt) DO UPDATE SET
@@ -214,8 +229,16 @@ ON CONFLICT (run_id, step, attempt) DO UPDATE SET
     THEN coalesce(excluded.status, attempts.status) ELSE attempts.status END,
   started_at = least(attempts.started_at, excluded.started_at),
   last_event_at = greatest(attempts.last_event_at, excluded.last_event_at),
-  error = coalesce(excluded.error, attempts.error),
-  execution = coalesce(attempts.execution, excluded.execution)
+  error = coalesce(excluded.error, attempts.error)
+"""
+
+#: The run execution an attempt started in (that of its ``step.started``).
+_ATTEMPT_EXECUTIONS = """
+UPDATE attempts SET execution = m.execution FROM (
+  SELECT run_id, step, attempt, arg_min(execution, seq) AS execution
+  FROM _fold_live_marks WHERE kind = 'step.started' GROUP BY run_id, step, attempt) m
+WHERE attempts.execution IS NULL AND attempts.run_id = m.run_id
+  AND attempts.step = m.step AND attempts.attempt = m.attempt
 """
 
 #: An open attempt ends at the first of: its own end (``abandoned`` when a cancelled
@@ -225,24 +248,28 @@ _CLOSE_ATTEMPTS = f"""
 UPDATE attempts SET status = c.status, finished_at = c.finished_at,
   duration_s = epoch(c.finished_at) - epoch(attempts.started_at)
 FROM (
-  SELECT a.run_id, a.step, a.attempt,
-    arg_min(CASE WHEN e.kind = 'run.started' OR e.kind = 'step.started' THEN 'interrupted'
-            WHEN e.kind = 'step.cancelled' AND e.data->>'abandoned' = 'true'
-            THEN 'abandoned' ELSE {_STEP_STATUS.replace("kind", "e.kind")} END,
-            e.seq) AS status,
-    arg_min(CASE WHEN e.kind = 'run.started'
-            THEN to_timestamp(greatest(e.before, epoch(a.started_at)))
-            ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
-  FROM attempts a JOIN (
-    SELECT * FROM _fold_live WHERE kind IN ('step.started', 'step.succeeded',
-      'step.failed', 'step.cancelled', 'step.retrying')
-    UNION ALL SELECT * FROM _fold_ev WHERE kind = 'run.started' AND step IS NULL) e
-    ON e.run_id = a.run_id AND (
-      (e.kind = 'run.started' AND e.execution > a.execution)
-      OR (e.step = a.step AND e.kind = 'step.started' AND e.attempt > a.attempt)
-      OR (e.step = a.step AND e.kind <> 'step.started' AND e.attempt = a.attempt))
-  WHERE a.finished_at IS NULL
-  GROUP BY a.run_id, a.step, a.attempt) c
+  WITH open AS (SELECT run_id, step, attempt, execution, started_at FROM attempts
+                WHERE finished_at IS NULL),
+  closers AS (
+    SELECT a.run_id, a.step, a.attempt, e.seq,
+      CASE WHEN e.abandoned THEN 'abandoned'
+           ELSE {_STEP_STATUS.replace("kind", "e.kind")} END AS status,
+      to_timestamp(e.ts) AS finished_at
+    FROM open a JOIN _fold_live_marks e ON e.run_id = a.run_id AND e.step = a.step
+      AND e.attempt = a.attempt AND e.kind IN ('step.succeeded', 'step.failed',
+                                               'step.cancelled', 'step.retrying')
+    UNION ALL
+    SELECT a.run_id, a.step, a.attempt, e.seq, 'interrupted', to_timestamp(e.ts)
+    FROM open a JOIN _fold_live_marks e ON e.run_id = a.run_id AND e.step = a.step
+      AND e.kind = 'step.started' AND e.attempt > a.attempt
+    UNION ALL
+    SELECT a.run_id, a.step, a.attempt, e.seq, 'interrupted',
+      to_timestamp(greatest(e.before, epoch(a.started_at)))
+    FROM open a JOIN _fold_marks e ON e.run_id = a.run_id AND e.step IS NULL
+      AND e.kind = 'run.started' AND e.execution > a.execution)
+  SELECT run_id, step, attempt, arg_min(status, seq) AS status,
+    arg_min(finished_at, seq) AS finished_at
+  FROM closers GROUP BY run_id, step, attempt) c
 WHERE attempts.run_id = c.run_id AND attempts.step = c.step AND attempts.attempt = c.attempt
 """
 
@@ -289,22 +316,24 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
     move the watermark to ``high``."""
     con.execute("CREATE OR REPLACE TEMP VIEW _fold_events AS SELECT * FROM events "
                 f"WHERE seq > {int(low)} AND seq <= {int(high)}")
-    con.execute(_EVENTS)  # reads the runs' rows as they were before this batch
+    con.execute(_MARKS)  # reads the runs' rows as they were before this batch
     con.execute(_RESETS)
     con.execute(_LIVE)
+    con.execute(_LIVE_MARKS)
     resets = con.execute("SELECT count(*) FROM _fold_resets").fetchone()
     if resets and resets[0]:
         for table in ("steps", "attempts"):
             con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
                         f"{table}.run_id = r.run_id AND {table}.step = r.step")
     for statement in (_RUNS, _EXECUTIONS, _CLOSE_EXECUTIONS, _STEPS, _ATTEMPTS,
-                      _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
+                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
         con.execute(statement)
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [WATERMARK, str(int(high))])
+    con.execute("DROP VIEW _fold_live_marks")
     con.execute("DROP VIEW _fold_live")
     con.execute("DROP TABLE _fold_resets")
-    con.execute("DROP TABLE _fold_ev")
+    con.execute("DROP TABLE _fold_marks")
     con.execute("DROP VIEW _fold_events")
 
 
