@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -103,6 +104,7 @@ def test_a_replayed_step_keeps_its_duration_and_says_replayed(tmp_path: Path) ->
         assert first["duration_s"] == before["duration_s"] and first["duration_s"] > 0
         text = repr(run)
         assert "2 executions" in text and "replayed" in text
+        assert re.search(r"executions: #1 failed [\d.]+ m?s, #2 succeeded [\d.]+ m?s", text), text
     finally:
         engine.close()
 

@@ -12,7 +12,7 @@ from orbits_nb.core.errors import ActionNotFound, OrbitsError, RemoteError
 from orbits_nb.core.rows import Batch
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold, short_error
 from orbits_nb.engine.flight import result_of
-from orbits_nb.engine.table import relation_table, step_relation
+from orbits_nb.engine.table import duration_text, relation_table, step_relation
 
 if TYPE_CHECKING:
     import duckdb
@@ -222,7 +222,9 @@ class Run:
         ok = sum(s.status == "succeeded" for s in steps)
         head = (f"Run {self.run_id} [{state.status}] {ok}/{len(steps)} steps succeeded")
         if state.executions > 1:
-            head += f", {state.executions} executions"
+            head += f", {state.executions} executions\n  executions: " + ", ".join(
+                f"#{span.execution} {span.status} {duration_text(span.duration())}"
+                for span in state.spans)
         if state.error:
             head += f"\n  error: {short_error(state.error)}"
         if not steps:
