@@ -124,8 +124,9 @@ def run_spans(states: dict[str, Recorded], run_id: str,
         executions[execution.execution] = _span_id(run_id, "execution", execution.execution)
         attributes = {"orbits_nb.run_id": run_id, "execution": execution.execution,
                       "orbits_nb.status": execution.status}
-        attributes.update({k: v for k, v in (("host", execution.host),
-                                              ("pid", execution.pid)) if v is not None})
+        attributes.update({k: v for k, v in (
+            ("host", execution.host), ("pid", execution.pid),
+            ("worker", getattr(execution, "worker", None))) if v is not None})
         spans.append(Span(f"execution {execution.execution}",
                           executions[execution.execution], root_id, execution.started_at,
                           execution.finished_at or end_of_run, attributes, execution.status))

@@ -74,12 +74,13 @@ def query_runs(engine: Engine, *, workflow: str = "", status: str = "", since: s
 def _row(store: Store, r: RunSummary) -> dict[str, Any]:
     shown, total, etype = r.status, r.steps_total, r.error_type
     owner = r.owner
-    if r.status in ("pending", "running") and (owner is None or not store.alive(
+    if r.discarded and (r.status in RUN_TERMINAL or (r.status == "pending" and owner is None)):
+        # As the run's monitor says: it runs again from the reset step on its next start
+        # (the history tables call a reset run pending).
+        shown, total, etype = "reset", total + r.discarded, None
+    elif r.status in ("pending", "running") and (owner is None or not store.alive(
             owner.host, owner.pid, owner.heartbeat)):
         shown = "interrupted"  # nobody executes it any more: resume it to continue
-    elif r.status in RUN_TERMINAL and r.discarded:
-        # As the run's monitor says: it runs again from the reset step on its next start.
-        shown, total, etype = "reset", total + r.discarded, None
     error = f"{str(etype).rsplit('.', 1)[-1]}: {r.error_message}" if etype else ""
     here = owner is not None and owner.host == store.host and owner.pid == os.getpid()
     return {"run_id": r.run_id, "workflow": short_action(r.workflow or ""),
