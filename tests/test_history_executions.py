@@ -397,3 +397,26 @@ def test_duckdb_and_postgresql_fold_to_the_same_rows(pg_location: Location) -> N
     mine, theirs = _rows(memory), _rows(server)
     for table in HISTORY:
         assert mine[table] and same_rows(mine[table], theirs[table]), table
+
+
+def test_an_attempt_left_open_by_an_ended_run_is_closed_by_the_next_execution(
+        any_store: Store) -> None:
+    events = _events(
+        "r",
+        (0.0, "run.created", None, None, {"workflow": "m:W"}),
+        (1.0, "run.started", None, None, {}),
+        (1.0, "step.started", "a", 1, {"action": "m:A"}),
+        (2.0, "run.failed", None, None, {"error": {"type": "E", "message": "x"}}),
+        # nobody executes anything until 50.0
+        (50.0, "run.started", None, None, {}),
+        (51.0, "step.started", "a", 2, {"resumed": False}),
+        (52.0, "step.succeeded", "a", 2, {"result": 1}),
+        (52.0, "run.succeeded", None, None, {}),
+    )
+    any_store.write(Batch(events=events))
+    spans = fold("r", any_store.load_run("r")).steps["a"].spans
+    assert [(s.status, s.finished_at) for s in spans] == [("interrupted", 2.0),
+                                                          ("succeeded", 52.0)]
+    assert _fetch(any_store, "SELECT attempt, status, epoch(finished_at) FROM attempts "
+                             "ORDER BY 1") == [(1, "interrupted", 2.0), (2, "succeeded", 52.0)]
+    assert _fetch(any_store, "SELECT duration_s FROM steps") == [(2.0,)]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.runner import RunExecution
 
+
 class Run:
     """A handle on one run, live in this process or recorded in the store."""
 
