@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from orbits_nb.executors.dask import DaskExecutor
     from orbits_nb.executors.local import LocalExecutor
     from orbits_nb.executors.subprocess import SubprocessExecutor
+    from orbits_nb.export import export_trace
     from orbits_nb.resources.agent import Agent
     from orbits_nb.resources.api import (
         command,
@@ -86,6 +87,7 @@ _LAZY = {
     "sql": "orbits_nb._api",
     "get_run": "orbits_nb._api",
     "resume": "orbits_nb._api",
+    "export_trace": "orbits_nb.export",
     # Notebook views and human approval (orbits_nb.views, orbits_nb.approval).
     "dashboard": "orbits_nb.views.dashboard",
     "Approval": "orbits_nb.approval",
@@ -158,6 +160,7 @@ __all__ = [
     "default_engine",
     "drift",
     "drift_history",
+    "export_trace",
     "get_run",
     "history",
     "list_resources",

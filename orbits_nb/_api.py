@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def history(*, workflow: str | None = None, status: str | None = None,
             since: str | dt.date | dt.timedelta | None = None, limit: int | None = 200,
+            had_failures: bool | None = None,
             engine: Engine | None = None) -> duckdb.DuckDBPyRelation:
     """Past runs, newest first, as an in-memory DuckDB relation (``.df()`` for pandas).
 
@@ -26,18 +27,28 @@ def history(*, workflow: str | None = None, status: str | None = None,
     ``pending``, ``running``, ``succeeded``, ``failed``, ``cancelled``; ``since`` is a
     ``datetime``/``date``, an ISO string (``"2026-11-01"``, ``"2026-11-01 14:00"``) or an
     age (``timedelta(days=7)``, ``"7d"``, ``"12h"``); ``limit`` a positive int or None.
-    A bad value raises :class:`~orbits_nb.InvalidArgument` naming it.
+    ``had_failures=True`` keeps the runs in which any attempt or execution failed, even
+    if a later one succeeded (``status="failed"`` keeps those whose latest execution
+    failed); ``False`` the runs that never failed. A bad value raises
+    :class:`~orbits_nb.InvalidArgument` naming it.
 
     >>> ob.history(status="failed", since="7d").df()          # doctest: +SKIP
+    >>> ob.history(had_failures=True).df()                    # doctest: +SKIP
     """
     workflow = check_text(workflow, "workflow")
     status = check_status(status)
     after = None if since is None else since_epoch(since)
     limit = check_limit(limit)
+    if had_failures is not None and not isinstance(had_failures, bool):
+        raise InvalidArgument(f"history(had_failures=...) must be True, False or None, "
+                              f"got {had_failures!r}")
     engine = engine or default_engine()
     engine.writer.flush_for_read()
-    return cast("duckdb.DuckDBPyRelation", engine.store.history(
-        workflow=workflow, status=status, since=after, limit=limit))
+    from orbits_nb.engine.table import shown
+
+    return shown(cast("duckdb.DuckDBPyRelation", engine.store.history(
+        workflow=workflow, status=status, since=after, limit=limit,
+        had_failures=had_failures)))
 
 
 def sql(query: str, *, engine: Engine | None = None) -> duckdb.DuckDBPyRelation:

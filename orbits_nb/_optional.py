@@ -23,6 +23,7 @@ EXTRAS = {
     "postgres": ("psycopg", "psycopg_pool"),
     "dask": ("dask", "distributed"),
     "demo": ("moto", "flask", "flask_cors", "boto3", "botocore"),
+    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
 }
 
 

@@ -20,8 +20,18 @@ import duckdb
 from orbits_nb.core.state import Event
 from orbits_nb.store import schema
 
-HISTORY = ("runs", "steps", "attempts")
-KEYS = {"runs": "run_id", "steps": "run_id, step", "attempts": "run_id, step, attempt"}
+HISTORY = ("runs", "steps", "attempts", "executions")
+KEYS = {"runs": "run_id", "steps": "run_id, step", "attempts": "run_id, step, attempt",
+        "executions": "run_id, execution"}
+#: Columns of the earlier views whose meaning stayed: durations are now the work as
+#: executed, an attempt's status may be ``interrupted``, a reset run is ``pending``.
+OLD_COLUMNS = {
+    "runs": "run_id, workflow, args, created_at, started_at, parent_run_id, meta, "
+            "executions, updated_at",
+    "steps": "run_id, step, name, pos, status, attempts, action, args, executor, "
+             "started_at, finished_at, result, error, bag, parents, child_run_id",
+    "attempts": "run_id, step, attempt, started_at, last_event_at, error",
+}
 
 
 class _Log:
@@ -146,9 +156,12 @@ def old_views(events_of: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection
     return con
 
 
-def table_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
-    """Every row of a history table (JSON as text), in key order."""
-    columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+def table_rows(con: duckdb.DuckDBPyConnection, table: str,
+               only: str | None = None) -> list[tuple[Any, ...]]:
+    """Every row of a history table (JSON as text), in key order (``only`` those
+    columns, comma-separated)."""
+    columns = ([c.strip() for c in only.split(",")] if only else
+               [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()])
     shown = ", ".join(f"CAST({c} AS VARCHAR)" if c in ("args", "result", "error", "bag",
                                                        "parents", "meta") else c
                       for c in columns)

@@ -14,6 +14,7 @@ from fake_git_api import FakeGitAPI
 import orbits_nb as ob
 from orbits_nb.actions import CreateGitRepo, SendSlackAlert, WebhookReceiver
 from orbits_nb.actions.slack import MAX_TEXT
+from orbits_nb.engine.table import records
 
 TOKEN = "ghp_" + "t0k3n" * 8
 ACTIONS = {"git": CreateGitRepo, "slack": SendSlackAlert}
@@ -111,7 +112,7 @@ def test_hosted_repository_created_once(provider: str, engine: ob.Engine,
         api.fail_next = [502]  # a flaky API is retried
         third = run_step(engine, "git", **kwargs)
         assert third.wait()["created"] is False
-        assert third.steps()[0]["attempts"] == 2
+        assert records(third.steps())[0]["attempts"] == 2
     assert first["created"] is True and again["created"] is False
     assert first["full_name"] == "acme-group/acme-backend"
     assert first["clone_url"].endswith("acme-group/acme-backend.git")
@@ -130,7 +131,7 @@ def test_a_refused_token_fails_without_retries(engine: ob.Engine,
     with FakeGitAPI(TOKEN) as api:
         run = run_step(engine, "git", name="acme", provider="github",
                        token=ob.Secret.from_env("GIT_TOKEN"), api_url=api.base + "/gh")
-    assert run.status == "failed" and run.steps()[0]["attempts"] == 1
+    assert run.status == "failed" and records(run.steps())[0]["attempts"] == 1
     assert "the token was refused (HTTP 401)" in error_of(run)
     assert "wrong-token-value" not in error_of(run)
 
@@ -156,7 +157,7 @@ def test_429_and_5xx_are_retried(engine: ob.Engine, monkeypatch: pytest.MonkeyPa
         assert run.wait(60)["attempt"] == 3
     assert hook.payloads == [{"text": "retry me"}]
     assert [r["payload"]["text"] for r in hook.requests] == ["retry me"] * 3
-    assert run.steps()[0]["attempts"] == 3
+    assert records(run.steps())[0]["attempts"] == 3
 
 
 def test_other_errors_fail_at_once_without_leaking_the_url(
@@ -166,7 +167,7 @@ def test_other_errors_fail_at_once_without_leaking_the_url(
         run = engine.start(Alert(webhook=ob.Secret.from_env("HOOK"), text="nope"))
         with pytest.raises(ob.StepFailed) as caught:
             run.wait(60)
-    assert run.steps()[0]["attempts"] == 1
+    assert records(run.steps())[0]["attempts"] == 1
     assert "webhook 'HOOK': HTTP 403" in str(caught.value)
     assert hook.token not in str(caught.value) and hook.token not in str(run.error)
 
@@ -180,7 +181,7 @@ def test_an_unreachable_webhook_is_retried_then_fails(engine: ob.Engine,
     run = engine.start(Alert(webhook=ob.Secret.from_env("HOOK"), text="lost"))
     with pytest.raises(ob.StepFailed, match="cannot reach the server"):
         run.wait(60)
-    assert run.steps()[0]["attempts"] == 4
+    assert records(run.steps())[0]["attempts"] == 4
 
 
 def test_alert_arguments_are_checked() -> None:

@@ -16,6 +16,7 @@ from pg_server import Server
 import orbits_nb as ob
 from orbits_nb.actions import MigrationError, RunSQLMigrations
 from orbits_nb.actions._sqltargets import describe_url
+from orbits_nb.engine.table import records
 
 ASSETS = Path(__file__).resolve().parent.parent / "notebooks" / "assets" / "migrations"
 
@@ -90,7 +91,7 @@ def test_a_failing_file_is_rolled_back_and_named(engine: ob.Engine, folder: Path
         "CREATE TABLE invoices (id INTEGER);\nINSERT INTO invoices VALUES (1);\n"
         "INSERT INTO nowhere VALUES (1);\n")
     run = migrate(engine, folder=str(folder), database=str(db))
-    assert run.status == "failed" and run.steps()[0]["attempts"] == 1
+    assert run.status == "failed" and records(run.steps())[0]["attempts"] == 1
     error = str(run.state().ordered_steps()[0].error)
     assert "migration 004_broken.sql failed" in error and "rolled back" in error
     assert "nowhere" in error and "applied before it: 001_customers.sql" in error

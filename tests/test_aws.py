@@ -16,6 +16,7 @@ from orbits_nb.aws import AWS, AWSError, CreateAWSAccount, DeployStack
 from orbits_nb.aws.emulator import Emulator
 from orbits_nb.aws.session import client, make_session
 from orbits_nb.aws.stacks import env_name
+from orbits_nb.engine.table import records
 
 pytest_plugins = ["aws_server"]
 
@@ -39,7 +40,7 @@ def run_step(engine: ob.Engine, kind: str, **kwargs: Any) -> ob.Run:
 
 
 def step_error(run: ob.Run) -> str:
-    row = run.steps()[0]
+    row = records(run.steps())[0]
     return str(row["error"]) + " " + json.dumps(run.state().ordered_steps()[0].error)
 
 
@@ -101,7 +102,7 @@ def test_failed_account_creation_reports_the_reason(aws: Emulator,
     error = step_error(run)
     assert "AccountCreationFailed" in error and "EMAIL_ALREADY_EXISTS" in error
     assert "used by another AWS account" in error
-    assert run.steps()[0]["attempts"] == 1  # a refusal is not retried
+    assert records(run.steps())[0]["attempts"] == 1  # a refusal is not retried
     assert accounts_named(aws, "victim") == []
 
 

@@ -16,6 +16,7 @@ from test_resources import Backend, Frontend, Probe, Uses, calls
 import orbits_nb as ob
 from orbits_nb.core.drift import FieldDiff
 from orbits_nb.core.errors import InvalidArgument
+from orbits_nb.engine.table import records
 from orbits_nb.resources import drifted_steps, leases
 from orbits_nb.resources.errors import ResourceInUse, ResourceNotFound
 from orbits_nb.resources.watch import parse_every
@@ -84,8 +85,8 @@ def test_reconcile_is_a_recorded_run_with_visible_steps(engine: ob.Engine,
     assert run is not None
     assert run.status == "succeeded"
     assert sorted(run.result) == ["Probe:r1", "Probe:r2"]
-    assert [s["step"] for s in run.steps()] == ["Probe:r1", "Probe:r2"]
-    assert [s["action"] for s in run.steps()] == ["Converge", "Converge"]
+    assert [s["step"] for s in records(run.steps())] == ["Probe:r1", "Probe:r2"]
+    assert [s["action"] for s in records(run.steps())] == ["Converge", "Converge"]
     assert report.ok
     assert sorted(calls(root)[-2:]) == ["create r2", "update value"]
     assert ob.history(workflow="Reconcile", engine=engine).fetchall()[0][2] == "succeeded"
@@ -120,7 +121,7 @@ def test_reconcile_steps_are_retried_and_failures_surface(engine: ob.Engine,
     run = report.reconcile()
     assert run is not None
     assert run.status == "succeeded"
-    assert run.steps()[0]["attempts"] == 2  # retried once by the step machinery
+    assert records(run.steps())[0]["attempts"] == 2  # retried once by the step machinery
 
     tamper(root, "fl", 9)
     (root / "broken").write_text("-100")  # fails on every attempt now
@@ -129,7 +130,7 @@ def test_reconcile_steps_are_retried_and_failures_surface(engine: ob.Engine,
         report.reconcile()
     failed = engine.get_run(ob.history(workflow="Reconcile", engine=engine).fetchall()[0][0])
     assert failed.status == "failed"
-    assert failed.steps()[0]["attempts"] == 3
+    assert records(failed.steps())[0]["attempts"] == 3
     assert report.drifted  # still drifted, and shown so
     (root / "broken").unlink()
     assert failed.retry().wait(60)["Probe:fl"]["id"] == "probe-fl"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import orbits_nb as ob
+from orbits_nb.engine.table import records
 from orbits_nb.store.integrity import check
 
 COUNTS: dict[str, int] = {}
@@ -65,7 +66,7 @@ def test_rerun_same_id_replays_completed_steps(engine: ob.Engine, tmp_path: Path
     assert isinstance(info.value.cause, ValueError)
     assert COUNTS == {"a": 1, "b": 1, "fail": 1}
     assert run.status == "failed"
-    assert [s["status"] for s in run.steps()] == ["succeeded", "succeeded", "failed"]
+    assert [s["status"] for s in records(run.steps())] == ["succeeded", "succeeded", "failed"]
 
     flag.write_text("fix the code, re-run the cell")
     again = engine.start(Pipeline(flag=str(flag)))
@@ -116,7 +117,7 @@ class Loop(ob.Workflow):
 def test_steps_in_loops_get_distinct_keys(engine: ob.Engine) -> None:
     run = engine.start(Loop())
     assert run.wait(30) == [0, 1, 2]
-    assert [s["step"] for s in run.steps()] == ["item", "item#2", "item#3"]
+    assert [s["step"] for s in records(run.steps())] == ["item", "item#2", "item#3"]
     engine.start(Loop()).wait(30)
     assert COUNTS == {"item0": 1, "item1": 1, "item2": 1}
 
@@ -181,7 +182,7 @@ def test_failed_step_is_caught_in_define_like_the_seed(engine: ob.Engine) -> Non
     run = engine.start(Seed())
     with pytest.raises(ob.StepFailed):
         run.wait(30)
-    steps = run.steps()
+    steps = {row["step"]: row for row in records(run.steps())}
     assert steps["notify"]["result"] == "iac-deploy failed: stack is broken"
     assert "ValueError: stack is broken" in run.error["message"]
     assert "Traceback" in run.error["traceback"]
@@ -205,7 +206,7 @@ class Retrying(ob.Workflow):
 def test_retry_policy(engine: ob.Engine) -> None:
     run = engine.start(Retrying(succeed_on=3))
     assert run.wait(30) == 3
-    assert run.steps()["flaky"]["attempts"] == 3
+    assert run.state().steps["flaky"].attempts == 3
     attempts = engine.store.fetch(
         "SELECT attempt, status FROM attempts WHERE run_id = ? ORDER BY attempt", [run.run_id])
     assert attempts == [(1, "retrying"), (2, "retrying"), (3, "succeeded")]
@@ -304,7 +305,7 @@ def test_watcher_that_never_finishes_times_out(engine: ob.Engine) -> None:
         run.wait(30)
     assert isinstance(info.value.cause, ob.StepTimeout)
     assert "exceeded its timeout of 0.3s" in str(info.value)
-    assert run.steps()["wait-forever"]["status"] == "failed"
+    assert run.state().steps["wait-forever"].status == "failed"
     assert check(engine.store) == []
 
 
@@ -324,7 +325,7 @@ def test_workflows_nest_as_steps(engine: ob.Engine) -> None:
     assert run.wait(30)["value"] == "leaf"
     child = engine.get_run(f"{run.run_id}/inner")
     assert child.status == "succeeded"
-    assert [s["step"] for s in child.steps()] == ["leaf"]
+    assert [s["step"] for s in records(child.steps())] == ["leaf"]
     engine.start(Outer()).wait(30)
     assert COUNTS == {"leaf": 1, "after": 1}
 
@@ -380,7 +381,7 @@ def test_start_returns_at_once_and_cancel_records_it(engine: ob.Engine) -> None:
         run.wait(10)
     assert type(info.value).__name__ == "CancelledError"
     assert run.status == "cancelled"
-    assert run.steps()["sleep"]["status"] == "cancelled"
+    assert run.state().steps["sleep"].status == "cancelled"
 
 
 def test_await_run_in_asyncio_code(engine: ob.Engine) -> None:
@@ -434,7 +435,7 @@ def test_reset_discards_the_step_and_what_followed(engine: ob.Engine, tmp_path: 
     run = engine.start(wf)
     run.wait(30)
     run.reset("fragile")
-    assert [s["step"] for s in run.steps()] == ["a", "b"]
+    assert [s["step"] for s in records(run.steps())] == ["a", "b"]
     engine.start(wf).wait(30)
     assert COUNTS == {"a": 1, "b": 1, "fail": 2, "c": 2}
     with pytest.raises(ob.OrbitsError, match="has no step 'nope'"):

@@ -14,6 +14,7 @@ from polling import until
 
 import orbits_nb as ob
 from orbits_nb.engine.runner import RunExecution
+from orbits_nb.engine.table import records
 
 STATE: dict[str, Any] = {}
 
@@ -58,7 +59,7 @@ def test_a_finished_run_lets_go_of_its_execution(engine: ob.Engine) -> None:
     assert seen and seen[0]() is None  # nothing keeps the execution alive
     # The handle still answers everything, from the store.
     assert run.status == "succeeded" and run.result == [0, 1, 2]
-    assert [row["step"] for row in run.steps().rows] == ["s0", "s1", "s2"]
+    assert [row["step"] for row in records(run.steps())] == ["s0", "s1", "s2"]
 
 
 def test_a_released_execution_keeps_only_what_the_handle_shows(engine: ob.Engine) -> None:

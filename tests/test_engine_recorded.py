@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import orbits_nb as ob
+from orbits_nb.engine.table import records
 
 CALLS: dict[str, int] = {}
 
@@ -63,7 +64,7 @@ def test_completed_run_returns_its_result_without_executing(state_path: Path) ->
     assert third.execution is not None and third.execution.replayed == {"s0", "s1", "s2"}
     assert CALLS == {"define": 1, "s0": 1, "s1": 1, "s2": 1}
     assert executions(fresh, first.run_id) == 1  # nothing recorded a new execution
-    assert [s["status"] for s in third.steps().rows] == ["succeeded"] * 3
+    assert [s["status"] for s in records(third.steps())] == ["succeeded"] * 3
     fresh.close()
 
 

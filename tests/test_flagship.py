@@ -17,6 +17,7 @@ from aws_helpers import accounts_named, assert_nowhere
 import orbits_nb as ob
 from orbits_nb.actions import WebhookReceiver
 from orbits_nb.aws.emulator import Emulator
+from orbits_nb.engine.table import records
 from orbits_nb.flagship import DeployBackend, DeployFrontend
 
 pytest_plugins = ["aws_server"]
@@ -89,7 +90,7 @@ def test_failed_stack_alerts_then_fix_and_retry(aws: Emulator, hook: WebhookRece
     with pytest.raises(ob.StepFailed) as caught:
         run.wait(180)
     assert caught.value.step == "iac-deploy"
-    steps = {row["step"]: row["status"] for row in run.steps()}
+    steps = {row["step"]: row["status"] for row in records(run.steps())}
     assert steps == {"git-create": "succeeded", "aws-create": "succeeded",
                      "iac-deploy": "failed", "notify-iac-deploy": "succeeded"}
     [alert] = hook.wait_for(1)

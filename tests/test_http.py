@@ -21,6 +21,7 @@ from fake_git_api import FakeGitAPI
 import orbits_nb as ob
 from orbits_nb.actions import CreateGitRepo, HTTPFailed, SendSlackAlert, TransientHTTPError
 from orbits_nb.actions._http import request, retry_after
+from orbits_nb.engine.table import records
 
 TOKEN = "glpat-" + "s3cr3t" * 6
 SECRET_PATH = "/services/T000/B000/" + "x" * 24
@@ -210,7 +211,7 @@ def test_a_git_api_rate_limit_is_waited_out_then_retried(engine: ob.Engine,
                                 api_url=api.base + "/gl/api/v4"))
         result = run.wait(60)
     assert result["created"] is True
-    assert run.steps()[0]["attempts"] == 2
+    assert records(run.steps())[0]["attempts"] == 2
     refused, retried = api.requests[0], api.requests[1]
     assert retried["at"] - refused["at"] >= 1.0
     engine.close()

@@ -29,6 +29,10 @@ def register(commands: Any) -> None:
     runs.add_argument("--since", type=arguments.since, metavar="WHEN",
                       help="only runs created since WHEN: an ISO date or date-time "
                            "(2026-11-01, '2026-11-01 14:00') or an age (30m, 12h, 7d, 2w)")
+    runs.add_argument("--had-failures", action="store_true",
+                      help="only runs in which any attempt or execution failed, even if "
+                           "fixed later (--status failed: those whose last execution "
+                           "failed)")
     runs.add_argument("--limit", type=arguments.positive_int, default=50, metavar="N",
                       help="at most N runs (default: 50)")
     runs.add_argument("--json", action="store_true", help="print JSON lines")
@@ -69,11 +73,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from orbits_nb._api import history
 
     relation = history(workflow=args.workflow, status=args.status, since=args.since,
-                       limit=args.limit)
+                       limit=args.limit, had_failures=True if args.had_failures else None)
     relation = relation.project(
         "run_id, split_part(workflow, ':', 2) AS workflow, status, "
         "strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created, round(duration_s, 3) AS "
-        f"duration_s, executions, {_ERROR} AS error")
+        f"duration_s, executions, had_failures, {_ERROR} AS error")
     print_relation(relation, as_json=args.json)
     return 0
 

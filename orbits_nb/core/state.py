@@ -237,11 +237,14 @@ def _apply_run(state: RunState, event: Event) -> None:
 
 def _interrupt(state: RunState) -> None:
     """A new execution begins: whatever the previous one left open was interrupted
-    (its process went away); it ends at the last moment the run recorded anything."""
-    if not state.spans or state.spans[-1].finished_at is not None:
+    (its process went away); it ends at the last moment the run recorded anything.
+    An attempt the previous execution left open after the run ended is closed there too:
+    nobody executed it since."""
+    if not state.spans:
         return
     end = state.last_event_at or state.spans[-1].started_at
-    state.spans[-1].finished_at, state.spans[-1].status = end, "interrupted"
+    if state.spans[-1].finished_at is None:
+        state.spans[-1].finished_at, state.spans[-1].status = end, "interrupted"
     for step in state.steps.values():
         if step.spans and step.spans[-1].open:
             span = step.spans[-1]

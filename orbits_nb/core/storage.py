@@ -108,8 +108,11 @@ class RunRecords(Protocol):
     def load_run(self, run_id: str) -> list[Event]:
         """Every event of ``run_id``, in order (empty for an unknown run)."""
 
-    def logs(self, run_id: str, step: str | None = None) -> list[LogLine]:
-        """Captured lines of ``run_id`` (of one step when ``step`` is given), in order."""
+    def logs(self, run_id: str, step: str | None = None,
+             attempt: int | None = None) -> list[LogLine]:
+        """Captured lines of ``run_id`` (of one step when ``step`` is given, of one of
+        its attempts when ``attempt`` is), in order; each keeps the attempt that
+        printed it."""
 
     def run_exists(self, run_id: str) -> bool:
         """Whether any event of ``run_id`` is recorded."""
@@ -141,8 +144,10 @@ class RunRecords(Protocol):
         """A cheap value that changes whenever an event is recorded (for polling)."""
 
     def history(self, *, workflow: str | None = None, status: str | None = None,
-                since: float | None = None, limit: int | None = 200) -> Relation:
-        """Top-level runs, newest first, as an in-memory DuckDB relation."""
+                since: float | None = None, limit: int | None = 200,
+                had_failures: bool | None = None) -> Relation:
+        """Top-level runs, newest first, as an in-memory DuckDB relation
+        (``had_failures``: only runs that had, or never had, a failed attempt)."""
 
     def relation(self, query: str, params: list[Any] | None = None) -> Relation:
         """The result of one read-only SQL query, as an in-memory DuckDB relation.
@@ -152,7 +157,7 @@ class RunRecords(Protocol):
         """
 
     def rebuild_history(self) -> None:
-        """Build ``runs``, ``steps`` and ``attempts`` again from ``events``."""
+        """Build ``runs``, ``executions``, ``steps`` and ``attempts`` again from ``events``."""
 
 
 class LeaseRecords(Protocol):

@@ -12,16 +12,15 @@ from orbits_nb.core.errors import ActionNotFound, OrbitsError, RemoteError
 from orbits_nb.core.rows import Batch
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold, short_error
 from orbits_nb.engine.flight import result_of
-from orbits_nb.engine.table import Table
+from orbits_nb.engine.table import duration_text, relation_table, step_relation
 
 if TYPE_CHECKING:
+    import duckdb
+
     from orbits_nb.core.ports import Executor
     from orbits_nb.core.workflow import Workflow
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.runner import RunExecution
-
-STEP_COLUMNS = ["step", "status", "attempts", "action", "started_at", "duration_s",
-                "result", "error"]
 
 
 class Run:
@@ -95,25 +94,14 @@ class Run:
         """The error of a failed run: ``type``, ``message``, ``traceback``."""
         return self.state().error
 
-    def steps(self) -> Table:
-        """A table of the run's steps in order: status, attempts, timings, result/error,
-        and ``worker`` (where the latest attempt ran) when an executor reported one."""
-        now = time.time()
-        rows = []
-        steps = self.state().ordered_steps()
-        for step in steps:
-            end = step.finished_at or now
-            rows.append({
-                "step": step.key, "status": step.status, "attempts": step.attempts,
-                "action": step.action.rsplit(":", 1)[-1],
-                "started_at": time.strftime("%H:%M:%S", time.localtime(step.started_at))
-                if step.started_at else None,
-                "duration_s": round(end - step.started_at, 4) if step.started_at else None,
-                "result": step.result, "error": short_error(step.error) or None,
-                "worker": step.worker,
-            })
-        placed = any(step.worker for step in steps)
-        return Table(STEP_COLUMNS + (["worker"] if placed else []), rows)
+    def steps(self) -> duckdb.DuckDBPyRelation:
+        """The run's steps in order, as an in-memory DuckDB relation (``.df()``,
+        ``.fetchall()``, SQL): ``step``, ``status``, ``attempts``, ``action``,
+        ``started_at``, ``duration_s`` (the work of its attempts, kept when a later
+        execution replays it), ``replayed`` (replayed from the record in the latest
+        execution), ``result``, ``error``, ``worker`` (where the latest attempt ran, when
+        an executor reported it). A notebook shows it as a readable table."""
+        return step_relation(self.state())
 
     def logs(self, step: str | None = None) -> str:
         """Captured print and logging output, of one step or of the whole run."""
@@ -234,9 +222,18 @@ class Run:
         steps = state.ordered_steps()
         ok = sum(s.status == "succeeded" for s in steps)
         head = (f"Run {self.run_id} [{state.status}] {ok}/{len(steps)} steps succeeded")
+        if state.executions > 1:
+            head += f", {state.executions} executions\n  executions: " + ", ".join(
+                f"#{span.execution} {span.status} {duration_text(span.duration())}"
+                for span in state.spans)
         if state.error:
             head += f"\n  error: {short_error(state.error)}"
-        return head + ("\n" + self.steps().text() if steps else "")
+        if not steps:
+            return head
+        table = relation_table(step_relation(state))
+        if not any(row["worker"] for row in table.rows):
+            table.columns = [c for c in table.columns if c != "worker"]
+        return head + "\n" + table.text()
 
     def graph(self, *, rankdir: str = "TB", title: bool = True,
               max_nodes: int | None = 150, previous: bool = True) -> Any:

@@ -108,7 +108,9 @@ def run_bundle(engine: Engine, run_id: str) -> dict[str, Any]:
     if "text/html" not in data and "image/svg+xml" not in data:
         state = run.state()
         title = html.escape(f"Run {run_id} [{state.status}]")
-        data["text/html"] = f"<p><b>{title}</b></p>" + run.steps()._repr_html_()
+        from orbits_nb.engine.table import relation_html
+
+        data["text/html"] = f"<p><b>{title}</b></p>" + relation_html(run.steps())
     return {k: v for k, v in data.items() if isinstance(v, (str, dict, list))}
 
 

@@ -15,7 +15,8 @@ from orbits_nb.store.location import HOST, default_state_path, is_url, state_loc
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
 
-__all__ = ["HOST", "copy_store", "default_state_path", "open_store", "state_location"]
+__all__ = ["HOST", "copy_store", "default_state_path", "open_store", "rows_relation", "shown",
+           "state_location"]
 
 
 def open_store(location: str | Path | None = None, **options: Any) -> Store:
@@ -45,3 +46,19 @@ def copy_store(source: Store, target: Store, *, merge: bool = False) -> dict[str
     from orbits_nb.store.transfer import copy_store as copy
 
     return copy(source, target, merge=merge).rows
+
+
+def rows_relation(columns: list[tuple[str, str]], rows: list[list[Any]]) -> Any:
+    """Rows made in Python as an in-memory DuckDB relation of ``columns`` (name, SQL
+    type; a ``TIMESTAMPTZ`` value is given in epoch seconds)."""
+    from orbits_nb.store.relations import rows_relation as make
+
+    return make(columns, rows)
+
+
+def shown(relation: Any, display: Any) -> Any:
+    """``relation``, shown in notebooks by ``display(relation) -> mimebundle``; still the
+    same DuckDB relation (see :func:`orbits_nb.store.relations.shown`)."""
+    from orbits_nb.store.relations import shown as show
+
+    return show(relation, display)

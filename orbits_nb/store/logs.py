@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.rows import LogLine
 from orbits_nb.store.encode import text
 from orbits_nb.store.guard import check_run_id, check_step
@@ -29,13 +30,23 @@ def insert_logs(con: duckdb.DuckDBPyConnection, lines: Sequence[LogLine]) -> Non
 class LogTables(StateFile):
     """The log verbs of the store."""
 
-    def logs(self, run_id: str, step: str | None = None) -> list[LogLine]:
+    def logs(self, run_id: str, step: str | None = None,
+             attempt: int | None = None) -> list[LogLine]:
         check_run_id(run_id)
         query = "SELECT run_id, step, attempt, stream, message, ts FROM logs WHERE run_id = ?"
         params: list[Any] = [run_id]
         if check_step(step) is not None:
             query += " AND step = ?"
             params.append(step)
+        if attempt is not None:
+            if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+                raise InvalidArgument(f"attempt={attempt!r} must be a whole number of at "
+                                      "least 1 (see the attempts of a step in run.steps())",
+                                      value=repr(attempt))
+            query += " AND attempt = ?"
+            params.append(attempt)
         with self.connection(write=False) as con:
-            rows = con.execute(query + " ORDER BY ts", params).fetchall()
+            # Lines of one moment keep the order of the attempts that printed them.
+            rows = con.execute(query + " ORDER BY ts, attempt NULLS FIRST", params
+                               ).fetchall()
         return [LogLine(*row) for row in rows]

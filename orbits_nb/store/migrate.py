@@ -35,7 +35,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path, *,
             "any orbits_nb command that writes (e.g. start a run) where the file is "
             "writable, then read it again", path=str(path), reason="read-only",
             version=version)
-    for number in range(version + 1, SCHEMA_VERSION + 1):
+    for number in sorted(n for n in MIGRATIONS if n > version):
         _migrate(con, number)
 
 

@@ -1,16 +1,24 @@
-"""History at analytical speed: ``runs``, ``steps`` and ``attempts`` kept as tables.
+"""History at analytical speed: ``runs``, ``executions``, ``steps`` and ``attempts``
+kept as tables.
 
-``events`` stays the append-only system of record. The three history tables are an
+``events`` stays the append-only system of record. The history tables are an
 incremental projection of it: a fold reads only the events past a recorded watermark
 (``orbits_nb_meta`` key ``history_seq``), aggregates them per run, step and attempt,
 and merges each aggregate into the existing row (``INSERT ... ON CONFLICT``), so its
 cost follows the new events, not the history. A ``run.reset`` deletes the rows of the
 steps it discards; their earlier events no longer count.
 
+They say what was executed, as the fold of :mod:`orbits_nb.core.state` does: an open
+execution or attempt ends at the first event that closes it (its own end; for an
+attempt the step's next attempt; for both the run's next ``run.started``, which
+closes it as ``interrupted`` at the last moment the run recorded anything before),
+and durations are sums of those ended spans, so a replay adds its own time and never
+zeroes the work done before, and time nobody executed a step is not counted.
+
 Every column is a merge of a few running aggregates (the latest status, the first
-start, counts), so folding the events in any number of pieces gives the tables that
-one fold of all of them gives: :func:`rebuild` (empty tables, watermark 0, one fold)
-is that reference.
+start, counts, the first closing event), so folding the events in any number of
+pieces gives the tables that one fold of all of them gives: :func:`rebuild` (empty
+tables, watermark 0, one fold) is that reference.
 
 The store folds in its idle time, before it hands the file over, and before any read
 of the history, never inside a step's commit: the durable step cost stays that of
@@ -25,10 +33,38 @@ if TYPE_CHECKING:
     import duckdb
 
 WATERMARK = "history_seq"
+#: The tables of the projection, children first.
+TABLES = ("executions", "attempts", "steps", "runs")
 _TERMINAL = "('succeeded', 'failed', 'cancelled')"
 _STEP_STATUS = ("CASE kind WHEN 'step.started' THEN 'running' ELSE replace(kind, 'step.', '') "
                 "END")
 _ACTION = "FILTER (WHERE data->>'action' IS NOT NULL)"
+
+#: The batch's events that open or close executions and attempts (no ``data``: a fold
+#: reads it once, in the aggregates), each with the run execution it belongs to (the
+#: number of the run's ``run.started`` so far) and ``before``: the latest ``ts`` the
+#: run recorded before it (what a ``run.started`` interrupts ends there).
+_MARKS = """
+CREATE OR REPLACE TEMP TABLE _fold_marks AS
+SELECT seq, run_id, step, kind, attempt, ts, execution, before, abandoned, host, pid, worker
+FROM (
+  SELECT e.seq, e.run_id, e.step, e.kind, e.attempt, e.ts,
+    coalesce(r.executions, 0) + sum(CASE WHEN e.kind = 'run.started' AND e.step IS NULL
+      THEN 1 ELSE 0 END) OVER (PARTITION BY e.run_id ORDER BY e.seq) AS execution,
+    greatest(coalesce(epoch(r.last_event_at), max(e.ts) OVER w),
+             coalesce(max(e.ts) OVER w, epoch(r.last_event_at))) AS before,
+    CASE WHEN e.kind = 'step.cancelled' THEN e.data->>'abandoned' = 'true' END
+      AS abandoned,
+    CASE WHEN e.kind = 'run.started' THEN e.data->>'host' END AS host,
+    CASE WHEN e.kind = 'run.started' THEN TRY_CAST(e.data->>'pid' AS INTEGER) END AS pid,
+    CASE WHEN e.kind = 'run.started' THEN e.data->>'worker' END AS worker
+  FROM _fold_events e LEFT JOIN runs r USING (run_id)
+  WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
+WHERE kind IN ('run.started', 'run.succeeded', 'run.failed', 'run.cancelled',
+               'step.started', 'step.succeeded', 'step.failed', 'step.cancelled',
+               'step.retrying')
+"""
 
 _RESETS = """
 CREATE OR REPLACE TEMP TABLE _fold_resets AS
@@ -44,8 +80,19 @@ SELECT e.* FROM _fold_events e LEFT JOIN _fold_resets r USING (run_id, step)
 WHERE e.step IS NOT NULL AND (r.reset_seq IS NULL OR e.seq > r.reset_seq)
 """
 
+#: The marks of step events since their step's last reset, and those of the run.
+_LIVE_MARKS = """
+CREATE OR REPLACE TEMP VIEW _fold_live_marks AS
+SELECT m.* FROM _fold_marks m LEFT JOIN _fold_resets r USING (run_id, step)
+WHERE m.step IS NULL OR r.reset_seq IS NULL OR m.seq > r.reset_seq
+"""
+
+_RUN_STATUS = ("CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.reset' THEN 'pending' "
+               "WHEN 'run.started' THEN 'running' ELSE replace(kind, 'run.', '') END")
+
 _RUNS = f"""
-INSERT INTO runs
+INSERT INTO runs (run_id, workflow, status, args, result, error, created_at, started_at,
+  finished_at, parent_run_id, meta, executions, updated_at)
 WITH r AS (
   SELECT run_id,
     arg_min_null(data->>'workflow', seq) FILTER (WHERE kind = 'run.created') AS workflow,
@@ -53,10 +100,9 @@ WITH r AS (
     arg_min_null(data->>'parent_run_id', seq) FILTER (WHERE kind = 'run.created')
       AS parent_run_id,
     arg_min_null(data->'meta', seq) FILTER (WHERE kind = 'run.created') AS meta,
-    arg_max(CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.started' THEN 'running'
-            ELSE replace(kind, 'run.', '') END, seq)
+    arg_max({_RUN_STATUS}, seq)
       FILTER (WHERE kind IN ('run.created', 'run.started', 'run.succeeded', 'run.failed',
-                             'run.cancelled')) AS status,
+                             'run.cancelled', 'run.reset')) AS status,
     min(ts) AS created,
     arg_max(ts, seq) FILTER (WHERE kind = 'run.started') AS started,
     arg_max(ts, seq) FILTER (WHERE kind IN ('run.succeeded', 'run.failed', 'run.cancelled'))
@@ -72,8 +118,6 @@ SELECT run_id, workflow, status, args,
   CASE WHEN status IN ('failed', 'cancelled') THEN error END,
   to_timestamp(created), to_timestamp(started),
   CASE WHEN status IN {_TERMINAL} THEN to_timestamp(finished) END,
-  CASE WHEN status IN {_TERMINAL}
-    THEN epoch(to_timestamp(finished)) - epoch(to_timestamp(started)) END,
   parent_run_id, meta, executions, to_timestamp(updated)
 FROM r
 ON CONFLICT (run_id) DO UPDATE SET
@@ -89,16 +133,40 @@ ON CONFLICT (run_id) DO UPDATE SET
   started_at = coalesce(excluded.started_at, runs.started_at),
   finished_at = CASE WHEN excluded.status IS NULL THEN runs.finished_at
                 ELSE excluded.finished_at END,
-  duration_s = CASE WHEN coalesce(excluded.status, runs.status) IN {_TERMINAL}
-    THEN epoch(CASE WHEN excluded.status IS NULL THEN runs.finished_at
-                    ELSE excluded.finished_at END)
-         - epoch(coalesce(excluded.started_at, runs.started_at)) END,
   executions = runs.executions + excluded.executions,
   updated_at = greatest(runs.updated_at, excluded.updated_at)
 """
 
+_EXECUTIONS = """
+INSERT INTO executions (run_id, execution, status, started_at, host, pid, worker)
+SELECT run_id, execution, 'running', to_timestamp(ts), host, pid, worker
+FROM _fold_marks WHERE kind = 'run.started' AND step IS NULL
+"""
+
+#: An open execution ends at the first of: the run's end (its status), or the next
+#: ``run.started`` (interrupted, at the last moment the run recorded anything before).
+_CLOSE_EXECUTIONS = """
+UPDATE executions SET status = c.status, finished_at = c.finished_at,
+  duration_s = epoch(c.finished_at) - epoch(executions.started_at)
+FROM (
+  SELECT x.run_id, x.execution,
+    arg_min(CASE WHEN e.kind = 'run.started' THEN 'interrupted'
+            ELSE replace(e.kind, 'run.', '') END, e.seq) AS status,
+    arg_min(CASE WHEN e.kind = 'run.started'
+            THEN to_timestamp(greatest(e.before, epoch(x.started_at)))
+            ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
+  FROM executions x JOIN _fold_marks e ON e.run_id = x.run_id AND e.step IS NULL
+    AND ((e.kind = 'run.started' AND e.execution > x.execution)
+         OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled')
+             AND e.execution >= x.execution))
+  WHERE x.finished_at IS NULL
+  GROUP BY x.run_id, x.execution) c
+WHERE executions.run_id = c.run_id AND executions.execution = c.execution
+"""
+
 _STEPS = f"""
-INSERT INTO steps
+INSERT INTO steps (run_id, step, name, pos, status, attempts, action, args, executor,
+  started_at, finished_at, result, error, bag, parents, child_run_id, first_attempt)
 WITH s AS (
   SELECT run_id, step,
     arg_max_null(data->>'name', seq) {_ACTION} AS name,
@@ -108,6 +176,8 @@ WITH s AS (
     arg_max_null(data->>'executor', seq) {_ACTION} AS executor,
     arg_max_null(data->'parents', seq) {_ACTION} AS parents,
     arg_max_null(data->>'child_run_id', seq) {_ACTION} AS child_run_id,
+    arg_max_null(attempt, seq) FILTER (WHERE kind = 'step.started'
+                                       AND data->>'action' IS NOT NULL) AS first_attempt,
     arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag') AS status,
     max(attempt) AS attempts,
     min(ts) AS started,
@@ -121,11 +191,9 @@ WITH s AS (
 SELECT run_id, step, name, pos, status, attempts, action, args, executor,
   to_timestamp(started),
   CASE WHEN status IN {_TERMINAL} THEN to_timestamp(last) END,
-  CASE WHEN status IN {_TERMINAL} THEN epoch(to_timestamp(last)) - epoch(to_timestamp(started))
-  END,
   CASE WHEN status = 'succeeded' THEN result END,
   CASE WHEN status <> 'succeeded' THEN error END,
-  bag, parents, child_run_id
+  bag, parents, child_run_id, first_attempt
 FROM s
 ON CONFLICT (run_id, step) DO UPDATE SET
   name = CASE WHEN excluded.action IS NULL THEN steps.name ELSE excluded.name END,
@@ -136,15 +204,12 @@ ON CONFLICT (run_id, step) DO UPDATE SET
   parents = CASE WHEN excluded.action IS NULL THEN steps.parents ELSE excluded.parents END,
   child_run_id = CASE WHEN excluded.action IS NULL THEN steps.child_run_id
                  ELSE excluded.child_run_id END,
+  first_attempt = coalesce(excluded.first_attempt, steps.first_attempt),
   status = coalesce(excluded.status, steps.status),
   attempts = greatest(steps.attempts, excluded.attempts),
   started_at = least(steps.started_at, excluded.started_at),
   finished_at = CASE WHEN excluded.status IS NULL THEN steps.finished_at
                 ELSE excluded.finished_at END,
-  duration_s = CASE WHEN coalesce(excluded.status, steps.status) IN {_TERMINAL}
-    THEN epoch(CASE WHEN excluded.status IS NULL THEN steps.finished_at
-                    ELSE excluded.finished_at END)
-         - epoch(least(steps.started_at, excluded.started_at)) END,
   result = CASE WHEN excluded.status IS NULL THEN steps.result ELSE excluded.result END,
   error = CASE WHEN coalesce(excluded.status, steps.status) <> 'succeeded'
     THEN coalesce(excluded.error, steps.error) END,
@@ -152,7 +217,7 @@ ON CONFLICT (run_id, step) DO UPDATE SET
 """
 
 _ATTEMPTS = f"""
-INSERT INTO attempts
+INSERT INTO attempts (run_id, step, attempt, status, started_at, last_event_at, error)
 SELECT run_id, step, attempt,
   arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag'),
   to_timestamp(min(ts)), to_timestamp(max(ts)),
@@ -160,10 +225,79 @@ SELECT run_id, step, attempt,
 FROM _fold_live WHERE attempt IS NOT NULL
 GROUP BY run_id, step, attempt
 ON CONFLICT (run_id, step, attempt) DO UPDATE SET
-  status = coalesce(excluded.status, attempts.status),
+  status = CASE WHEN attempts.finished_at IS NULL
+    THEN coalesce(excluded.status, attempts.status) ELSE attempts.status END,
   started_at = least(attempts.started_at, excluded.started_at),
   last_event_at = greatest(attempts.last_event_at, excluded.last_event_at),
   error = coalesce(excluded.error, attempts.error)
+"""
+
+#: The run execution an attempt started in (that of its ``step.started``).
+_ATTEMPT_EXECUTIONS = """
+UPDATE attempts SET execution = m.execution FROM (
+  SELECT run_id, step, attempt, arg_min(execution, seq) AS execution
+  FROM _fold_live_marks WHERE kind = 'step.started' GROUP BY run_id, step, attempt) m
+WHERE attempts.execution IS NULL AND attempts.run_id = m.run_id
+  AND attempts.step = m.step AND attempts.attempt = m.attempt
+"""
+
+#: An open attempt ends at the first of: its own end (``abandoned`` when a cancelled
+#: attempt's code was left running), the step's next attempt, or the run's next
+#: execution (interrupted, at the last moment the run recorded anything before it).
+_CLOSE_ATTEMPTS = f"""
+UPDATE attempts SET status = c.status, finished_at = c.finished_at,
+  duration_s = epoch(c.finished_at) - epoch(attempts.started_at)
+FROM (
+  WITH open AS (SELECT run_id, step, attempt, execution, started_at FROM attempts
+                WHERE finished_at IS NULL),
+  closers AS (
+    SELECT a.run_id, a.step, a.attempt, e.seq,
+      CASE WHEN e.abandoned THEN 'abandoned'
+           ELSE {_STEP_STATUS.replace("kind", "e.kind")} END AS status,
+      to_timestamp(e.ts) AS finished_at
+    FROM open a JOIN _fold_live_marks e ON e.run_id = a.run_id AND e.step = a.step
+      AND e.attempt = a.attempt AND e.kind IN ('step.succeeded', 'step.failed',
+                                               'step.cancelled', 'step.retrying')
+    UNION ALL
+    SELECT a.run_id, a.step, a.attempt, e.seq, 'interrupted', to_timestamp(e.ts)
+    FROM open a JOIN _fold_live_marks e ON e.run_id = a.run_id AND e.step = a.step
+      AND e.kind = 'step.started' AND e.attempt > a.attempt
+    UNION ALL
+    SELECT a.run_id, a.step, a.attempt, e.seq, 'interrupted',
+      to_timestamp(greatest(e.before, epoch(a.started_at)))
+    FROM open a JOIN _fold_marks e ON e.run_id = a.run_id AND e.step IS NULL
+      AND e.kind = 'run.started' AND e.execution > a.execution)
+  SELECT run_id, step, attempt, arg_min(status, seq) AS status,
+    arg_min(finished_at, seq) AS finished_at
+  FROM closers GROUP BY run_id, step, attempt) c
+WHERE attempts.run_id = c.run_id AND attempts.step = c.step AND attempts.attempt = c.attempt
+"""
+
+#: A step's work is the sum of its latest incarnation's ended attempts; a run's, the
+#: sum of its ended executions. Only the runs this batch touched are summed again.
+_STEP_WORK = """
+UPDATE steps SET execution = w.execution, duration_s = w.work FROM (
+  WITH touched AS (SELECT DISTINCT run_id FROM _fold_events),
+  s AS (SELECT run_id, step, first_attempt FROM steps
+        WHERE run_id IN (SELECT run_id FROM touched))
+  SELECT a.run_id, a.step, arg_max(a.execution, a.attempt) AS execution,
+    sum(a.duration_s) FILTER (WHERE a.attempt >= coalesce(s.first_attempt, 0)) AS work
+  FROM attempts a JOIN s ON a.run_id = s.run_id AND a.step = s.step
+  WHERE a.run_id IN (SELECT run_id FROM touched)
+  GROUP BY a.run_id, a.step) w
+WHERE steps.run_id = w.run_id AND steps.step = w.step
+"""
+
+_RUN_WORK = """
+UPDATE runs SET duration_s = w.work,
+  had_failures = coalesce(runs.had_failures, false) OR w.failed,
+  last_event_at = greatest(coalesce(runs.last_event_at, w.last), w.last)
+FROM (
+  SELECT e.run_id, bool_or(e.kind IN ('run.failed', 'step.failed', 'step.retrying'))
+      AS failed, to_timestamp(max(e.ts)) AS last,
+    (SELECT sum(x.duration_s) FROM executions x WHERE x.run_id = e.run_id) AS work
+  FROM _fold_events e GROUP BY e.run_id) w
+WHERE runs.run_id = w.run_id
 """
 
 
@@ -182,24 +316,29 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
     move the watermark to ``high``."""
     con.execute("CREATE OR REPLACE TEMP VIEW _fold_events AS SELECT * FROM events "
                 f"WHERE seq > {int(low)} AND seq <= {int(high)}")
+    con.execute(_MARKS)  # reads the runs' rows as they were before this batch
     con.execute(_RESETS)
     con.execute(_LIVE)
+    con.execute(_LIVE_MARKS)
     resets = con.execute("SELECT count(*) FROM _fold_resets").fetchone()
     if resets and resets[0]:
         for table in ("steps", "attempts"):
             con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
                         f"{table}.run_id = r.run_id AND {table}.step = r.step")
-    for statement in (_RUNS, _STEPS, _ATTEMPTS):
+    for statement in (_RUNS, _EXECUTIONS, _CLOSE_EXECUTIONS, _STEPS, _ATTEMPTS,
+                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
         con.execute(statement)
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [WATERMARK, str(int(high))])
+    con.execute("DROP VIEW _fold_live_marks")
     con.execute("DROP VIEW _fold_live")
     con.execute("DROP TABLE _fold_resets")
+    con.execute("DROP TABLE _fold_marks")
     con.execute("DROP VIEW _fold_events")
 
 
 def rebuild(con: duckdb.DuckDBPyConnection) -> None:
     """Empty the tables and fold every event again (in the caller's transaction)."""
-    for table in ("attempts", "steps", "runs"):
+    for table in TABLES:
         con.execute(f"DELETE FROM {table}")
     fold(con, 0, lag(con)[1])

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
+from contextlib import suppress
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
     import duckdb
 
 _HISTORY = ("SELECT run_id, workflow, status, created_at, finished_at, duration_s, "
-            "executions, args, result, error FROM runs WHERE ")
+            "executions, coalesce(had_failures, false) AS had_failures, args, result, "
+            "error FROM runs WHERE ")
 
 
 class Relations(HistoryTables):
@@ -74,10 +78,13 @@ class Relations(HistoryTables):
         return mem.table("result")
 
     def history(self, *, workflow: str | None = None, status: str | None = None,
-                since: float | None = None, limit: int | None = 200
-                ) -> duckdb.DuckDBPyRelation:
+                since: float | None = None, limit: int | None = 200,
+                had_failures: bool | None = None) -> duckdb.DuckDBPyRelation:
         where: list[str] = ["parent_run_id IS NULL"]
         params: list[Any] = []
+        if had_failures is not None:
+            where.append("coalesce(had_failures, false) = ?")
+            params.append(bool(had_failures))
         if workflow:
             where.append("(workflow = ? OR split_part(workflow, ':', 2) = ?)")
             params += [workflow, workflow]
@@ -106,3 +113,58 @@ def _copy_read_only(con: Any, query: str, params: list[Any] | None, target: Path
                          "queries are allowed here", query=query) from None
     finally:
         con.execute("ROLLBACK")
+
+
+_ROWS: list[duckdb.DuckDBPyConnection] = []
+_ROWS_LOCK = threading.Lock()
+
+
+def rows_relation(columns: list[tuple[str, str]],
+                  rows: list[list[Any]]) -> duckdb.DuckDBPyRelation:
+    """Rows made in Python as a relation of ``columns`` (name, SQL type; epoch seconds
+    for a ``TIMESTAMPTZ``), in a temporary table of a cursor of one in-memory database
+    kept for them (freed with the relation)."""
+    import duckdb
+
+    with _ROWS_LOCK:
+        if not _ROWS:
+            _ROWS.append(duckdb.connect(":memory:"))
+        con = _ROWS[0].cursor()
+    con.execute("CREATE TEMP TABLE result (" + ", ".join(
+        f'"{name}" {kind}' for name, kind in columns) + ")")
+    if rows:
+        marks = ", ".join("to_timestamp(?)" if kind == "TIMESTAMPTZ" else "?"
+                          for _, kind in columns)
+        con.executemany(f"INSERT INTO result VALUES ({marks})", rows)
+    return con.table("result")
+
+
+Display = Callable[[Any], dict[str, str]]
+
+
+@cache
+def _shown_class(display: Display) -> type:
+    import duckdb
+
+    class ShownRelation(duckdb.DuckDBPyRelation):
+        """A DuckDB relation with a notebook display of its own; nothing else differs,
+        and what its methods derive are plain relations."""
+
+        __slots__ = ()
+
+        def _repr_mimebundle_(self, include: object = None,
+                              exclude: object = None) -> dict[str, str]:
+            return display(self)
+
+    ShownRelation.__module__, ShownRelation.__qualname__ = __name__, "ShownRelation"
+    return ShownRelation
+
+
+def shown(relation: duckdb.DuckDBPyRelation, display: Display) -> duckdb.DuckDBPyRelation:
+    """``relation`` displayed by ``display`` in notebooks. Its class becomes a subclass
+    of DuckDB's that only adds the display, so it stays the same relation for
+    ``isinstance`` and every method; a DuckDB build whose relations cannot change class
+    keeps DuckDB's own display."""
+    with suppress(TypeError):
+        relation.__class__ = _shown_class(display)
+    return relation

@@ -218,12 +218,34 @@ FROM resources r LEFT JOIN latest l USING (resource_key)
         "attempt INTEGER NOT NULL, status VARCHAR, started_at TIMESTAMPTZ, "
         "last_event_at TIMESTAMPTZ, error JSON, PRIMARY KEY (run_id, step, attempt))",
     ],
+    # Execution history as executed: every execution of a run, when each attempt ended
+    # and in which execution, durations of the work done (a replay does not zero them),
+    # whether a run ever failed. The tables are emptied and the watermark dropped, so
+    # the store folds them again from events at open, as after migration 5.
+    8: [
+        "ALTER TABLE runs ADD COLUMN had_failures BOOLEAN",
+        "ALTER TABLE runs ADD COLUMN last_event_at TIMESTAMPTZ",
+        "ALTER TABLE steps ADD COLUMN execution INTEGER",
+        "ALTER TABLE steps ADD COLUMN first_attempt INTEGER",
+        "ALTER TABLE attempts ADD COLUMN execution INTEGER",
+        "ALTER TABLE attempts ADD COLUMN finished_at TIMESTAMPTZ",
+        "ALTER TABLE attempts ADD COLUMN duration_s DOUBLE",
+        "CREATE TABLE executions (run_id VARCHAR NOT NULL, execution INTEGER NOT NULL, "
+        "status VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "
+        "duration_s DOUBLE, host VARCHAR, pid INTEGER, worker VARCHAR, "
+        "PRIMARY KEY (run_id, execution))",
+        "DELETE FROM attempts",
+        "DELETE FROM steps",
+        "DELETE FROM runs",
+        "DELETE FROM orbits_nb_meta WHERE key = 'history_seq'",
+    ],
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
 #: Tables and views documented for users (README).
-USER_TABLES = ("runs", "steps", "attempts", "events", "logs", "leases", "schema_version",
+USER_TABLES = ("runs", "steps", "attempts", "executions", "events", "logs", "leases",
+               "schema_version",
                "resources", "resource_users", "drift_checks", "resource_leases",
                "resource_status",
                "notebook_runs", "schedules", "schedule_locks", "approvals")

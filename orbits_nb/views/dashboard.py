@@ -120,11 +120,12 @@ def _row(store: Store, r: RunSummary, now: float) -> dict[str, Any]:
     owner = r.owner
     live = owner is not None and store.alive(owner.host, owner.pid, owner.heartbeat)
     work = r.work_s
-    if r.status in ("pending", "running") and not live:
-        shown = "interrupted"  # nobody executes it any more: resume it to continue
-    elif r.status in RUN_TERMINAL and r.discarded:
-        # As the run's monitor says: it runs again from the reset step on its next start.
+    if r.discarded and (r.status in RUN_TERMINAL or (r.status == "pending" and owner is None)):
+        # As the run's monitor says: it runs again from the reset step on its next start
+        # (the history tables call a reset run pending).
         shown, total, etype = "reset", total + r.discarded, None
+    elif r.status in ("pending", "running") and not live:
+        shown = "interrupted"  # nobody executes it any more: resume it to continue
     elif r.status == "running" and work is not None and r.last_event_at:
         work += max(0.0, now - r.last_event_at)  # the open execution, up to now
     error = f"{str(etype).rsplit('.', 1)[-1]}: {r.error_message}" if etype else ""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 #: Advisory lock keys (any two fixed numbers): one event writer, one folder at a time.
 EVENTS_LOCK = 0x6F726201
 FOLD_LOCK = 0x6F726202
-HISTORY = ("runs", "steps", "attempts")
+HISTORY = ("runs", "steps", "attempts", "executions")
 _NULL = "\\N"
 #: PostgreSQL type oids -> DuckDB types (anything else travels as text).
 _TYPES = {16: "BOOLEAN", 20: "BIGINT", 21: "SMALLINT", 23: "INTEGER", 26: "BIGINT",
