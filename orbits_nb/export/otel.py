@@ -7,7 +7,7 @@ module derived, and handed to its OTLP/HTTP exporter, which reads the standard
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orbits_nb._optional import needs
 
@@ -59,4 +59,4 @@ def export_spans(run_id: str, spans: list[Span]) -> bool:
     try:
         return bool(exporter.export(finished) == SpanExportResult.SUCCESS)
     finally:
-        exporter.shutdown()
+        cast(Any, exporter).shutdown()  # typed in some releases, not in others
