@@ -198,7 +198,7 @@ def test_resets_accumulate_until_the_run_starts_again() -> None:
                ("run.reset", None, {"steps": ["c"], "from": "c"}),
                ("run.reset", None, {"steps": ["b"], "from": "b"})]
     state, discarded, since = fold_resets("r-1", events_of(*history))
-    assert state.status == "succeeded"
+    assert (state.status, state.reset_from) == ("pending", "b")  # it will execute again
     assert list(state.steps) == ["a"]
     assert [s.key for s in discarded] == ["b", "c"]
     assert since == "b"

@@ -272,6 +272,16 @@ class ApprovalRecords(Protocol):
         """``(decision, by)`` of the step's newest request, if it was decided."""
 
 
+class ControlRecords(Protocol):
+    """Commands to a run from any process, kept as request events of the run."""
+
+    def commands(self, run_ids: Sequence[str], after: int) -> tuple[list[Event], int]:
+        """Request events (``run.cancel_requested``) of ``run_ids`` recorded after seq
+        ``after``, in order, and the seq to look after next time. Cheap when nothing
+        was recorded since ``after``: the owner of runs calls it several times a
+        second."""
+
+
 class Store(StoreHandle, RunRecords, LeaseRecords, ResourceRecords, RunbookRecords,
-            ApprovalRecords, Protocol):
+            ApprovalRecords, ControlRecords, Protocol):
     """Everything orbits_nb keeps, as one port (each store implements all of it)."""

@@ -27,7 +27,10 @@ LASTS: dict[str, tuple[str, ...]] = {
 
 def retry(monitor: Monitor, _step: str, _comment: str) -> str:
     was, since = monitor.header.get("status"), monitor.header.get("reset_from")
-    fresh = monitor.run.retry()
+    try:
+        fresh = monitor.run.retry()
+    except OrbitsError as err:  # e.g. another live process executes it
+        raise OrbitsError(f"could not retry run {monitor.run_id!r}: {err}") from err
     monitor.bind(fresh)
     if was == "reset":
         return f"running again from {since}: the steps before it replay from history"

@@ -64,7 +64,7 @@ def run_status(picture: Picture) -> str:
         return "pending" if recorded in RUN_TERMINAL else recorded
     if picture.where == GONE:
         return "interrupted"
-    if recorded in RUN_TERMINAL and picture.reset_from:
+    if picture.reset_from and (recorded in RUN_TERMINAL or recorded == "pending"):
         return "reset"
     return recorded
 
