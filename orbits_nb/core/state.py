@@ -128,6 +128,12 @@ class StepState:
         now = time.time()
         return sum(span.duration(now) for span in self.spans)
 
+    @property
+    def abandoned(self) -> bool:
+        """Whether the latest attempt was cancelled while its call ran in a thread that
+        could not be stopped: that thread may still run (its outcome is discarded)."""
+        return bool(self.spans) and self.spans[-1].status == "abandoned"
+
     def replayed_in(self, execution: int) -> bool:
         """Whether, in run execution ``execution``, this step was replayed from the
         record rather than executed (its latest attempt belongs to an earlier one)."""

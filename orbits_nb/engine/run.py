@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
     from orbits_nb.engine.runner import RunExecution
 
+#: What run.steps() says of a step whose thread was abandoned by a cancel.
+ABANDONED = "cancelled while busy in a thread, which may still run (its outcome is discarded)"
 STEP_COLUMNS = ["step", "status", "attempts", "action", "started_at", "duration_s",
                 "result", "error"]
 
@@ -104,12 +106,14 @@ class Run:
         for step in steps:
             end = step.finished_at or now
             rows.append({
-                "step": step.key, "status": step.status, "attempts": step.attempts,
+                "step": step.key, "status": "abandoned" if step.abandoned else step.status,
+                "attempts": step.attempts,
                 "action": step.action.rsplit(":", 1)[-1],
                 "started_at": time.strftime("%H:%M:%S", time.localtime(step.started_at))
                 if step.started_at else None,
                 "duration_s": round(end - step.started_at, 4) if step.started_at else None,
-                "result": step.result, "error": short_error(step.error) or None,
+                "result": step.result, "error": short_error(step.error) or (
+                    ABANDONED if step.abandoned else None),
                 "worker": step.worker,
             })
         placed = any(step.worker for step in steps)

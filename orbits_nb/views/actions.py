@@ -42,11 +42,20 @@ def retry(monitor: Monitor, _step: str, _comment: str) -> str:
 
 def cancel(monitor: Monitor, _step: str, _comment: str) -> str:
     live = monitor.executing()
-    if live is None:
-        raise OrbitsError(f"run {monitor.run_id!r} is not executing in this kernel")
-    live.cancel()
+    if live is not None:
+        live.cancel(via="notebook")
+        monitor.poke()
+        return ("cancelling: waiting steps stop now; a step busy in a thread is "
+                "abandoned (its thread runs on until its call returns, what it prints "
+                "stays with that attempt, its outcome is discarded)")
+    outcome = monitor.run.cancel(via="notebook")
     monitor.poke()
-    return "cancelling: waiting steps stop now; a step busy in a thread finishes first"
+    if outcome == "requested":
+        return (f"asked {status.where_text(monitor.header)}, which executes the run, to "
+                "cancel it: it stops there within a second")
+    if outcome == "cancelled":
+        return "cancelled: nothing was executing it"
+    return "it had already ended: nothing to cancel"
 
 
 def reset(monitor: Monitor, step: str, _comment: str) -> str:

@@ -189,7 +189,8 @@ class Snapshotter:
         return RunView(shown, replayed, recorded_status=recorded, where=where,
                        reset_from=reset_from if discarded else "",
                        discarded=tuple(s.key for s in discarded),
-                       cancel_requested=bool(live and live.cancel_requested))
+                       cancel_requested=bool(live and live.cancel_requested)
+                       or state.cancel_requested is not None)
 
     def _replayed(self, state: RunState) -> frozenset[str]:
         """Steps the latest execution replayed, when it ran in this process."""
