@@ -89,7 +89,14 @@ class CommandWatch:
         engine.writer.submit(Batch())
         for event in events:
             run = engine.active.get(event.run_id)
-            if run is not None and not run.done and event.kind == "run.cancel_requested":
+            execution = run.execution if run is not None else None
+            # A request recorded before this execution loaded the run is in what it
+            # loaded: standing, it cancelled the run at start; else an earlier
+            # execution's end answered it (a retry must not be cancelled by it).
+            if run is None or run.done or execution is None or event.seq is None \
+                    or event.seq <= execution.state.last_seq:
+                continue
+            if event.kind == "run.cancel_requested":
                 run.cancel_here(None)
 
 
