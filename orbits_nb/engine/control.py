@@ -139,6 +139,13 @@ def cancel_elsewhere(engine: Engine, run_id: str, via: str) -> str:
     ``requested`` (its owner cancels it), ``cancelled`` (nobody executed it: ended
     here) or ``ended`` (it had ended already)."""
     engine.writer.flush()
+    # One hold of the state file for the whole command: the owner gets it back (and
+    # finds the request) as soon as the request is written.
+    with engine.store.keep_open():
+        return _cancel(engine, run_id, via)
+
+
+def _cancel(engine: Engine, run_id: str, via: str) -> str:
     store = engine.store
     state = fold(run_id, store.load_run(run_id))
     if state.status in RUN_TERMINAL:

@@ -227,7 +227,8 @@ class Run:
                                        "executing it), then reset it")
         self.engine.writer.flush()
         self.engine.completed.forget(self.run_id)
-        with held(self.engine, self.run_id, "reset") as owner:
+        with self.engine.store.keep_open(), held(self.engine, self.run_id,
+                                                 "reset") as owner:
             events = self._reset_events(step)
             self.engine.writer.submit(Batch(
                 events=events, release_leases=[(self.run_id, owner.token)])).result()
