@@ -21,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import orbits_nb as ob  # noqa: E402
-from control_flows import owner  # noqa: E402
+from control_flows import owner
+
+import orbits_nb as ob
 
 
 def main() -> None:

@@ -54,3 +54,13 @@ def test_a_bad_seq_is_refused_before_the_store_is_touched(location: Location,  #
     with pytest.raises(InvalidArgument, match="needs a seq"):
         store.commands(["r1"], after)  # type: ignore[arg-type]
     assert not store.exists or store.commands(["r1"], 0) == ([], 0)
+
+
+def test_keeping_an_in_memory_store_open_keeps_what_it_holds() -> None:
+    from orbits_nb.store import open_store
+
+    store = open_store(":memory:")
+    store.write(Batch(events=[Event("r1", "run.created")]))
+    with store.keep_open():  # commands hold the store this way for a few verbs
+        store.write(Batch(events=[asked("r1")]))
+    assert [e.kind for e in store.load_run("r1")] == ["run.created", "run.cancel_requested"]

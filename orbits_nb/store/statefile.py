@@ -124,7 +124,7 @@ class StateFile:
             yield
         finally:
             self.busy = was
-            if not was:
+            if not was and not self.memory:  # closing an in-memory store drops it
                 self.close()
 
     @contextmanager
