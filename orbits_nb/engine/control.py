@@ -102,17 +102,23 @@ class CommandWatch:
 
 @contextlib.contextmanager
 def held(engine: Engine, run_id: str, what: str) -> Iterator[Owner]:
-    """Hold the run's lease for a command made from here; RunOwned (naming the owner)
-    when a live process executes it. The caller's batch releases it."""
+    """Hold the lease of the run (of its top-level run: a nested run is executed by
+    whoever executes that one) for a command made from here; RunOwned (naming the
+    owner) when a live process executes it. The caller's batch releases it (``key``)."""
     owner = Owner(uuid.uuid4().hex, engine.store.host, os.getpid())
-    holder = engine.store.take_lease("run", run_id, owner)
+    key = root_of(run_id)
+    holder = engine.store.take_lease("run", key, owner)
     if holder is not None:
         raise owned(holder, what)
     try:
         yield owner
     except BaseException:
-        engine.store.release_lease("run", run_id, owner.token)
+        engine.store.release_lease("run", key, owner.token)
         raise
+
+
+def root_of(run_id: str) -> str:
+    return run_id.split("/", 1)[0]
 
 
 def owned(lease: Lease, what: str) -> RunOwned:
@@ -127,7 +133,7 @@ def owned(lease: Lease, what: str) -> RunOwned:
 def live_owner(engine: Engine, run_id: str) -> Lease | None:
     """The lease of the live process executing ``run_id``, if one does."""
     store = engine.store
-    for lease in store.leases("run", [run_id]):
+    for lease in store.leases("run", [root_of(run_id)]):
         if lease.token != engine.owner.token and store.alive(lease.host, lease.pid,
                                                              lease.heartbeat):
             return lease
@@ -138,6 +144,9 @@ def cancel_elsewhere(engine: Engine, run_id: str, via: str) -> str:
     """Cancel a run this process does not execute. Returns what happened:
     ``requested`` (its owner cancels it), ``cancelled`` (nobody executed it: ended
     here) or ``ended`` (it had ended already)."""
+    if root_of(run_id) != run_id:
+        # A nested run ends with the run it is nested in: that one is cancelled.
+        return cancel_elsewhere(engine, root_of(run_id), via)
     engine.writer.flush()
     # One hold of the state file for the whole command: the owner gets it back (and
     # finds the request) as soon as the request is written.

@@ -183,7 +183,8 @@ class Run:
         Executing in another process (or on another host): a ``run.cancel_requested``
         event tells its owner, which cancels it within a second (``requested``).
         Executing nowhere (not started, its process gone): it is recorded as cancelled
-        here (``cancelled``). ``ended`` when it had ended already.
+        here (``cancelled``). ``ended`` when it had ended already. A nested run is
+        cancelled with the run it is nested in.
         """
         from orbits_nb.engine.control import cancel_elsewhere, request
 
@@ -217,7 +218,7 @@ class Run:
         The run must not be executing, here or in another live process (a run whose
         process died may be reset).
         """
-        from orbits_nb.engine.control import held
+        from orbits_nb.engine.control import held, root_of
 
         future = self._future
         if future is not None and not future.done():
@@ -230,8 +231,8 @@ class Run:
         with self.engine.store.keep_open(), held(self.engine, self.run_id,
                                                  "reset") as owner:
             events = self._reset_events(step)
-            self.engine.writer.submit(Batch(
-                events=events, release_leases=[(self.run_id, owner.token)])).result()
+            self.engine.writer.submit(Batch(events=events, release_leases=[
+                (root_of(self.run_id), owner.token)])).result()
 
     def _reset_events(self, step: str) -> list[Event]:
         state = fold(self.run_id, self.engine.store.load_run(self.run_id))
