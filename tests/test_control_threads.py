@@ -16,6 +16,7 @@ import pytest
 from polling import until
 
 import orbits_nb as ob
+from orbits_nb.engine.runner import ABANDONED_END
 
 RELEASE = threading.Event()
 BLOCKED = threading.Event()
@@ -71,9 +72,9 @@ def test_a_cancelled_thread_is_abandoned_and_its_later_output_stays_with_it(
 
     RELEASE.set()  # the thread goes on with no step of the run executing
     assert FINISHED.wait(30)
-    until(lambda: "no newline" in lines(engine, "busy-run", 1))
+    until(lambda: ABANDONED_END in lines(engine, "busy-run", 1))
     assert lines(engine, "busy-run", 1) == ["early", "late", "WARNING busy: late-log",
-                                            "no newline"]
+                                            "no newline", ABANDONED_END]
     assert "late" not in capsys.readouterr().out
     assert run.state().steps["busy"].result is None  # its outcome was discarded
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
 
 RESERVED = ("#", "/")
+#: The last line of an abandoned attempt's logs, once its call returned.
+ABANDONED_END = ("orbits_nb: the call abandoned by the cancel has returned; its outcome "
+                 "was discarded")
 
 
 class RunExecution:
@@ -424,6 +427,9 @@ class RunExecution:
         finally:
             capture.end()
             sink.close()
+            if flight.abandoned:
+                # Its attempt's logs say when the thread stopped (until then, it runs).
+                call.add_done_callback(lambda _: sink.record("log", ABANDONED_END))
         action.bag = outcome.bag
         return outcome.value
 
