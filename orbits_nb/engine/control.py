@@ -84,9 +84,11 @@ class CommandWatch:
         events, after = await loop.run_in_executor(None, engine.store.commands, ids,
                                                    self.after)
         self.mark, self.after = mark, after
-        # The look may have opened the state file: the writer, which hands it over to
-        # processes waiting for it, must know (it sleeps while it thinks it closed).
-        engine.writer.submit(Batch())
+        if engine.store.file is not None:
+            # The look may have opened the state file: the writer, which hands it over
+            # to processes waiting for it, must know (it sleeps while it thinks it
+            # closed).
+            engine.writer.submit(Batch())
         for event in events:
             run = engine.active.get(event.run_id)
             execution = run.execution if run is not None else None
