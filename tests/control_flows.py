@@ -122,7 +122,17 @@ class Flaky(ob.Action):
         return "ok"
 
 
-FLOWS = {"sleepy": Sleepy, "watching": Watching, "inchild": InChild}
+class Nesting(ob.Workflow):
+    """Sleepy, nested as a step."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(marker=marker)
+
+    async def define(self) -> str:
+        return str(await self.do("inner", Sleepy(self.args["marker"])))
+
+
+FLOWS = {"sleepy": Sleepy, "watching": Watching, "inchild": InChild, "nesting": Nesting}
 
 
 TESTS = Path(__file__).parent

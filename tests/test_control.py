@@ -212,3 +212,13 @@ def test_a_cancel_terminates_a_subprocess_executor_call(engine: ob.Engine,
     assert state.steps["child"].status == "cancelled"
     assert state.steps["child"].spans[-1].status == "cancelled"
 
+
+
+def test_cancelling_a_nested_run_cancels_the_run_it_is_nested_in(engine: ob.Engine,
+                                                                 tmp_path: Path) -> None:
+    child = owner(str(engine.store.location), "outer", "nesting", tmp_path / "nap")
+    nested = engine.get_run("outer/inner")
+    assert nested.cancel() == "requested"  # its parent's owner executes it
+    assert "END cancelled" in ended(child)
+    assert engine.get_run("outer").status == "cancelled"
+    assert nested.state().steps["nap"].status == "cancelled"
