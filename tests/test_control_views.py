@@ -34,3 +34,15 @@ def test_the_monitor_cancels_a_run_executing_in_another_process(
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_the_status_line_says_an_abandoned_thread_may_still_run() -> None:
+    from orbits_nb.views.status import status_line
+
+    head = {"status": "cancelled", "where": "", "abandoned": ["busy"]}
+    assert status_line(head) == ("cancelled; the thread of busy may still run (its "
+                                 "outcome is discarded, its output kept with its attempt)")
+    assert status_line({"status": "cancelled", "where": ""}) == ""
+    elsewhere = {"status": "running", "where": "elsewhere", "cancel_requested": True,
+                 "owner": {"pid": 42, "host": "h"}}
+    assert status_line(elsewhere) == "cancelling in pid 42 on h…"
