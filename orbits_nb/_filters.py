@@ -18,11 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from orbits_nb.core.rows import RunQuery
+
 RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+#: Where a run can be started (``meta["source"]``).
+RUN_SOURCES = ("kernel", "script", "cli", "runbook", "schedule", "worker")
+#: The largest page of the run list.
+MAX_PAGE = 1000
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -84,3 +91,27 @@ def check_text(value: Any, label: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(f"{label}={value!r} must be a non-empty string", value=value)
     return value
+
+
+def check_run_query(query: RunQuery) -> None:
+    """The filters and paging of one page of the run list (``Store.run_page``)."""
+    check_status(query.status or None, RUN_STATUSES)
+    check_status(query.source or None, RUN_SOURCES, "source")
+    for label in ("workflow", "search"):
+        if not isinstance(getattr(query, label), str):
+            raise InvalidArgument(f"{label}={getattr(query, label)!r} must be a string",
+                                  value=getattr(query, label))
+    if query.had_failures not in (None, True, False):
+        raise InvalidArgument(f"had_failures={query.had_failures!r} must be True, False "
+                              "or None (either)", value=query.had_failures)
+    if query.since is not None and (isinstance(query.since, bool) or
+                                    not isinstance(query.since, (int, float))):
+        raise InvalidArgument(f"since={query.since!r} must be epoch seconds (or None)",
+                              value=query.since)
+    if isinstance(query.offset, bool) or not isinstance(query.offset, int) or \
+            query.offset < 0:
+        raise InvalidArgument(f"offset={query.offset!r} must be a non-negative integer",
+                              value=query.offset)
+    if check_limit(query.limit) is None or query.limit > MAX_PAGE:
+        raise InvalidArgument(f"limit={query.limit!r} must be at most {MAX_PAGE} runs a "
+                              "page", value=query.limit)

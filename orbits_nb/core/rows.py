@@ -82,6 +82,48 @@ class RunSummary:
     owner: Lease | None
     #: Steps discarded by resets since the run last started (they run again).
     discarded: int
+    #: The workflow's arguments as recorded at creation (secrets masked).
+    args: dict[str, Any] = field(default_factory=dict)
+    #: Where the run was started: kernel, script, cli, runbook, schedule or worker.
+    source: str | None = None
+    #: Who started it, ``user@host`` as recorded at creation.
+    started_by: str | None = None
+    #: Whether a step attempt or an execution of it (or of a nested run) ever failed.
+    had_failures: bool = False
+    #: Who executed its latest execution: a worker id, or ``host:pid``.
+    executed_by: str | None = None
+    #: Seconds of work: the sum of its executions (None before it first started).
+    work_s: float | None = None
+    #: When anything of the run was last recorded.
+    last_event_at: float | None = None
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """One page of the run list: filters, newest first, ``offset``/``limit`` paging.
+
+    ``search`` matches (case-insensitively) the run id, the workflow and the argument
+    values; ``had_failures`` selects runs that did (True) or never did (False) fail.
+    """
+
+    workflow: str = ""
+    status: str = ""
+    had_failures: bool | None = None
+    source: str = ""
+    search: str = ""
+    since: float | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """The rows of one page of the run list and how many runs match in all."""
+
+    rows: list[RunSummary]
+    total: int
+    offset: int
+    limit: int
 
 
 # -- leases -----------------------------------------------------------------------------

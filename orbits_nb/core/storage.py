@@ -39,6 +39,8 @@ if TYPE_CHECKING:
         PendingApproval,
         ResourceChange,
         ResourceRow,
+        RunPage,
+        RunQuery,
         RunSummary,
         ScheduleRow,
         UserRow,
@@ -272,6 +274,14 @@ class ApprovalRecords(Protocol):
         """``(decision, by)`` of the step's newest request, if it was decided."""
 
 
+class RunListRecords(Protocol):
+    """The run list: pages of top-level runs for the dashboard."""
+
+    def run_page(self, query: RunQuery) -> RunPage:
+        """One page of top-level runs matching ``query``, newest first, with the number
+        of runs that match in all; bad filters are refused as InvalidArgument."""
+
+
 class ControlRecords(Protocol):
     """Commands to a run from any process, kept as request events of the run."""
 
@@ -283,5 +293,5 @@ class ControlRecords(Protocol):
 
 
 class Store(StoreHandle, RunRecords, LeaseRecords, ResourceRecords, RunbookRecords,
-            ApprovalRecords, ControlRecords, Protocol):
+            ApprovalRecords, RunListRecords, ControlRecords, Protocol):
     """Everything orbits_nb keeps, as one port (each store implements all of it)."""

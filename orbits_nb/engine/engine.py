@@ -36,6 +36,7 @@ from orbits_nb.core.state import Event, RunState, apply, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
+from orbits_nb.engine.origin import run_source, user_name
 from orbits_nb.engine.recorded import Completed, CompletedRuns, completed_as_recorded
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
@@ -393,6 +394,9 @@ class Engine:
             meta.setdefault("notebook_run_id", notebook_run)
             meta.setdefault("parameters", json.loads(
                 os.environ.get("ORBITS_NB_PARAMETERS") or "{}"))
+        meta.setdefault("source", run_source())
+        meta.setdefault("user", user_name())
+        meta.setdefault("host", self.owner.host)
         return meta
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orbits_nb.resources.check import ResourceCheck
     from orbits_nb.resources.report import DriftReport
 
-COLORS = {"in_sync": "#2e7d32", "drifted": "#e65100", "missing": "#c62828",
+COLORS = {"in_sync": "#2e7d32", "drifted": "#bf4300", "missing": "#c62828",
           "error": "#6a1b9a"}
 LABELS = {"in_sync": "in sync", "drifted": "drifted", "missing": "missing",
           "error": "error"}
@@ -32,15 +32,20 @@ CSS = """
   color:#fff;font-size:12px;font-weight:600;white-space:nowrap}
 .orbits-drift table{border-collapse:collapse}
 .orbits-drift .od-table td,.orbits-drift .od-table th{padding:3px 8px;text-align:left;
-  vertical-align:top;border-bottom:1px solid #ddd}
-.orbits-drift .od-diff td,.orbits-drift .od-diff th{padding:2px 6px;border:1px solid #ddd;
+  vertical-align:top;border-bottom:1px solid var(--jp-border-color2,#ddd)}
+.orbits-drift .od-diff td,.orbits-drift .od-diff th{padding:2px 6px;
+  border:1px solid var(--jp-border-color2,#ddd);
   vertical-align:top;text-align:left}
 .orbits-drift pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:38em;
   font-size:12px}
-.orbits-drift .od-desired{background:#eef6ee}.orbits-drift .od-actual{background:#fbeee6}
+.orbits-drift .od-desired{background:color-mix(in srgb,var(--jp-success-color1,#2e7d32) 12%,
+  var(--jp-layout-color1,#fff))}.orbits-drift .od-actual{background:color-mix(in srgb,
+  var(--jp-warn-color1,#e65100) 12%,var(--jp-layout-color1,#fff))}
 .orbits-drift summary{cursor:pointer}
-.orbits-drift .od-error{color:#6a1b9a;white-space:pre-wrap}
-.orbits-drift.od-question{background:#fff7ed;border:1px solid #fdba74;border-radius:4px;
+.orbits-drift .od-error{color:color-mix(in srgb,#6a1b9a 60%,var(--jp-ui-font-color0,#000));
+  white-space:pre-wrap}
+.orbits-drift.od-question{background:color-mix(in srgb,var(--jp-warn-color1,#f57c00) 14%,
+  var(--jp-layout-color1,#fff));border:1px solid var(--jp-warn-color2,#fdba74);border-radius:4px;
   padding:4px 8px;margin-right:6px;line-height:20px}
 </style>
 """

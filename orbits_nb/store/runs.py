@@ -6,14 +6,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from orbits_nb._filters import MAX_PAGE, check_limit
 from orbits_nb.core.errors import RunOwned
-from orbits_nb.core.rows import Batch, Lease, Owner, RunSummary
+from orbits_nb.core.rows import Batch, Lease, Owner, RunQuery, RunSummary
 from orbits_nb.core.serde import dumps_record, loads, loads_record, mask_json
 from orbits_nb.core.state import Event
 from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.leases import LeaseTables
 from orbits_nb.store.logs import LogTables, insert_logs
 from orbits_nb.store.relations import Relations
+from orbits_nb.store.run_list import RunListTables
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,39 +28,6 @@ _UNNEST_EVENTS = (
     "unnest($5::INTEGER[]), unnest($6::VARCHAR[])")
 _EVENT = "SELECT run_id, seq, ts, step, kind, attempt, data FROM events"
 
-_RECENT = """
-WITH r AS (
-  SELECT run_id, workflow, status, created_at, finished_at, duration_s, error, executions,
-    meta FROM runs WHERE parent_run_id IS NULL {where}
-  ORDER BY created_at DESC LIMIT ?),
-c AS (
-  SELECT run_id, count(*) AS total,
-    count(*) FILTER (WHERE status = 'succeeded') AS done,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'waiting') AS waiting,
-    count(*) FILTER (WHERE status = 'waiting' AND action = 'orbits_nb.approval:Approval')
-      AS approvals
-  FROM steps WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id),
-s AS (
-  SELECT run_id, max(seq) AS started FROM events
-  WHERE step IS NULL AND kind = 'run.started' AND run_id IN (SELECT run_id FROM r)
-  GROUP BY run_id),
-x AS (
-  -- steps discarded by resets since the run last started: they run again next time
-  SELECT e.run_id, sum(json_array_length(e.data->'steps')) AS discarded
-  FROM events e LEFT JOIN s USING (run_id)
-  WHERE e.step IS NULL AND e.kind = 'run.reset' AND e.run_id IN (SELECT run_id FROM r)
-    AND e.seq > coalesce(s.started, -1)
-  GROUP BY e.run_id)
-SELECT r.run_id, r.workflow, r.status, epoch(r.created_at), epoch(r.finished_at),
-  r.duration_s, r.error->>'type', r.error->>'message', r.executions,
-  r.meta->>'notebook', coalesce(c.total, 0), coalesce(c.done, 0), coalesce(c.failed, 0),
-  coalesce(c.waiting, 0), coalesce(c.approvals, 0), coalesce(x.discarded, 0),
-  l.token, l.host, l.pid, l.since, l.heartbeat
-FROM r LEFT JOIN c USING (run_id) LEFT JOIN leases l USING (run_id)
-  LEFT JOIN x USING (run_id)
-ORDER BY r.created_at DESC
-"""
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -81,7 +50,7 @@ def _insert_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> N
         con.execute(_UNNEST_EVENTS, [list(column) for column in zip(*rows, strict=True)])
 
 
-class RunTables(Relations, LeaseTables, LogTables):
+class RunTables(Relations, LeaseTables, LogTables, RunListTables):
     """The run verbs of the store: writes, leases at start, reads of the history."""
 
     # -- writes ---------------------------------------------------------------------
@@ -179,19 +148,16 @@ class RunTables(Relations, LeaseTables, LogTables):
 
     def recent_runs(self, *, workflow: str = "", status: str = "",
                     since: float | None = None, limit: int = 50) -> list[RunSummary]:
-        where: list[str] = []
-        params: list[Any] = []
-        if workflow:
-            where.append("(workflow = ? OR workflow LIKE ?)")
-            params += [workflow, "%:" + workflow]
-        if status:
-            where.append("status = ?")
-            params.append(status)
-        if since is not None:
-            where.append("created_at >= to_timestamp(?)")
-            params.append(since)
-        query = _RECENT.format(where="".join(" AND " + w for w in where))
-        return [_summary(row) for row in self._history(query, [*params, limit])]
+        check_limit(limit)
+        found: list[RunSummary] = []
+        while len(found) < limit:  # pages of at most MAX_PAGE runs
+            page = self.run_page(RunQuery(workflow=workflow, status=status, since=since,
+                                          offset=len(found),
+                                          limit=min(MAX_PAGE, limit - len(found))))
+            found += page.rows
+            if len(found) >= page.total or not page.rows:
+                break
+        return found
 
     def workflows(self) -> list[str]:
         rows = self._history("SELECT DISTINCT workflow FROM runs WHERE parent_run_id IS NULL "
@@ -218,15 +184,3 @@ def _owned(lease: Lease) -> RunOwned:
         f"{since_text}; wait for it, or stop that process (a run whose owner died is taken "
         "over automatically)", run_id=lease.key, owner=f"{lease.host}:{lease.pid}",
         since=lease.since)
-
-
-def _summary(row: tuple[Any, ...]) -> RunSummary:
-    (run_id, workflow, status, created, finished, duration, etype, emsg, executions,
-     notebook, total, done, failed, waiting, approvals, discarded, *lease) = row
-    token, host, pid, since, beat = lease
-    owner = None if host is None else Lease("run", run_id, token or "", str(host),
-                                           int(pid or 0), float(since or 0),
-                                           float(beat or 0))
-    return RunSummary(run_id, workflow, status, created, finished, duration, etype, emsg,
-                      int(executions or 0), notebook, int(total), int(done), int(failed),
-                      int(waiting), int(approvals), owner, int(discarded or 0))

@@ -124,7 +124,7 @@ class StateFile:
             yield
         finally:
             self.busy = was
-            if not was and not self.memory:  # closing an in-memory store drops it
+            if not was and not self.memory:  # closing a store in memory would drop it
                 self.close()
 
     @contextmanager

@@ -10,7 +10,8 @@ function styleOf(model, status) {
   const palette = model.get("palette") || [];
   const name = RUN_STYLE[status] || status;
   return palette.find((p) => p.status === name) || palette.find((p) => p.status === "pending")
-    || { fill: "#f1f5f9", border: "#94a3b8", text: "#475569" };
+    || { fill: "var(--jp-layout-color2, #f1f5f9)", border: "var(--jp-border-color1, #94a3b8)",
+      text: "var(--jp-ui-font-color1, #475569)" };
 }
 
 function pill(model, status, label) {
@@ -118,7 +119,9 @@ function renderApprovals(model, state) {
     const sent = !!state.sent[item.path] || !!busy;
     return h("div", { class: "onb-approval", "data-step": item.path },
       h("span", { class: "onb-pill",
-        style: "background:#fef3c7;border-color:#d97706;color:#78350f" }, "approval needed"),
+        style: "background:color-mix(in srgb, var(--jp-warn-color1, #d97706) 16%, "
+          + "var(--jp-layout-color1, #ffffff));border-color:var(--jp-warn-color1, #d97706);"
+          + "color:var(--jp-ui-font-color1, #78350f)" }, "approval needed"),
       h("span", { class: "onb-q" }, item.prompt),
       h("code", {}, item.path), input,
       h("button", { class: "onb-btn onb-primary onb-approve", disabled: sent, title: busy,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TESTS = Path(__file__).resolve().parent.parent
-DOCS = TESTS.parent / "docs"
 
 
 def test_dashboard_shows_a_run_of_another_process(jupyter_lab: JupyterLab,
@@ -95,6 +93,3 @@ def test_dashboard_shows_a_run_of_another_process(jupyter_lab: JupyterLab,
     screenshot(page, "dashboard-done")
     page.set_viewport_size({"width": 1400, "height": 2000})
     board.screenshot(path=str(ARTIFACTS_DIR / "dashboard-widget.png"))
-    if os.environ.get("ORBITS_NB_UPDATE_DOCS") == "1":  # refresh the README's picture
-        DOCS.mkdir(exist_ok=True)
-        shutil.copyfile(ARTIFACTS_DIR / "dashboard-widget.png", DOCS / "dashboard.png")
