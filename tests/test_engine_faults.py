@@ -387,27 +387,31 @@ class Cancellable(ob.Workflow):
                                     self.do("sleepy", Sleepy()))
 
 
-def test_cancel_waits_for_a_blocking_step_and_records_its_outcome(engine: ob.Engine) -> None:
+def test_cancel_abandons_a_blocking_step_and_ends_the_run_at_once(engine: ob.Engine) -> None:
     run = engine.start(Cancellable())
     assert gate("started").wait(30)
     until(lambda: COUNTS.get("sleepy"))
     run.cancel()
-    gate("release").set()
     with pytest.raises(CANCELLED):
-        run.wait(60)
+        run.wait(60)  # the thread is still blocked: the run did not wait for it
     assert run.status == "cancelled"
     steps = run.state().steps
-    # A thread cannot be interrupted: it finished and its result was recorded; the
-    # coroutine was cancelled.
-    assert steps["blocking"].status == "succeeded"
+    # A thread cannot be interrupted: its attempt is abandoned; the coroutine was
+    # cancelled.
+    assert (steps["blocking"].status, steps["blocking"].spans[-1].status) == (
+        "cancelled", "abandoned")
     assert steps["sleepy"].status == "cancelled"
+    gate("release").set()
+    until(lambda: COUNTS.get("blocking") == 1)  # the thread ended on its own...
+    engine.writer.flush()
+    assert run.state().steps["blocking"].status == "cancelled"  # ...its result discarded
     assert nothing_after_the_end(engine, run.run_id) == []
     again = run.retry()
-    until(lambda: COUNTS["sleepy"] == 2)  # the retry got past "blocking"
+    until(lambda: COUNTS["sleepy"] == 2)  # the retry ran "blocking" again, then got on
     again.cancel()
     with pytest.raises(CANCELLED):
         again.wait(60)
-    assert COUNTS["blocking"] == 1
+    assert COUNTS["blocking"] == 2
 
 
 class FinishesAnyway:

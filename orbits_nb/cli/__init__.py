@@ -23,6 +23,7 @@ from orbits_nb.core.errors import OrbitsError
 MODULES = [
     "orbits_nb.cli.runs",
     "orbits_nb.cli.trace",
+    "orbits_nb.cli.control",
     "orbits_nb.cli.runbooks",
     "orbits_nb.cli.approvals",
     "orbits_nb.cli.demo",

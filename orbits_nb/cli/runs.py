@@ -1,4 +1,4 @@
-"""``orbits-nb runs``, ``show RUN_ID``, ``reset RUN_ID STEP`` and ``sql QUERY``."""
+"""``orbits-nb runs``, ``show RUN_ID`` and ``sql QUERY`` (``reset`` is in :mod:`.control`)."""
 
 from __future__ import annotations
 
@@ -46,17 +46,6 @@ def register(commands: Any) -> None:
     show.add_argument("--logs", action="store_true", help="also print captured logs")
     show.set_defaults(handler=cmd_show)
 
-    reset = commands.add_parser(
-        "reset", help="discard a step of a run and every step after it",
-        description="Discard STEP and every step that started after it in RUN_ID, so "
-                    "the next execution (orbits-nb resume RUN_ID, or running its runbook "
-                    "again) re-executes from there. The run must not be executing.")
-    reset.add_argument("run_id", metavar="RUN_ID", type=arguments.text)
-    reset.add_argument("step", metavar="STEP", nargs="?", type=arguments.text,
-                       help="the step key, as `orbits-nb show RUN_ID` lists it")
-    reset.add_argument("--all", action="store_true", help="discard every step of the run")
-    reset.set_defaults(handler=cmd_reset)
-
     sql = commands.add_parser("sql", help="run one read-only SQL query against the store")
     sql.add_argument("query", type=arguments.text)
     sql.add_argument("--json", action="store_true", help="print JSON lines")
@@ -101,27 +90,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.logs:
         print("\nlogs:\n" + (run.logs() or "(none)"))
     return 1 if run.status == "failed" else 0
-
-
-def cmd_reset(args: argparse.Namespace) -> int:
-    from orbits_nb.core.errors import InvalidArgument
-
-    if bool(args.step) == bool(args.all):
-        raise InvalidArgument("name the STEP to discard from, or pass --all to discard "
-                              "every step (see the steps with `orbits-nb show RUN_ID`)")
-    run = _run(args.run_id)
-    steps = run.state().ordered_steps()
-    step = args.step if args.step else (steps[0].key if steps else None)
-    if step is None:
-        print(f"orbits-nb: run {run.run_id} has no steps; nothing to reset")
-        return 0
-    run.reset(step)
-    start = next(s.pos for s in steps if s.key == step)
-    dropped = [s.key for s in steps if s.pos >= start]
-    print(f"orbits-nb: reset run {run.run_id} from step {step!r} ({len(dropped)} step(s) "
-          f"discarded: {', '.join(dropped)}); continue it with `orbits-nb resume "
-          f"{run.run_id}`")
-    return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

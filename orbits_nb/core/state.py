@@ -53,7 +53,9 @@ class AttemptSpan:
 
     ``status`` is the attempt's own outcome: ``running`` or ``waiting`` while open,
     then ``succeeded``, ``failed``, ``retrying`` (failed, another attempt follows),
-    ``cancelled``, or ``interrupted`` (its process went away: closed when the run
+    ``cancelled``, ``abandoned`` (cancelled while its call ran in a thread that could
+    not be stopped: the thread may still run, its outcome is discarded), or
+    ``interrupted`` (its process went away: closed when the run
     executed again, at the last moment anything of the run was recorded).
     """
 
@@ -126,6 +128,12 @@ class StepState:
         now = time.time()
         return sum(span.duration(now) for span in self.spans)
 
+    @property
+    def abandoned(self) -> bool:
+        """Whether the latest attempt was cancelled while its call ran in a thread that
+        could not be stopped: that thread may still run (its outcome is discarded)."""
+        return bool(self.spans) and self.spans[-1].status == "abandoned"
+
     def replayed_in(self, execution: int) -> bool:
         """Whether, in run execution ``execution``, this step was replayed from the
         record rather than executed (its latest attempt belongs to an earlier one)."""
@@ -160,6 +168,9 @@ class RunState:
     #: of the run: whoever executes the run must cancel it, and a queued run must not
     #: begin. Its data (``by``, ``via``) is kept here.
     cancel_requested: dict[str, Any] | None = None
+    #: After ``run.reset`` (until the run starts again): the step it re-executes from.
+    #: The run's status is then ``pending``: it will execute again.
+    reset_from: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -212,9 +223,9 @@ def _apply_run(state: RunState, event: Event) -> None:
         state.started_at = event.ts
         state.finished_at = None
         state.error = None
+        state.reset_from = None
     elif kind == "run.reset":
-        for key in data.get("steps", []):
-            state.steps.pop(key, None)
+        _reset(state, data)
     elif kind == "run.meta":
         state.meta.update(data.get("meta", {}))
     elif kind == "run.cancel_requested":
@@ -233,6 +244,17 @@ def _apply_run(state: RunState, event: Event) -> None:
         if state.spans and state.spans[-1].finished_at is None:
             state.spans[-1].finished_at = event.ts
             state.spans[-1].status = status
+
+
+def _reset(state: RunState, data: dict[str, Any]) -> None:
+    """Steps are discarded: the run will execute again from ``from`` (a span its dead
+    process left open was interrupted)."""
+    _interrupt(state)
+    for key in data.get("steps", []):
+        state.steps.pop(key, None)
+    state.status, state.reset_from = "pending", data.get("from")
+    state.result = state.error = state.finished_at = None
+    state.cancel_requested = None
 
 
 def _interrupt(state: RunState) -> None:
@@ -315,6 +337,8 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
         span.status = "waiting"
     elif kind in _SPAN_END and span.open:
         span.finished_at, span.status = event.ts, _SPAN_END[kind]
+        if kind == "step.cancelled" and event.data.get("abandoned"):
+            span.status = "abandoned"
         if kind in ("step.failed", "step.retrying"):
             state.had_failures = True
     if event.data.get("worker"):

@@ -287,6 +287,16 @@ class RunListRecords(Protocol):
         of runs that match in all; bad filters are refused as InvalidArgument."""
 
 
+class ControlRecords(Protocol):
+    """Commands to a run from any process, kept as request events of the run."""
+
+    def commands(self, run_ids: Sequence[str], after: int) -> tuple[list[Event], int]:
+        """Request events (``run.cancel_requested``) of ``run_ids`` recorded after seq
+        ``after``, in order, and the seq to look after next time. Cheap when nothing
+        was recorded since ``after``: the owner of runs calls it several times a
+        second."""
+
+
 class Store(StoreHandle, RunRecords, LeaseRecords, ResourceRecords, RunbookRecords,
-            ApprovalRecords, RunListRecords, Protocol):
+            ApprovalRecords, RunListRecords, ControlRecords, Protocol):
     """Everything orbits_nb keeps, as one port (each store implements all of it)."""

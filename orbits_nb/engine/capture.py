@@ -18,7 +18,9 @@ import sys
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 class StepSink:
@@ -120,6 +122,26 @@ def end() -> None:
             if getattr(sys, name) is proxy:  # else the user replaced it: leave theirs
                 setattr(sys, name, proxy.original)
         _installed.clear()
+
+
+def in_thread(function: Callable[[], T]) -> T:
+    """Call a step's blocking ``function`` in a worker thread (in the step's context).
+
+    The thread keeps the output routing installed for as long as it runs: a call whose
+    step was cancelled without it (abandoned) may go on printing after its step ended,
+    and those lines still belong to its own attempt (its sink), never to the console
+    or to whichever step runs next. Its last partial line is kept when it ends.
+    """
+    from orbits_nb.executors._boundary import called
+
+    begin()
+    try:
+        return called(function)
+    finally:
+        end()
+        sink = current_sink.get()
+        if sink is not None:
+            sink.close()
 
 
 def line_of(record: logging.LogRecord) -> str:

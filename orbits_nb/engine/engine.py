@@ -86,6 +86,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._lock = threading.RLock()
         self.active: dict[str, Run] = {}
         self._listeners: list[Callable[[RunExecution], None]] = []
@@ -136,12 +137,18 @@ class Engine:
             return
 
     def _start_heartbeat(self) -> None:
-        self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
+        from orbits_nb.engine.control import CommandWatch
+
+        loop = asyncio.get_running_loop()
+        self._beat = loop.create_task(self._heartbeat())
+        # Requests from other processes (a cancel) to the runs executing here.
+        self._watch = loop.create_task(CommandWatch(self).serve())
 
     def _stop_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         # A task left pending when the loop stops is reported as destroyed later.
-        if self._beat is not None:
-            self._beat.cancel()
+        for task in (self._beat, self._watch):
+            if task is not None:
+                task.cancel()
         loop.call_soon(loop.stop)  # after the heartbeat took its cancellation
 
     async def _heartbeat(self) -> None:
@@ -156,7 +163,7 @@ class Engine:
         """Cancel active runs, commit what is pending and release the state file."""
         for run in list(self.active.values()):
             if not run.done:
-                run.cancel()
+                run.cancel_here(None)
         for run in list(self.active.values()):
             # The run records its own failure or cancellation.
             with contextlib.suppress(BaseException):
@@ -288,6 +295,9 @@ class Engine:
             run.execution = execution
             if run.cancel_requested:
                 raise asyncio.CancelledError
+            if state.cancel_requested:
+                # Asked before this process took the run over: it ends cancelled.
+                run.cancel_requested = execution.cancelling = execution.closing = True
             result = await execution.execute()
             # While the lease is held nobody else writes this run: a write by anybody
             # else from now on changes the mark, and the completion is then read again.

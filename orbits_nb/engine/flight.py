@@ -44,6 +44,9 @@ class Flight:
     watching: bool = False
     #: A cancel arrived during a call that cannot be interrupted: it applies after it.
     cancel_pending: bool = False
+    #: The current call was cancelled while its thread could not be stopped: the step
+    #: ends cancelled at once, the thread runs on, its outcome is discarded.
+    abandoned: bool = False
     cancel_sent: bool = False
     #: Where the current attempt's calls ran, as the executor said (e.g. a Dask
     #: worker's address); recorded with the events that end or pause the attempt.
@@ -103,6 +106,13 @@ def interruptible(executor: Executor, action: Action, method: Method) -> bool:
     return inspect.iscoroutinefunction(getattr(action, method, None))
 
 
+def abandons(executor: Executor, action: Action, method: Method) -> bool:
+    """Whether a cancelled call of ``executor`` that cannot be interrupted is left to
+    run on its own (a thread of this process) instead of being waited for."""
+    check = getattr(executor, "abandons", None)
+    return bool(check(action, method)) if callable(check) else False
+
+
 def retry_delay(policy: Retry, error: Exception, retries: int, deadline: float | None,
                 flight: Flight) -> float | None:
     """Seconds before the next attempt, or None when ``error`` fails the step (not
@@ -116,7 +126,8 @@ def retry_delay(policy: Retry, error: Exception, retries: int, deadline: float |
 
 
 async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool,
-                     deadline: float | None, late: Callable[[], Exception]) -> Outcome:
+                     deadline: float | None, late: Callable[[], Exception], *,
+                     abandon: bool = False) -> Outcome:
     """Wait for ``call``: until ``deadline`` (then ``late()`` is raised and the call is
     stopped, a thread being left to finish on its own), through cancels.
 
@@ -125,7 +136,10 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     finds it cannot stop the call after all (a function already running on a
     worker) finishes it undisturbed. A call that cannot be stopped is not
     cancelled at all. Either way, a call that finishes leaves the cancel pending on
-    ``flight``, applied once its outcome is recorded.
+    ``flight``, applied once its outcome is recorded. With ``abandon`` (a thread of
+    this process), a call that cannot be stopped is not waited for either: the cancel
+    applies at once, ``flight.abandoned`` says so, and the call's outcome, whenever it
+    comes, is discarded.
     """
     sent = False
     while True:
@@ -137,6 +151,10 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
             if can_stop and not sent:
                 sent = True
                 call.cancel()
+            elif not can_stop and abandon:
+                flight.abandoned = True
+                call.add_done_callback(_discarded)
+                raise
             continue
         if done:
             break
@@ -145,6 +163,11 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     if sent and (call.cancelled() or call.exception() is not None):
         raise asyncio.CancelledError
     return call.result()
+
+
+def _discarded(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled():
+        call.exception()  # retrieved: the step it belonged to ended without it
 
 
 async def stop(call: asyncio.Task[Any], reason: str | None = None) -> None:

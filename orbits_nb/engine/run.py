@@ -156,39 +156,78 @@ class Run:
         return result_of(future).__await__()
 
     # -- control --------------------------------------------------------------------
-    def cancel(self) -> None:
-        """Cancel the run: in-flight steps are cancelled and recorded as such.
+    def cancel(self, *, via: str = "python") -> str:
+        """Cancel the run, wherever it executes; returns what happened.
 
-        A plain ``main()``/``watch()`` running in a thread cannot be interrupted: it
-        finishes first, its outcome is recorded, then the run ends cancelled.
+        Executing here: its steps are cancelled and recorded as such (``cancelling``).
+        A coroutine stops at its next ``await``, a child process is terminated; a plain
+        ``main()``/``watch()`` busy in a thread cannot be stopped: its attempt is
+        recorded as abandoned (its thread runs on, its output still lands in that
+        attempt, its outcome is discarded) and the run ends cancelled at once.
+        Executing in another process (or on another host): a ``run.cancel_requested``
+        event tells its owner, which cancels it within a second (``requested``).
+        Executing nowhere (not started, its process gone): it is recorded as cancelled
+        here (``cancelled``). ``ended`` when it had ended already. A nested run is
+        cancelled with the run it is nested in.
         """
+        from orbits_nb.engine.control import cancel_elsewhere, request
+
+        future = self._future
+        if future is not None:
+            if future.done():
+                return "ended"
+            self.cancel_here(request(via))
+            return "cancelling"
+        if self._settled is not None:
+            return "ended"
+        return cancel_elsewhere(self.engine, self.run_id, via)
+
+    def cancel_here(self, asked: dict[str, Any] | None) -> None:
+        """Cancel the run executing in this process; ``asked`` (who asked, how) is
+        recorded, unless the request is already recorded (it came through the store)."""
         future = self._future
         if future is None or future.done():
             return
         if self.execution is None and self.engine.withdraw(self):
             return  # it was queued (``max_active_runs``): it never begins
         self.cancel_requested = True
-        if self.execution is not None:
-            self.engine.loop.call_soon_threadsafe(self.execution.cancel)
+        execution = self.execution
+        if execution is not None:
+            self.engine.loop.call_soon_threadsafe(_cancel_on_loop, execution, asked)
 
     def reset(self, step: str) -> None:
         """Discard ``step`` and every step that started after it in this run.
 
-        The next start re-executes from ``step``. The run must not be executing.
+        The next start re-executes from ``step`` (the run is ``pending`` meanwhile).
+        The run must not be executing, here or in another live process (a run whose
+        process died may be reset).
         """
-        if not self.done:
+        from orbits_nb.engine.control import held, root_of
+
+        future = self._future
+        if future is not None and not future.done():
             raise OrbitsError(f"run {self.run_id!r} is executing", run_id=self.run_id,
                               hint="cancel it (run.cancel()) or wait for it before reset()",
                               cli_hint="wait for it to finish (or stop the process "
                                        "executing it), then reset it")
         self.engine.writer.flush()
         self.engine.completed.forget(self.run_id)
+        with self.engine.store.keep_open(), held(self.engine, self.run_id,
+                                                 "reset") as owner:
+            events = self._reset_events(step)
+            self.engine.writer.submit(Batch(events=events, release_leases=[
+                (root_of(self.run_id), owner.token)])).result()
+
+    def _reset_events(self, step: str) -> list[Event]:
         state = fold(self.run_id, self.engine.store.load_run(self.run_id))
         target = state.steps.get(step)
         if target is None:
             known = ", ".join(s.key for s in state.ordered_steps()) or "none"
             raise OrbitsError(f"run {self.run_id!r} has no step {step!r} (steps: {known})",
-                              run_id=self.run_id, step=step)
+                              run_id=self.run_id, step=step,
+                              hint="name a step as run.steps() lists it",
+                              cli_hint=f"name a step as `orbits-nb show {self.run_id}` "
+                                       "lists it")
         dropped = [s for s in state.steps.values() if s.pos >= target.pos]
         events = [Event(self.run_id, "run.reset", data={"steps": [s.key for s in dropped],
                                                        "from": step})]
@@ -197,11 +236,29 @@ class Run:
                 child = fold(s.child_run_id, self.engine.store.load_run(s.child_run_id))
                 events.append(Event(s.child_run_id, "run.reset",
                                     data={"steps": list(child.steps), "from": step}))
-        self.engine.writer.submit(Batch(events=events)).result()
+        return events
 
     def retry(self) -> Run:
-        """Execute the run again: completed steps replay, failed ones run again."""
+        """Execute the run again: completed steps replay, failed ones run again.
+
+        A run executing here returns its live handle; one executing in another live
+        process is refused (naming it): cancel it there first. A run submitted to a
+        queue goes back to that queue; any other executes here.
+        """
+        from orbits_nb.engine.control import live_owner, owned
+
+        future = self._future
+        if future is not None and not future.done():
+            return self
+        lease = live_owner(self.engine, self.run_id)
+        if lease is not None:
+            raise owned(lease, "retry")
         workflow = self.workflow or self._load_workflow()
+        queue = self.state().meta.get("queue") if self.workflow is None else None
+        submit = getattr(self.engine, "submit", None)
+        if queue and callable(submit):
+            handle: Run = submit(workflow, run_id=self.run_id, queue=queue)
+            return handle
         return self.engine.start(workflow, run_id=self.run_id, executor=self.executor)
 
     def _load_workflow(self) -> Workflow:
@@ -277,3 +334,9 @@ class _Settled:
 
 async def _settled(settled: _Settled) -> Any:
     return settled.outcome()
+
+
+def _cancel_on_loop(execution: RunExecution, asked: dict[str, Any] | None) -> None:
+    if asked is not None and not execution.cancelling:
+        execution.defer("run.cancel_requested", **asked)
+    execution.cancel()

@@ -28,13 +28,23 @@ from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
 from orbits_nb.core.workflow import Workflow, current_runner
 from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
-from orbits_nb.engine.flight import Flight, interruptible, outcome_of, result_of, retry_delay
+from orbits_nb.engine.flight import (
+    Flight,
+    abandons,
+    interruptible,
+    outcome_of,
+    result_of,
+    retry_delay,
+)
 from orbits_nb.executors._boundary import contained
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
 
 RESERVED = ("#", "/")
+#: The last line of an abandoned attempt's logs, once its call returned.
+ABANDONED_END = ("orbits_nb: the call abandoned by the cancel has returned; its outcome "
+                 "was discarded")
 
 
 class RunExecution:
@@ -328,7 +338,8 @@ class RunExecution:
             try:
                 result = await self._attempt(key, attempt, action, executor, deadline, flight)
             except asyncio.CancelledError:
-                await self.commit("step.cancelled", key, attempt, **placed(flight))
+                await self.commit("step.cancelled", key, attempt, **placed(flight),
+                                  **abandoned(flight))
                 raise
             except Exception as err:
                 delay = retry_delay(type(action).retry, err, retries, deadline, flight)
@@ -411,10 +422,14 @@ class RunExecution:
         capture.begin()  # before the call's task first runs
         try:
             outcome = await outcome_of(call, flight, interruptible(executor, action, method),
-                                       deadline, late)
+                                       deadline, late,
+                                       abandon=abandons(executor, action, method))
         finally:
             capture.end()
             sink.close()
+            if flight.abandoned:
+                # Its attempt's logs say when the thread stopped (until then, it runs).
+                call.add_done_callback(lambda _: sink.record("log", ABANDONED_END))
         action.bag = outcome.bag
         return outcome.value
 
@@ -431,6 +446,11 @@ class RunExecution:
 def placed(flight: Flight) -> dict[str, Any]:
     """What an attempt's event records about where its calls ran (nothing locally)."""
     return dict(flight.placement) if flight.placement else {}
+
+
+def abandoned(flight: Flight) -> dict[str, Any]:
+    """What a cancelled attempt records when its thread could not be stopped."""
+    return {"abandoned": True} if flight.abandoned else {}
 
 
 def replay_hints(run_id: str, step: str) -> dict[str, str]:

@@ -177,17 +177,24 @@ def shown(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     return show(relation, _display)  # type: ignore[no-any-return]
 
 
+#: What run.steps() says of a step whose thread was abandoned by a cancel.
+ABANDONED = "cancelled while busy in a thread, which may still run (its outcome is discarded)"
+
+
 def step_relation(state: RunState) -> duckdb.DuckDBPyRelation:
     """The steps of ``state`` in order, as a relation of :data:`STEP_COLUMNS`."""
     from orbits_nb.core.state import short_error
 
     rows = []
     for step in state.ordered_steps():
-        rows.append([step.key, step.status, step.attempts, step.action.rsplit(":", 1)[-1],
+        rows.append([step.key, "abandoned" if step.abandoned else step.status,
+                     step.attempts, step.action.rsplit(":", 1)[-1],
                      step.started_at, step.duration,
                      step.replayed_in(state.executions),
                      json.dumps(step.result, default=str) if step.result is not None
-                     else None, short_error(step.error) or None, step.worker])
+                     else None,
+                     short_error(step.error) or (ABANDONED if step.abandoned else None),
+                     step.worker])
     from orbits_nb.store import rows_relation
 
     return shown(rows_relation(list(zip(STEP_COLUMNS, _STEP_TYPES, strict=True)), rows))

@@ -9,7 +9,8 @@ from typing import Any
 
 from orbits_nb.core.action import Action
 from orbits_nb.core.ports import Method, Outcome
-from orbits_nb.executors._boundary import called, contained
+from orbits_nb.engine.capture import in_thread
+from orbits_nb.executors._boundary import contained
 from orbits_nb.executors._threads import DaemonThreads
 from orbits_nb.executors._wakeups import awaited
 
@@ -40,6 +41,12 @@ class LocalExecutor:
         """A coroutine can be cancelled at its next ``await``; a thread cannot."""
         return inspect.iscoroutinefunction(getattr(action, method))
 
+    def abandons(self, action: Action, method: Method) -> bool:
+        """A cancelled call in a thread is left to finish on its own (nothing can stop
+        it): its step ends cancelled at once, its output still lands in its attempt's
+        logs, its outcome is discarded."""
+        return not self.interruptible(action, method)
+
     async def call(self, action: Action, method: Method) -> Outcome:
         function = getattr(action, method)
         if inspect.iscoroutinefunction(function):
@@ -47,7 +54,7 @@ class LocalExecutor:
         else:
             # The step's context (its log sink) travels into the thread.
             context = contextvars.copy_context()
-            value = await awaited(self.threads().submit(context.run, called, function))
+            value = await awaited(self.threads().submit(context.run, in_thread, function))
             if inspect.isawaitable(value):
                 value = await value
         return Outcome(value, action.bag)

@@ -8,13 +8,15 @@ reply comes back pickled. An exception that cannot be pickled comes back as a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
+import signal
 import sys
 from pathlib import Path
 
 from orbits_nb.core.action import Action
-from orbits_nb.core.errors import RemoteError
+from orbits_nb.core.errors import InvalidArgument, RemoteError
 from orbits_nb.core.masking import mask, remember_all
 from orbits_nb.core.ports import Method, Outcome
 from orbits_nb.engine.capture import current_sink
@@ -27,9 +29,16 @@ class SubprocessExecutor:
     >>> step = self.do("build", Build(), executor=SubprocessExecutor())  # doctest: +SKIP
     """
 
-    def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None, *,
+                 grace: float = 5.0) -> None:
+        """``grace``: seconds a cancelled call's process has to exit after SIGTERM
+        before it is killed (SIGKILL)."""
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+            raise InvalidArgument(f"SubprocessExecutor(grace=...) must be a number of "
+                                  f"seconds of at least 0, got {grace!r}")
         self.python = python or sys.executable
         self.env = dict(env or {})
+        self.grace = float(grace)
 
     def describe(self) -> str:
         return "subprocess"
@@ -52,13 +61,12 @@ class SubprocessExecutor:
         proc = await asyncio.create_subprocess_exec(
             self.python, "-m", "orbits_nb.executors.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env)
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
         try:
             out, err = await proc.communicate(payload)
         except BaseException:
             if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+                await terminate(proc, self.grace)
             raise
         reply = pickle.loads(out) if out else None
         if reply is not None:
@@ -80,3 +88,22 @@ class SubprocessExecutor:
 
     def __repr__(self) -> str:
         return f"SubprocessExecutor(python={self.python!r})"
+
+
+async def terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Stop a call's process and what it started (its own process group): SIGTERM,
+    then SIGKILL once ``grace`` seconds passed (at once on a second cancel)."""
+    _signal(proc.pid, signal.SIGTERM)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), grace)
+    finally:
+        # Also whatever the call started and left behind in its group.
+        _signal(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            await proc.wait()
+
+
+def _signal(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orbits_nb.store.approvals import ApprovalTables
+from orbits_nb.store.commands import CommandTables
 from orbits_nb.store.guard import check_query
 from orbits_nb.store.notebook_runs import NotebookRunTables
 from orbits_nb.store.resources import ResourceTables
@@ -21,7 +22,7 @@ from orbits_nb.store.schedules import ScheduleTables
 
 
 class DuckDBStore(RunTables, ResourceTables, NotebookRunTables, ScheduleTables,
-                  ApprovalTables):
+                  ApprovalTables, CommandTables):
     """Everything orbits_nb keeps, in a DuckDB file (or ``":memory:"``).
 
     Reads never create anything: while the file does not exist they see an empty

@@ -27,7 +27,10 @@ LASTS: dict[str, tuple[str, ...]] = {
 
 def retry(monitor: Monitor, _step: str, _comment: str) -> str:
     was, since = monitor.header.get("status"), monitor.header.get("reset_from")
-    fresh = monitor.run.retry()
+    try:
+        fresh = monitor.run.retry()
+    except OrbitsError as err:  # e.g. another live process executes it
+        raise OrbitsError(f"could not retry run {monitor.run_id!r}: {err}") from err
     monitor.bind(fresh)
     if was == "reset":
         return f"running again from {since}: the steps before it replay from history"
@@ -39,11 +42,20 @@ def retry(monitor: Monitor, _step: str, _comment: str) -> str:
 
 def cancel(monitor: Monitor, _step: str, _comment: str) -> str:
     live = monitor.executing()
-    if live is None:
-        raise OrbitsError(f"run {monitor.run_id!r} is not executing in this kernel")
-    live.cancel()
+    if live is not None:
+        live.cancel(via="notebook")
+        monitor.poke()
+        return ("cancelling: waiting steps stop now; a step busy in a thread is "
+                "abandoned (its thread runs on until its call returns, what it prints "
+                "stays with that attempt, its outcome is discarded)")
+    outcome = monitor.run.cancel(via="notebook")
     monitor.poke()
-    return "cancelling: waiting steps stop now; a step busy in a thread finishes first"
+    if outcome == "requested":
+        return (f"asked {status.where_text(monitor.header)}, which executes the run, to "
+                "cancel it: it stops there within a second")
+    if outcome == "cancelled":
+        return "cancelled: nothing was executing it"
+    return "it had already ended: nothing to cancel"
 
 
 def reset(monitor: Monitor, step: str, _comment: str) -> str:

@@ -172,11 +172,13 @@ class Snapshotter:
         state, discarded, reset_from = fold_resets(run_id, self.engine.store.load_run(run_id))
         recorded = state.status
         where = HERE if live is not None else ""
-        if not where and recorded not in RUN_TERMINAL:
+        # After a reset the run is pending (it will execute again), not abandoned.
+        settled = recorded in RUN_TERMINAL or state.reset_from is not None
+        if not where and not settled:
             where = ELSEWHERE if owner_lives(self.engine.store, run_id) else GONE
         replayed = self._replayed(state)
         shown = copy_state(state, self._redact)
-        if recorded in RUN_TERMINAL and (where == HERE or discarded):
+        if settled and (where == HERE or discarded):
             # About to execute again, or reset: drawn as its next start will find it.
             shown = as_reset(shown, discarded)
         elif where == GONE:
@@ -187,7 +189,8 @@ class Snapshotter:
         return RunView(shown, replayed, recorded_status=recorded, where=where,
                        reset_from=reset_from if discarded else "",
                        discarded=tuple(s.key for s in discarded),
-                       cancel_requested=bool(live and live.cancel_requested))
+                       cancel_requested=bool(live and live.cancel_requested)
+                       or state.cancel_requested is not None)
 
     def _replayed(self, state: RunState) -> frozenset[str]:
         """Steps the latest execution replayed, when it ran in this process."""

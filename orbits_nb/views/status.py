@@ -64,7 +64,7 @@ def run_status(picture: Picture) -> str:
         return "pending" if recorded in RUN_TERMINAL else recorded
     if picture.where == GONE:
         return "interrupted"
-    if recorded in RUN_TERMINAL and picture.reset_from:
+    if picture.reset_from and (recorded in RUN_TERMINAL or recorded == "pending"):
         return "reset"
     return recorded
 
@@ -85,8 +85,12 @@ def status_line(head: dict[str, Any]) -> str:
     if status == "interrupted":
         return (f"its process ({where_text(head)}) is gone: press Retry to resume it "
                 "here (succeeded steps replay)")
-    if where == HERE and head.get("cancel_requested"):
-        return "cancelling…"
+    if head.get("cancel_requested") and where in (HERE, ELSEWHERE):
+        return "cancelling…" if where == HERE else f"cancelling in {where_text(head)}…"
+    if status == "cancelled" and head.get("abandoned"):
+        steps = ", ".join(head["abandoned"])
+        return (f"cancelled; the thread of {steps} may still run (its outcome is "
+                "discarded, its output kept with its attempt)")
     if where == HERE and status == "pending":
         return "starting…"
     if where == ELSEWHERE:
@@ -154,8 +158,12 @@ def _cancel(head: dict[str, Any]) -> dict[str, Any]:
                        "in a thread finishes first; each is recorded")
     if where == HERE:
         return _button(False, "■ Cancel", f"{run} is being cancelled")
+    if where == ELSEWHERE and not head.get("cancel_requested"):
+        return _button(True, "■ Cancel", f"Cancel it: {where_text(head)}, which executes "
+                       "it, is asked through the store and stops it within a second")
     if where == ELSEWHERE:
-        return _button(False, "■ Cancel", _busy(head, "cancel"))
+        return _button(False, "■ Cancel", f"{run} is being cancelled in "
+                       f"{where_text(head)}")
     if status == "interrupted":
         return _button(False, "■ Cancel", f"nothing executes {run}: its process "
                        f"({where_text(head)}) is gone")

@@ -31,6 +31,7 @@ from orbits_nb.core.rows import Batch, Lease, LeaseFamily, Owner
 from orbits_nb.core.serde import dumps_record, mask_json
 from orbits_nb.store import migrate
 from orbits_nb.store.approvals import ApprovalTables
+from orbits_nb.store.commands import CommandTables
 from orbits_nb.store.guard import check_query, fault
 from orbits_nb.store.logs import insert_logs
 from orbits_nb.store.notebook_runs import NotebookRunTables
@@ -62,7 +63,7 @@ _READABLE = (*USER_TABLES, "step_events")
 # The table families are typed against DuckDB's connection; a PgConnection offers the
 # same execute/fetchall/fetchone surface they use, so the sessions differ only in type.
 class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
-                    NotebookRunTables, ScheduleTables, ApprovalTables):
+                    NotebookRunTables, ScheduleTables, ApprovalTables, CommandTables):
     """Everything orbits_nb keeps, in a PostgreSQL database (see the module).
 
     ``url`` is ``postgresql://user[:password]@host[:port]/database``; without a
