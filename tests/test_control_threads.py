@@ -67,7 +67,7 @@ def test_a_cancelled_thread_is_abandoned_and_its_later_output_stays_with_it(
     busy = state.steps["busy"]
     assert (busy.status, busy.spans[-1].status, busy.abandoned) == (
         "cancelled", "abandoned", True)
-    status, error = run.steps().project("status, error").fetchone()
+    ((status, error),) = run.steps().project("status, error").fetchall()
     assert status == "abandoned" and "may still run" in error
 
     RELEASE.set()  # the thread goes on with no step of the run executing

@@ -61,7 +61,7 @@ FROM (
   FROM _fold_events e LEFT JOIN runs r USING (run_id)
   WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
-WHERE kind IN ('run.started', 'run.succeeded', 'run.failed', 'run.cancelled',
+WHERE kind IN ('run.started', 'run.reset', 'run.succeeded', 'run.failed', 'run.cancelled',
                'step.started', 'step.succeeded', 'step.failed', 'step.cancelled',
                'step.retrying')
 """
@@ -143,20 +143,22 @@ SELECT run_id, execution, 'running', to_timestamp(ts), host, pid, worker
 FROM _fold_marks WHERE kind = 'run.started' AND step IS NULL
 """
 
-#: An open execution ends at the first of: the run's end (its status), or the next
-#: ``run.started`` (interrupted, at the last moment the run recorded anything before).
+#: An open execution ends at the first of: the run's end (its status), a ``run.reset``
+#: or the next ``run.started`` (interrupted, at the last moment the run recorded
+#: anything before: a reset is only made once nobody executes the run).
 _CLOSE_EXECUTIONS = """
 UPDATE executions SET status = c.status, finished_at = c.finished_at,
   duration_s = epoch(c.finished_at) - epoch(executions.started_at)
 FROM (
   SELECT x.run_id, x.execution,
-    arg_min(CASE WHEN e.kind = 'run.started' THEN 'interrupted'
+    arg_min(CASE WHEN e.kind IN ('run.started', 'run.reset') THEN 'interrupted'
             ELSE replace(e.kind, 'run.', '') END, e.seq) AS status,
-    arg_min(CASE WHEN e.kind = 'run.started'
+    arg_min(CASE WHEN e.kind IN ('run.started', 'run.reset')
             THEN to_timestamp(greatest(e.before, epoch(x.started_at)))
             ELSE to_timestamp(e.ts) END, e.seq) AS finished_at
   FROM executions x JOIN _fold_marks e ON e.run_id = x.run_id AND e.step IS NULL
     AND ((e.kind = 'run.started' AND e.execution > x.execution)
+         OR (e.kind = 'run.reset' AND e.execution >= x.execution)
          OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled')
              AND e.execution >= x.execution))
   WHERE x.finished_at IS NULL
@@ -266,7 +268,8 @@ FROM (
     SELECT a.run_id, a.step, a.attempt, e.seq, 'interrupted',
       to_timestamp(greatest(e.before, epoch(a.started_at)))
     FROM open a JOIN _fold_marks e ON e.run_id = a.run_id AND e.step IS NULL
-      AND e.kind = 'run.started' AND e.execution > a.execution)
+      AND ((e.kind = 'run.started' AND e.execution > a.execution)
+           OR (e.kind = 'run.reset' AND e.execution >= a.execution)))
   SELECT run_id, step, attempt, arg_min(status, seq) AS status,
     arg_min(finished_at, seq) AS finished_at
   FROM closers GROUP BY run_id, step, attempt) c
