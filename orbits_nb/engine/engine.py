@@ -61,6 +61,14 @@ class Engine:
     >>> engine.start(Hello(who="acme")).wait()            # doctest: +SKIP
     """
 
+    #: Set by ``orbits-nb worker`` in the process executing a run: the worker's id
+    #: (recorded with ``run.started``), the shortest timer wait that parks the run
+    #: instead of holding the slot (None: never park), and whether the worker drains
+    #: (no new step starts; the run parks so that another worker continues it).
+    worker: str | None = None
+    park_after: float | None = None
+    draining: bool = False
+
     def __init__(self, store: Store | str | Path | None = None, *,
                  executor: Executor | None = None, max_threads: int = 64,
                  max_active_runs: int | None = None) -> None:

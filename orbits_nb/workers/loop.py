@@ -1,0 +1,215 @@
+"""The worker: claims queued runs, executes each in a child process, watches them.
+
+One claim takes up to the free slots' worth of runs (their run leases, under the
+worker's token) within every queue's limits; each run then executes in
+``python -m orbits_nb.workers.child RUN_ID`` (prefork style), so a run that ignores a
+cancel can be terminated. The worker heartbeats the leases it holds, dequeues runs
+that ended, and takes over runs whose owner died when the lease rules free them.
+
+SIGTERM (or SIGINT) drains: no new claim, each child starts no new step and stops
+once its running steps finish (the run stays queued for another worker); the leases
+are released and the worker exits 0. A second signal kills the children at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.rows import Batch, Owner, QueuedRun
+from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
+from orbits_nb.workers.child import ENDED, PARK_ENV, PARKED, TOKEN_ENV, WORKER_ENV
+
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
+
+#: Seconds a child has to end its run after a cancel request before it is terminated.
+CANCEL_GRACE = 5.0
+#: Timers at least this long park the run instead of holding the worker's slot.
+PARK_AFTER = 30.0
+#: Seconds between two looks at the queue while idle, and at the children.
+POLL = 0.05
+
+
+@dataclass
+class Child:
+    """A run executing in a child process."""
+
+    entry: QueuedRun
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    cancel_seen: float | None = None
+    next_look: float = 0.0
+
+
+class Worker:
+    """Drains queued runs (see the module). ``run()`` returns the exit code."""
+
+    def __init__(self, store: Store, state: str, *, queues: Sequence[str] = (),
+                 concurrency: int = 4, once: bool = False, name: str | None = None,
+                 park_after: float = PARK_AFTER, cancel_grace: float = CANCEL_GRACE,
+                 say: Callable[[str], None] = print) -> None:
+        self.store = store
+        self.state = state
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.once = once
+        self.owner = Owner(uuid.uuid4().hex, store.host, os.getpid())
+        self.name = name or f"worker-{store.host}-{os.getpid()}"
+        self.park_after = park_after
+        self.cancel_grace = cancel_grace
+        self.say = say
+        self.children: dict[str, Child] = {}
+        self.draining = False
+        self._beat = 0.0
+
+    # -- signals ------------------------------------------------------------------------
+    def on_signal(self, *_: Any) -> None:
+        """First signal: drain; second: stop at once."""
+        if self.draining:
+            for child in self.children.values():
+                child.process.kill()
+            os._exit(1)
+        self.draining = True
+        self.say(f"{self.name}: draining ({len(self.children)} run(s) finishing their "
+                 "steps); send the signal again to stop at once")
+        for child in self.children.values():
+            child.process.send_signal(signal.SIGTERM)
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> int:
+        self.say(f"{self.name}: taking runs from "
+                 f"{', '.join(self.queues) or 'every queue'} of {self.store.location} "
+                 f"({self.concurrency} at a time)")
+        try:
+            while True:
+                self._watch()
+                took = 0 if self.draining else self._claim()
+                self._heartbeat()
+                if (self.draining or (self.once and not took)) and not self.children:
+                    return 0
+                if not took:
+                    self.store.tick()
+                    time.sleep(POLL)
+        finally:
+            self._release_all()
+            self.store.close()
+
+    def _claim(self) -> int:
+        free = self.concurrency - len(self.children)
+        if free <= 0:
+            return 0
+        entries = self.store.claim_runs(self.owner, free, self.queues)
+        for entry in entries:
+            if entry.cancel:
+                self._cancel_unstarted(entry)
+            else:
+                self._spawn(entry)
+        return len(entries)
+
+    def _spawn(self, entry: QueuedRun) -> None:
+        env = {**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
+               PARK_ENV: str(self.park_after), "ORBITS_NB_STATE": self.state,
+               "ORBITS_NB_HOST": self.store.host, "ORBITS_NB_PROGRESS": "0"}
+        process = subprocess.Popen([sys.executable, "-m", "orbits_nb.workers.child",
+                                    entry.run_id], env=env)
+        self.children[entry.run_id] = Child(entry, process)
+        where = f"{entry.queue}" + (f", key {entry.key}" if entry.key else "")
+        again = f", take {entry.takes + 1}" if entry.takes else ""
+        self.say(f"{self.name}: took {entry.run_id} ({where}{again})")
+
+    def _watch(self) -> None:
+        for run_id, child in list(self.children.items()):
+            code = child.process.poll()
+            if code is None:
+                self._check_cancel(child)
+                continue
+            del self.children[run_id]
+            self._ended(child, code)
+
+    def _ended(self, child: Child, code: int) -> None:
+        run_id = child.entry.run_id
+        state = self._state(run_id)
+        took = time.monotonic() - child.started
+        if state is not None and state.status in RUN_TERMINAL:
+            self.store.dequeue(run_id)
+            how = state.status
+        elif code == PARKED:
+            how = "parked" if not self.draining else "left queued (draining)"
+        else:
+            # The child died or could not execute the run: try again a little later.
+            self.store.park_run(run_id, time.time() + min(60.0, 1.0 + child.entry.takes))
+            how = f"left queued (the process ended with code {code})"
+        self.store.release_lease("run", run_id, self.owner.token)
+        self.say(f"{self.name}: {run_id} {how} after {took:.2f}s")
+
+    def _state(self, run_id: str) -> RunState | None:
+        events = self.store.load_run(run_id)
+        return fold(run_id, events) if events else None
+
+    # -- cancels ------------------------------------------------------------------------
+    def _check_cancel(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.cancel_seen is None:
+            if now < child.next_look:
+                return
+            child.next_look = now + 0.25
+            state = self._state(child.entry.run_id)
+            if state is not None and state.cancel_requested is not None:
+                child.cancel_seen = now
+            return
+        if now - child.cancel_seen < self.cancel_grace:
+            return
+        # The run's own cancel did not end it in time (a main() that cannot stop).
+        child.process.kill()
+        child.process.wait()
+        del self.children[child.entry.run_id]
+        state = self._state(child.entry.run_id)
+        if state is not None and state.status not in RUN_TERMINAL:
+            self._record_cancelled(state, "the worker terminated the process executing "
+                                          "it after the cancel was not honoured")
+        self._ended(child, -9)
+
+    def _cancel_unstarted(self, entry: QueuedRun) -> None:
+        state = self._state(entry.run_id)
+        if state is not None and state.status not in RUN_TERMINAL:
+            self._record_cancelled(state, "the run was cancelled before it began")
+        self.store.dequeue(entry.run_id)
+        self.store.release_lease("run", entry.run_id, self.owner.token)
+        self.say(f"{self.name}: {entry.run_id} cancelled before it began")
+
+    def _record_cancelled(self, state: RunState, message: str) -> None:
+        events = [Event(state.run_id, "step.cancelled", step.key, step.attempts,
+                        data={"error": {"type": "RunCancelled", "message": message}})
+                  for step in state.steps.values()
+                  if step.status in ("running", "waiting", "retrying")]
+        events.append(Event(state.run_id, "run.cancelled", data={
+            "error": {"type": "RunCancelled", "message": message}}))
+        self.store.write(Batch(events=events))
+
+    # -- leases -------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._beat < min(15.0, self.store.lease_timeout / 4):
+            return
+        self._beat = now
+        self.store.renew_leases("run", [(run_id, self.owner.token)
+                                        for run_id in self.children])
+
+    def _release_all(self) -> None:
+        for run_id, child in list(self.children.items()):
+            if child.process.poll() is None:
+                child.process.kill()
+                child.process.wait()
+            self.store.release_lease("run", run_id, self.owner.token)
+        self.children.clear()
+
+
+__all__ = ["ENDED", "Worker"]
