@@ -30,6 +30,13 @@ def register(commands: Any) -> None:
                         help="seconds without a heartbeat after which a run owned on "
                              "another host is taken over (default: "
                              "$ORBITS_NB_LEASE_TIMEOUT, else 60)")
+    worker.add_argument("--park-after", type=arguments.seconds, metavar="S", default=30.0,
+                        help="a run that only waits for a durable timer of at least S "
+                             "seconds frees its slot until it is due (default: 30)")
+    worker.add_argument("--cancel-grace", type=arguments.seconds, metavar="S",
+                        default=5.0,
+                        help="seconds a cancelled run has to stop before its process "
+                             "is terminated (default: 5)")
     worker.add_argument("--name", type=arguments.text,
                         help="the worker's name in the records (default: "
                              "worker-HOST-PID)")
@@ -52,7 +59,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     state = state_path()
     store = open_store(state)
     worker = Worker(store, str(state), queues=args.queue, concurrency=args.concurrency,
-                    once=args.once, name=args.name,
+                    once=args.once, name=args.name, park_after=args.park_after,
+                    cancel_grace=args.cancel_grace,
                     say=lambda line: print(line, flush=True))
     signal.signal(signal.SIGTERM, worker.on_signal)
     signal.signal(signal.SIGINT, worker.on_signal)
