@@ -50,3 +50,18 @@ class Stubborn(ob.Workflow):
     async def define(self) -> Any:
         return await self.do("hold", Mark(side=self.args["side"], run="stubborn",
                                           step="hold", pause=120.0))
+
+
+class Noop(ob.Action):
+    """Does nothing (for the bench)."""
+
+    def main(self) -> Any:
+        return None
+
+
+class NoopSteps(ob.Workflow):
+    """``steps`` no-op steps in a row (default 3)."""
+
+    async def define(self) -> Any:
+        for i in range(self.args.get("steps", 3)):
+            await self.do(f"s{i}", Noop(i=i))

@@ -1,5 +1,6 @@
 """The process that executes one claimed run for a worker: ``python -m
-orbits_nb.workers.child RUN_ID``.
+orbits_nb.workers.child RUN_ID`` (or ``-``: start, import, then read the run id from
+stdin, so the worker keeps one ready and a claimed run begins at once).
 
 It holds the run lease under the worker's token (``ORBITS_NB_WORKER_TOKEN``), so its
 engine continues the lease the worker took; it ends when its worker dies, so a
@@ -40,11 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m orbits_nb.workers.child RUN_ID", file=sys.stderr)
         return FAILED
-    run_id = args[0]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides what a ^C does
     _die_with_parent()
     from orbits_nb.engine.engine import Engine
     from orbits_nb.store import state_location
+
+    run_id = args[0]
+    if run_id == "-":
+        run_id = sys.stdin.readline().strip()
+        if not run_id:
+            return ENDED  # the worker stopped before it needed this process
 
     where = state_location()
     engine = Engine(where)

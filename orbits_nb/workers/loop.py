@@ -36,6 +36,9 @@ CANCEL_GRACE = 5.0
 PARK_AFTER = 30.0
 #: Seconds between two looks at the queue while idle, and at the children.
 POLL = 0.05
+#: Seconds between two full claims while nobody writes the state: timers fall due and
+#: leases expire without a write, everything else shows as one (see ``write_mark``).
+FULL_CLAIM = 1.0
 
 
 @dataclass
@@ -69,6 +72,9 @@ class Worker:
         self.children: dict[str, Child] = {}
         self.draining = False
         self._beat = 0.0
+        #: A child started ahead, waiting for the id of the next run on its stdin.
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._quiet: tuple[object, float] | None = None
 
     # -- signals ------------------------------------------------------------------------
     def on_signal(self, *_: Any) -> None:
@@ -82,6 +88,7 @@ class Worker:
                  "steps); send the signal again to stop at once")
         for child in self.children.values():
             child.process.send_signal(signal.SIGTERM)
+        self._drop_spare()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -99,6 +106,7 @@ class Worker:
                     self.store.tick()
                     time.sleep(POLL)
         finally:
+            self._drop_spare()
             self._release_all()
             self.store.close()
 
@@ -106,7 +114,15 @@ class Worker:
         free = self.concurrency - len(self.children)
         if free <= 0:
             return 0
+        if not self.once:
+            self._ready_spare()
+        mark, now = self.store.write_mark(), time.monotonic()
+        if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
+                now - self._quiet[1] < FULL_CLAIM:
+            return 0  # nothing written since the last claim found nothing
         entries = self.store.claim_runs(self.owner, free, self.queues)
+        # The claim itself wrote; what others write from now on changes the mark.
+        self._quiet = None if entries else (self.store.write_mark(), now)
         for entry in entries:
             if entry.cancel:
                 self._cancel_unstarted(entry)
@@ -114,12 +130,30 @@ class Worker:
                 self._spawn(entry)
         return len(entries)
 
-    def _spawn(self, entry: QueuedRun) -> None:
+    def _child(self, run_id: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
                PARK_ENV: str(self.park_after), "ORBITS_NB_STATE": self.state,
                "ORBITS_NB_HOST": self.store.host, "ORBITS_NB_PROGRESS": "0"}
-        process = subprocess.Popen([sys.executable, "-m", "orbits_nb.workers.child",
-                                    entry.run_id], env=env)
+        return subprocess.Popen([sys.executable, "-m", "orbits_nb.workers.child", run_id],
+                                env=env, stdin=subprocess.PIPE if run_id == "-" else None)
+
+    def _ready_spare(self) -> None:
+        if self._spare is None or self._spare.poll() is not None:
+            self._spare = self._child("-")
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.stdin is not None:
+            spare.stdin.close()  # it reads nothing and ends
+            spare.wait()
+
+    def _spawn(self, entry: QueuedRun) -> None:
+        process, self._spare = self._spare, None
+        if process is not None and process.poll() is None and process.stdin is not None:
+            process.stdin.write(entry.run_id.encode() + b"\n")
+            process.stdin.close()
+        else:
+            process = self._child(entry.run_id)
         self.children[entry.run_id] = Child(entry, process)
         where = f"{entry.queue}" + (f", key {entry.key}" if entry.key else "")
         again = f", take {entry.takes + 1}" if entry.takes else ""
@@ -136,6 +170,7 @@ class Worker:
 
     def _ended(self, child: Child, code: int) -> None:
         run_id = child.entry.run_id
+        self._quiet = None  # a slot is free: look at the queue again now
         state = self._state(run_id)
         took = time.monotonic() - child.started
         if state is not None and state.status in RUN_TERMINAL:
