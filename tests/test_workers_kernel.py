@@ -3,17 +3,18 @@ kernel sees the result."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from test_kernel import Kernel
-from worker_helpers import TESTS, run_worker, side_counts
+from worker_helpers import ROOT, TESTS, run_worker, side_counts
 
 
 @pytest.mark.slow
 def test_a_kernel_submits_shuts_down_and_a_new_kernel_sees_the_result(
         tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(TESTS)]))
     side = tmp_path / "side.txt"
     make = f"Steps(n=7, steps=2, side={str(side)!r})"
     first = Kernel(state, tmp_path)
