@@ -89,3 +89,24 @@ def execution_intervals(found: list[Event]) -> dict[str, list[tuple[float, float
                 event.run_id in open_at:
             spans.setdefault(event.run_id, []).append((open_at.pop(event.run_id), event.ts))
     return spans
+
+
+def side_order(path: Path, run: str) -> list[str]:
+    """The steps of ``run`` in the order their side effects happened."""
+    if not path.exists():
+        return []
+    return [line.split()[1] for line in path.read_text().splitlines()
+            if line.split() and line.split()[0] == run]
+
+
+def check_no_completed_step_again(path: Path, run: str, mine: list[Event],
+                                  steps: list[str]) -> None:
+    """Each step succeeded once; a step executed again only when the previous
+    execution was cut short (right after itself), never after a later step began."""
+    order = side_order(path, run)
+    collapsed = [s for i, s in enumerate(order) if i == 0 or order[i - 1] != s]
+    assert collapsed == steps, (run, order)
+    executions = sum(e.kind == "run.started" for e in mine)
+    assert len(order) - len(steps) <= executions - 1, (run, order)
+    for step in steps:
+        assert sum(e.kind == "step.succeeded" and e.step == step for e in mine) == 1
