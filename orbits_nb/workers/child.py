@@ -46,12 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orbits_nb.engine.engine import Engine
     from orbits_nb.store import state_location
 
-    run_id = args[0]
-    if run_id == "-":
-        run_id = sys.stdin.readline().strip()
-        if not run_id:
-            return ENDED  # the worker stopped before it needed this process
-
     where = state_location()
     engine = Engine(where)
     engine.owner = Owner(os.environ.get(TOKEN_ENV) or engine.owner.token,
@@ -61,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine.park_after = float(park) if park else None
     signal.signal(signal.SIGTERM, lambda *_: _drain(engine))
     try:
+        run_id = args[0]
+        if run_id == "-":
+            _ = engine.loop  # ready before the run is known: it begins at once
+            run_id = sys.stdin.readline().strip()
+            if not run_id:
+                return ENDED  # the worker stopped before it needed this process
         return _execute(engine, run_id, where)
     finally:
         engine.close()
