@@ -1,6 +1,8 @@
-"""The process that executes one claimed run for a worker: ``python -m
-orbits_nb.workers.child RUN_ID`` (or ``-``: start, import, then read the run id from
-stdin, so the worker keeps one ready and a claimed run begins at once).
+"""The process that executes claimed runs for a worker: ``python -m
+orbits_nb.workers.child RUN_ID``, or ``-``: start, then execute the runs whose ids
+arrive on stdin one after the other, reporting ``CODE RUN_ID`` for each on the file
+descriptor ``ORBITS_NB_WORKER_FD`` (stdout stays the user's). The worker keeps such
+processes ready, so a claimed run begins at once and no run pays a process start.
 
 It holds the run lease under the worker's token (``ORBITS_NB_WORKER_TOKEN``), so its
 engine continues the lease the worker took; it ends when its worker dies, so a
@@ -32,6 +34,7 @@ ENDED, FAILED, PARKED = 0, 1, 75
 TOKEN_ENV = "ORBITS_NB_WORKER_TOKEN"
 WORKER_ENV = "ORBITS_NB_WORKER_ID"
 PARK_ENV = "ORBITS_NB_PARK_AFTER"
+REPORT_ENV = "ORBITS_NB_WORKER_FD"
 #: Seconds between two looks for a cancel requested from another process.
 CANCEL_POLL = 0.1
 
@@ -55,15 +58,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine.park_after = float(park) if park else None
     signal.signal(signal.SIGTERM, lambda *_: _drain(engine))
     try:
-        run_id = args[0]
-        if run_id == "-":
-            _ = engine.loop  # ready before the run is known: it begins at once
-            run_id = sys.stdin.readline().strip()
-            if not run_id:
-                return ENDED  # the worker stopped before it needed this process
-        return _execute(engine, run_id, where)
+        if args[0] != "-":
+            return _execute(engine, args[0], where)
+        return _serve(engine, where)
     finally:
         engine.close()
+
+
+def _serve(engine: Engine, where: Any) -> int:
+    """Execute the runs named on stdin until it closes (or the worker drains)."""
+    report = os.fdopen(int(os.environ[REPORT_ENV]), "w", buffering=1)
+    _ = engine.loop  # ready before a run is known: it begins at once
+    for line in sys.stdin:
+        run_id = line.strip()
+        if not run_id:
+            continue
+        try:
+            code = _execute(engine, run_id, where)
+        except OrbitsError as err:
+            print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
+            code = FAILED
+        report.write(f"{code} {run_id}\n")
+        if engine.draining:
+            break
+    return ENDED
 
 
 def _drain(engine: Engine) -> None:

@@ -1,10 +1,11 @@
 """The worker: claims queued runs, executes each in a child process, watches them.
 
 One claim takes up to the free slots' worth of runs (their run leases, under the
-worker's token) within every queue's limits; each run then executes in
-``python -m orbits_nb.workers.child RUN_ID`` (prefork style), so a run that ignores a
-cancel can be terminated. The worker heartbeats the leases it holds, dequeues runs
-that ended, and takes over runs whose owner died when the lease rules free them.
+worker's token) within every queue's limits; each run then executes in a child
+process started ahead (prefork style, :mod:`.pool`), so a run that ignores a cancel
+can be terminated without touching the others. The worker heartbeats the leases it
+holds, dequeues runs that ended, and takes over runs whose owner died when the lease
+rules free them.
 
 SIGTERM (or SIGINT) drains: no new claim, each child starts no new step and stops
 once its running steps finish (the run stays queued for another worker); the leases
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orbits_nb.core.rows import Batch, Owner, QueuedRun
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
 from orbits_nb.workers.child import ENDED, PARK_ENV, PARKED, TOKEN_ENV, WORKER_ENV
+from orbits_nb.workers.pool import Pool, Slot
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
@@ -46,7 +46,7 @@ class Child:
     """A run executing in a child process."""
 
     entry: QueuedRun
-    process: subprocess.Popen[bytes]
+    slot: Slot
     started: float = field(default_factory=time.monotonic)
     cancel_seen: float | None = None
     next_look: float = 0.0
@@ -72,23 +72,22 @@ class Worker:
         self.children: dict[str, Child] = {}
         self.draining = False
         self._beat = 0.0
-        #: A child started ahead, waiting for the id of the next run on its stdin.
-        self._spare: subprocess.Popen[bytes] | None = None
+        self.pool = Pool({**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
+                          PARK_ENV: str(park_after), "ORBITS_NB_STATE": state,
+                          "ORBITS_NB_HOST": store.host, "ORBITS_NB_PROGRESS": "0"})
         self._quiet: tuple[object, float] | None = None
 
     # -- signals ------------------------------------------------------------------------
     def on_signal(self, *_: Any) -> None:
         """First signal: drain; second: stop at once."""
         if self.draining:
-            for child in self.children.values():
-                child.process.kill()
+            for slot in self.pool.slots:
+                slot.process.kill()
             os._exit(1)
         self.draining = True
         self.say(f"{self.name}: draining ({len(self.children)} run(s) finishing their "
                  "steps); send the signal again to stop at once")
-        for child in self.children.values():
-            child.process.send_signal(signal.SIGTERM)
-        self._drop_spare()
+        self.pool.signal_busy(signal.SIGTERM)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -106,7 +105,6 @@ class Worker:
                     self.store.tick()
                     time.sleep(POLL)
         finally:
-            self._drop_spare()
             self._release_all()
             self.store.close()
 
@@ -114,8 +112,7 @@ class Worker:
         free = self.concurrency - len(self.children)
         if free <= 0:
             return 0
-        if not self.once:
-            self._ready_spare()
+        self.pool.ready(self.concurrency + 1)
         mark, now = self.store.write_mark(), time.monotonic()
         if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
                 now - self._quiet[1] < FULL_CLAIM:
@@ -130,43 +127,32 @@ class Worker:
                 self._spawn(entry)
         return len(entries)
 
-    def _child(self, run_id: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
-               PARK_ENV: str(self.park_after), "ORBITS_NB_STATE": self.state,
-               "ORBITS_NB_HOST": self.store.host, "ORBITS_NB_PROGRESS": "0"}
-        return subprocess.Popen([sys.executable, "-m", "orbits_nb.workers.child", run_id],
-                                env=env, stdin=subprocess.PIPE if run_id == "-" else None)
-
-    def _ready_spare(self) -> None:
-        if self._spare is None or self._spare.poll() is not None:
-            self._spare = self._child("-")
-
-    def _drop_spare(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None and spare.stdin is not None:
-            spare.stdin.close()  # it reads nothing and ends
-            spare.wait()
-
     def _spawn(self, entry: QueuedRun) -> None:
-        process, self._spare = self._spare, None
-        if process is not None and process.poll() is None and process.stdin is not None:
-            process.stdin.write(entry.run_id.encode() + b"\n")
-            process.stdin.close()
-        else:
-            process = self._child(entry.run_id)
-        self.children[entry.run_id] = Child(entry, process)
+        self.children[entry.run_id] = Child(entry, self.pool.send(entry.run_id))
         where = f"{entry.queue}" + (f", key {entry.key}" if entry.key else "")
         again = f", take {entry.takes + 1}" if entry.takes else ""
         self.say(f"{self.name}: took {entry.run_id} ({where}{again})")
 
     def _watch(self) -> None:
+        while not self.pool.reports.empty():
+            slot, code, run_id = self.pool.reports.get()
+            child = self.children.get(run_id)
+            if child is not None and child.slot is slot:
+                del self.children[run_id]
+                self.pool.done(slot)
+                self._ended(child, code)
         for run_id, child in list(self.children.items()):
-            code = child.process.poll()
-            if code is None:
+            died = child.slot.process.poll()
+            if died is None:
                 self._check_cancel(child)
                 continue
+            if child.slot.reader is not None:
+                child.slot.reader.join(1)  # a report it made before it ended
+            if not self.pool.reports.empty():
+                continue  # read on the next round
             del self.children[run_id]
-            self._ended(child, code)
+            self.pool.kill(child.slot)
+            self._ended(child, died)
 
     def _ended(self, child: Child, code: int) -> None:
         run_id = child.entry.run_id
@@ -203,8 +189,7 @@ class Worker:
         if now - child.cancel_seen < self.cancel_grace:
             return
         # The run's own cancel did not end it in time (a main() that cannot stop).
-        child.process.kill()
-        child.process.wait()
+        self.pool.kill(child.slot)
         del self.children[child.entry.run_id]
         state = self._state(child.entry.run_id)
         if state is not None and state.status not in RUN_TERMINAL:
@@ -239,10 +224,8 @@ class Worker:
                                         for run_id in self.children])
 
     def _release_all(self) -> None:
-        for run_id, child in list(self.children.items()):
-            if child.process.poll() is None:
-                child.process.kill()
-                child.process.wait()
+        self.pool.close()
+        for run_id in list(self.children):
             self.store.release_lease("run", run_id, self.owner.token)
         self.children.clear()
 
