@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import OrbitsError
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: _drain(engine))
     try:
         if args[0] != "-":
-            return _execute(engine, args[0], where)
+            return _execute(engine, args[0], where, lambda _: None)[0]
         return _serve(engine, where)
     finally:
         engine.close()
@@ -74,11 +74,14 @@ def _serve(engine: Engine, where: Any) -> int:
         if not run_id:
             continue
         try:
-            code = _execute(engine, run_id, where)
+            code, status = _execute(engine, run_id, where, report.write)
+            if code == ENDED:
+                # Here, where the file is held already: the worker need not open it.
+                engine.store.dequeue(run_id)
         except OrbitsError as err:
             print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
-            code = FAILED
-        report.write(f"{code} {run_id}\n")
+            code, status = FAILED, "unknown"
+        report.write(f"{code} {run_id} {status}\n")
         if engine.draining:
             break
     return ENDED
@@ -103,46 +106,58 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="orbits-nb-parent", daemon=True).start()
 
 
-def _execute(engine: Engine, run_id: str, where: Any) -> int:
+def _execute(engine: Engine, run_id: str, where: Any, report: Callable[[str], Any]
+             ) -> tuple[int, str]:
+    """Execute the run; how it stopped (the exit code) and its status."""
     from orbits_nb.engine.resume import load_workflow
 
     state = fold(run_id, engine.store.load_run(run_id))
     if not state.workflow:
         print(f"orbits-nb worker: no run {run_id!r} in {engine.store.location}",
               file=sys.stderr)
-        return FAILED
+        return FAILED, "unknown"
     if state.status == "succeeded":
-        return ENDED
+        return ENDED, state.status
     if state.meta.get("notebook_run_id") or state.meta.get("notebook"):
-        return _runbook(engine, run_id, where)
+        return _runbook(engine, run_id, where), "resumed"
     try:
         workflow = load_workflow(state.workflow, state.args)
     except Exception as err:
         _record_failure(engine, run_id, err)
-        return ENDED
+        return ENDED, "failed"
     run = engine.start(workflow, run_id=run_id)
     stop = threading.Event()
-    threading.Thread(target=_watch_cancel, args=(engine, run, stop), daemon=True,
+    threading.Thread(target=_watch_cancel, args=(engine, run, stop, report), daemon=True,
                      name="orbits-nb-cancel").start()
     try:
         run.wait()
     except RunParked:
-        return PARKED
+        return PARKED, "parked"
     except BaseException:
         pass  # the run recorded its own end (failed or cancelled)
     finally:
         stop.set()
-    return ENDED if run.state().status in RUN_TERMINAL else PARKED
+    status = run.state().status
+    return (ENDED if status in RUN_TERMINAL else PARKED), status
 
 
-def _watch_cancel(engine: Engine, run: Run, stop: threading.Event) -> None:
-    """Cancel the run here when a cancel is requested from anywhere."""
+def _watch_cancel(engine: Engine, run: Run, stop: threading.Event,
+                  report: Callable[[str], Any]) -> None:
+    """Cancel the run here when a cancel is requested from anywhere, and tell the
+    worker (it terminates this process if the run does not stop in time). The run's
+    events are read again only when another process wrote since the last look."""
+    seen: Any = object()
     while not stop.wait(CANCEL_POLL):
+        mark = engine.store.write_mark()
+        if mark is not None and mark == seen:
+            continue
         try:
             requested = fold(run.run_id, engine.store.load_run(run.run_id)).cancel_requested
         except OrbitsError:
             continue  # the store is busy: look again
+        seen = mark
         if requested is not None:
+            report(f"cancel {run.run_id}\n")
             run.cancel()
             return
 

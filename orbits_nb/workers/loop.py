@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orbits_nb.core.rows import Batch, Owner, QueuedRun
 from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
 from orbits_nb.workers.child import ENDED, PARK_ENV, PARKED, TOKEN_ENV, WORKER_ENV
-from orbits_nb.workers.pool import Pool, Slot
+from orbits_nb.workers.pool import CANCEL, Pool, Slot
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
@@ -49,7 +49,6 @@ class Child:
     slot: Slot
     started: float = field(default_factory=time.monotonic)
     cancel_seen: float | None = None
-    next_look: float = 0.0
 
 
 class Worker:
@@ -135,11 +134,21 @@ class Worker:
 
     def _watch(self) -> None:
         while not self.pool.reports.empty():
-            slot, code, run_id = self.pool.reports.get()
+            slot, code, run_id, status = self.pool.reports.get()
             child = self.children.get(run_id)
-            if child is not None and child.slot is slot:
-                del self.children[run_id]
-                self.pool.done(slot)
+            if child is None or child.slot is not slot:
+                continue
+            if code == CANCEL:
+                child.cancel_seen = time.monotonic()
+                continue
+            del self.children[run_id]
+            self.pool.done(slot)
+            if code == ENDED:
+                # The child dequeued it and released its lease: nothing to open here.
+                self._quiet = None
+                self.say(f"{self.name}: {run_id} {status} after "
+                         f"{time.monotonic() - child.started:.2f}s")
+            else:
                 self._ended(child, code)
         for run_id, child in list(self.children.items()):
             died = child.slot.process.poll()
@@ -155,20 +164,24 @@ class Worker:
             self._ended(child, died)
 
     def _ended(self, child: Child, code: int) -> None:
+        """A run stopped otherwise than by ending in its child (parked, drained, the
+        child failed or died)."""
         run_id = child.entry.run_id
         self._quiet = None  # a slot is free: look at the queue again now
-        state = self._state(run_id)
         took = time.monotonic() - child.started
-        if state is not None and state.status in RUN_TERMINAL:
-            self.store.dequeue(run_id)
-            how = state.status
-        elif code == PARKED:
+        if code == PARKED:
+            # Its engine released the lease as the run stopped; the entry waits.
             how = "parked" if not self.draining else "left queued (draining)"
         else:
-            # The child died or could not execute the run: try again a little later.
-            self.store.park_run(run_id, time.time() + min(60.0, 1.0 + child.entry.takes))
-            how = f"left queued (the process ended with code {code})"
-        self.store.release_lease("run", run_id, self.owner.token)
+            state = self._state(run_id)
+            if state is not None and state.status in RUN_TERMINAL:
+                self.store.dequeue(run_id)
+                how = state.status
+            else:
+                # Not executed to an end: try again a little later.
+                self.store.park_run(run_id, time.time() + min(60.0, 1.0 + child.entry.takes))
+                how = f"left queued (its process ended with code {code})"
+            self.store.release_lease("run", run_id, self.owner.token)
         self.say(f"{self.name}: {run_id} {how} after {took:.2f}s")
 
     def _state(self, run_id: str) -> RunState | None:
@@ -177,16 +190,10 @@ class Worker:
 
     # -- cancels ------------------------------------------------------------------------
     def _check_cancel(self, child: Child) -> None:
+        """The child says when its run got a cancel request; past the grace, the
+        process is terminated."""
         now = time.monotonic()
-        if child.cancel_seen is None:
-            if now < child.next_look:
-                return
-            child.next_look = now + 0.25
-            state = self._state(child.entry.run_id)
-            if state is not None and state.cancel_requested is not None:
-                child.cancel_seen = now
-            return
-        if now - child.cancel_seen < self.cancel_grace:
+        if child.cancel_seen is None or now - child.cancel_seen < self.cancel_grace:
             return
         # The run's own cancel did not end it in time (a main() that cannot stop).
         self.pool.kill(child.slot)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 
 from orbits_nb.workers.child import REPORT_ENV
 
+#: What a report says when the run got a cancel request (not an exit code).
+CANCEL = -1
+
 
 @dataclass(eq=False)
 class Slot:
@@ -37,7 +40,9 @@ class Pool:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.slots: list[Slot] = []
-        self.reports: queue.SimpleQueue[tuple[Slot, int, str]] = queue.SimpleQueue()
+        #: (slot, what, run id, status): what is an exit code, or -1 for "the run got a
+        #: cancel request".
+        self.reports: queue.SimpleQueue[tuple[Slot, int, str, str]] = queue.SimpleQueue()
 
     def _start(self) -> Slot:
         read, write = os.pipe()
@@ -58,9 +63,9 @@ class Pool:
     def _read(self, slot: Slot, fd: int) -> None:
         with os.fdopen(fd, "r") as lines:
             for line in lines:
-                code, _, run_id = line.strip().partition(" ")
-                if run_id:
-                    self.reports.put((slot, int(code), run_id))
+                what, run_id, *status = line.split()
+                self.reports.put((slot, CANCEL if what == "cancel" else int(what), run_id,
+                                  status[0] if status else ""))
 
     def ready(self, most: int) -> None:
         """Have one idle process ready, while fewer than ``most`` exist."""
