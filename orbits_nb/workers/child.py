@@ -1,14 +1,15 @@
 """The process that executes claimed runs for a worker: ``python -m
 orbits_nb.workers.child RUN_ID``, or ``-``: start, then execute the runs whose ids
-arrive on stdin one after the other, reporting ``CODE RUN_ID`` for each on the file
-descriptor ``ORBITS_NB_WORKER_FD`` (stdout stays the user's). The worker keeps such
-processes ready, so a claimed run begins at once and no run pays a process start.
+arrive on stdin one after the other, reporting ``CODE RUN_ID STATUS`` for each (and
+``cancel RUN_ID`` when a cancel request reached it) on the file descriptor
+``ORBITS_NB_WORKER_FD`` (stdout stays the user's). The worker keeps such processes
+ready, so a claimed run begins at once and no run pays a process start.
 
 It holds the run lease under the worker's token (``ORBITS_NB_WORKER_TOKEN``), so its
 engine continues the lease the worker took; it ends when its worker dies, so a
-killed worker's runs are free to be taken over. Its exit code tells the worker how
-the run stopped: ended (0), parked or drained to continue later (75), or the child
-could not execute it (1). A cancel requested from anywhere cancels the run here.
+killed worker's runs are free to be taken over. The code says how the run stopped:
+ended (0: the child dequeued it), parked or drained to continue later (75), or the
+child could not execute it (1). A cancel requested from anywhere cancels the run here.
 """
 
 from __future__ import annotations
