@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from stores import Location
@@ -143,3 +144,20 @@ def test_queue_limits_are_checked(bad: dict[str, object]) -> None:
 def test_queue_names_are_checked(name: object) -> None:
     with pytest.raises(ob.InvalidArgument, match="queue name"):
         ob.Queue(name)  # type: ignore[arg-type]
+
+
+def test_a_copied_store_keeps_its_queues_and_waiting_runs(tmp_path: Path) -> None:
+    from orbits_nb.store import open_store
+    from orbits_nb.store.transfer import copy_store
+
+    source = open_store(tmp_path / "a.duckdb")
+    _fill(source, QueueRow("q", 2, 1), ["k", None])
+    target = open_store(tmp_path / "b.duckdb")
+    try:
+        copy_store(source, target)
+        assert [(s.queue, s.depth) for s in target.queue_stats()] == [(QueueRow("q", 2, 1),
+                                                                       2)]
+        assert [e.run_id for e in target.claim_runs(_owner(target), 5)] == ["r000", "r001"]
+    finally:
+        source.close()
+        target.close()
