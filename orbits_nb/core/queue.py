@@ -61,7 +61,7 @@ class Queue:
 
     def declare(self, engine: Engine | None = None) -> Queue:
         """Record the queue and its limits in the store (they replace recorded ones)."""
-        from orbits_nb.engine.engine import default_engine
+        from orbits_nb.core.workflow import process_engine
 
-        (engine or default_engine()).store.declare_queue(self.row())
+        (engine or process_engine()).store.declare_queue(self.row())
         return self

@@ -26,6 +26,14 @@ class StepRunner(Protocol):
     async def wait_due(self, name: str, due: float) -> None: ...
 
 
+def process_engine() -> Engine:
+    """The engine of this process (created on first use)."""
+    # Imported here: the core must not depend on the engine at import time.
+    from orbits_nb.engine.engine import default_engine
+
+    return default_engine()
+
+
 #: The run a ``define()`` coroutine belongs to; tasks made by ``asyncio.gather`` copy it.
 current_runner: ContextVar[StepRunner | None] = ContextVar("orbits_nb_runner", default=None)
 
@@ -124,11 +132,9 @@ class Workflow(Action):
         rules of :meth:`start`; submitting a run that waits or executes already returns
         its handle.
         """
-        from orbits_nb.engine.engine import default_engine
-        from orbits_nb.engine.submit import submit
-
-        return submit(engine or default_engine(), self, queue=queue, key=key,
-                      run_id=run_id, fresh=fresh, priority=priority)
+        return (engine or process_engine()).submit(self, queue=queue, key=key,
+                                                   run_id=run_id, fresh=fresh,
+                                                   priority=priority)
 
     def run(self, *, run_id: str | None = None, fresh: bool = False,
             engine: Engine | None = None, timeout: float | None = None,

@@ -227,6 +227,14 @@ class Engine:
                                                                loop))
         return run
 
+    def submit(self, workflow: Workflow, *, queue: Any = "default", key: str | None = None,
+               run_id: str | None = None, fresh: bool = False, priority: int = 0) -> Run:
+        """Queue ``workflow``'s run for a worker (see :meth:`Workflow.submit`)."""
+        from orbits_nb.engine.submit import submit
+
+        return submit(self, workflow, queue=queue, key=key, run_id=run_id, fresh=fresh,
+                      priority=priority)
+
     def _admit_queued(self) -> None:
         """Begin queued runs while there is room (on the loop, holding ``_lock``)."""
         bound = self.max_active_runs
