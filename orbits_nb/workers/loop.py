@@ -124,6 +124,8 @@ class Worker:
                 self._cancel_unstarted(entry)
             else:
                 self._spawn(entry)
+        if entries:
+            self.store.close()  # hand the file to the children now, not when idle
         return len(entries)
 
     def _spawn(self, entry: QueuedRun) -> None:
