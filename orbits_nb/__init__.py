@@ -36,6 +36,7 @@ from orbits_nb.core.errors import (
     StoreBusy,
     StoreError,
 )
+from orbits_nb.core.queue import Queue
 from orbits_nb.core.serde import Secret
 from orbits_nb.core.workflow import Workflow
 
@@ -137,6 +138,7 @@ __all__ = [
     "MissingDependency",
     "NondeterminismError",
     "OrbitsError",
+    "Queue",
     "RemoteError",
     "Resource",
     "ResourceBusy",

@@ -30,6 +30,8 @@ MODULES = [
     "orbits_nb.cli.resources",
     "orbits_nb.cli.agents",
     "orbits_nb.cli.migrate",
+    "orbits_nb.cli.worker",
+    "orbits_nb.cli.queues",
 ]
 
 DEBUG_ENV = "ORBITS_NB_DEBUG"

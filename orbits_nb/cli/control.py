@@ -165,7 +165,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print(f"orbits-nb: reset run {run.run_id} from step {args.step!r} "
               f"({', '.join(dropped)} discarded)")
     state = run.state()
-    if state.meta.get("queue") and callable(getattr(run.engine, "submit", None)):
+    if state.meta.get("queue"):
         run.retry()
         print(f"orbits-nb: run {run.run_id} is queued again on {state.meta['queue']!r}")
         return 0

@@ -324,3 +324,42 @@ class Decision:
         return {"approved": self.decision == "approved", "by": self.by,
                 "at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.at)),
                 "comment": self.comment}
+
+
+# -- queues and workers ------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueRow:
+    """A declared queue: at most ``concurrency`` of its runs execute at once (None: no
+    bound), at most ``per_key`` of them per key (None: no bound), across every worker."""
+
+    name: str
+    concurrency: int | None = None
+    per_key: int | None = None
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run waiting in (or taken from) a queue.
+
+    ``not_before`` holds it back until then (a parked durable timer); ``cancel`` says a
+    cancel was requested before it began: the worker that took it ends it cancelled.
+    """
+
+    run_id: str
+    queue: str
+    key: str | None = None
+    priority: int = 0
+    submitted_at: float = field(default_factory=time.time)
+    not_before: float | None = None
+    takes: int = 0
+    cancel: bool = False
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """What ``orbits-nb queue list`` shows of one queue."""
+
+    queue: QueueRow
+    depth: int
+    running: int
+    oldest_submitted_at: float | None

@@ -85,6 +85,8 @@ class ExecutionSpan:
     status: str = "running"
     host: str | None = None
     pid: int | None = None
+    #: The worker that executed it (``orbits-nb worker``), None elsewhere.
+    worker: str | None = None
 
     def duration(self, now: float | None = None) -> float:
         return ((self.finished_at or now or time.time()) - self.started_at)
@@ -218,7 +220,7 @@ def _apply_run(state: RunState, event: Event) -> None:
         _interrupt(state)
         state.executions += 1
         state.spans.append(ExecutionSpan(state.executions, event.ts, host=data.get("host"),
-                                         pid=data.get("pid")))
+                                         pid=data.get("pid"), worker=data.get("worker")))
         state.owner = {k: data.get(k) for k in ("host", "pid")}
         state.started_at = event.ts
         state.finished_at = None

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
         NotebookRunRow,
         Owner,
         PendingApproval,
+        QueuedRun,
+        QueueRow,
+        QueueStats,
         ResourceChange,
         ResourceRow,
         RunPage,
@@ -297,6 +300,41 @@ class ControlRecords(Protocol):
         second."""
 
 
+class QueueRecords(Protocol):
+    """Queues of submitted runs, drained by workers within each queue's limits."""
+
+    def declare_queue(self, queue: QueueRow, *, replace: bool = True) -> None:
+        """Record ``queue`` (with ``replace``, its limits replace recorded ones)."""
+
+    def remove_queue(self, name: str, *, force: bool = False) -> int:
+        """Forget queue ``name``; refused (InvalidArgument) while runs wait in it unless
+        ``force``, which drops them from the queue too. How many were dropped."""
+
+    def queue_stats(self) -> list[QueueStats]:
+        """Every declared queue with its depth, running runs and oldest waiting run."""
+
+    def enqueue(self, entry: QueuedRun, events: Sequence[Event] = (),
+                queue: QueueRow | None = None) -> bool:
+        """Record ``events`` and put the run in its queue, atomically (declaring the
+        queue if needed); False when the run waits in a queue already (nothing done)."""
+
+    def queued(self, run_id: str) -> QueuedRun | None:
+        """The queue entry of ``run_id``, if it is in a queue."""
+
+    def claim_runs(self, owner: Owner, limit: int, queues: Sequence[str] = ()
+                   ) -> list[QueuedRun]:
+        """Take up to ``limit`` runnable runs of ``queues`` (all when empty) for
+        ``owner``: their run leases are taken, within every queue's ``concurrency`` and
+        ``per_key``, counted across all holders; runs whose owner died are taken over.
+        Entries of runs that ended since they were queued are dropped."""
+
+    def park_run(self, run_id: str, not_before: float) -> None:
+        """Hold a queued run back until ``not_before`` (its lease is released apart)."""
+
+    def dequeue(self, run_id: str) -> None:
+        """Take ``run_id`` out of its queue (it ended)."""
+
+
 class Store(StoreHandle, RunRecords, LeaseRecords, ResourceRecords, RunbookRecords,
-            ApprovalRecords, RunListRecords, ControlRecords, Protocol):
+            ApprovalRecords, RunListRecords, ControlRecords, QueueRecords, Protocol):
     """Everything orbits_nb keeps, as one port (each store implements all of it)."""

@@ -62,6 +62,14 @@ class Engine:
     >>> engine.start(Hello(who="acme")).wait()            # doctest: +SKIP
     """
 
+    #: Set by ``orbits-nb worker`` in the process executing a run: the worker's id
+    #: (recorded with ``run.started``), the shortest timer wait that parks the run
+    #: instead of holding the slot (None: never park), and whether the worker drains
+    #: (no new step starts; the run parks so that another worker continues it).
+    worker: str | None = None
+    park_after: float | None = None
+    draining: bool = False
+
     def __init__(self, store: Store | str | Path | None = None, *,
                  executor: Executor | None = None, max_threads: int = 64,
                  max_active_runs: int | None = None) -> None:
@@ -226,6 +234,14 @@ class Engine:
             run.attach_future(asyncio.run_coroutine_threadsafe(self._execute(run, workflow),
                                                                loop))
         return run
+
+    def submit(self, workflow: Workflow, *, queue: Any = "default", key: str | None = None,
+               run_id: str | None = None, fresh: bool = False, priority: int = 0) -> Run:
+        """Queue ``workflow``'s run for a worker (see :meth:`Workflow.submit`)."""
+        from orbits_nb.engine.submit import submit
+
+        return submit(self, workflow, queue=queue, key=key, run_id=run_id, fresh=fresh,
+                      priority=priority)
 
     def _admit_queued(self) -> None:
         """Begin queued runs while there is room (on the loop, holding ``_lock``)."""

@@ -254,11 +254,10 @@ class Run:
         if lease is not None:
             raise owned(lease, "retry")
         workflow = self.workflow or self._load_workflow()
-        queue = self.state().meta.get("queue") if self.workflow is None else None
-        submit = getattr(self.engine, "submit", None)
-        if queue and callable(submit):
-            handle: Run = submit(workflow, run_id=self.run_id, queue=queue)
-            return handle
+        meta = self.state().meta if self.workflow is None else {}
+        if meta.get("queue"):
+            return self.engine.submit(workflow, run_id=self.run_id, queue=meta["queue"],
+                                      key=meta.get("key"))
         return self.engine.start(workflow, run_id=self.run_id, executor=self.executor)
 
     def _load_workflow(self) -> Workflow:

@@ -25,6 +25,7 @@ from orbits_nb.core.ports import Executor, Method
 from orbits_nb.core.rows import Batch, LogLine
 from orbits_nb.core.serde import check_json, secrets_in
 from orbits_nb.core.state import Event, RunState, StepState, apply, error_info
+from orbits_nb.core.timer import RunParked
 from orbits_nb.core.workflow import Workflow, current_runner
 from orbits_nb.engine import capture
 from orbits_nb.engine.capture import StepSink, current_sink
@@ -36,6 +37,7 @@ from orbits_nb.engine.flight import (
     result_of,
     retry_delay,
 )
+from orbits_nb.engine.timers import wait_due
 from orbits_nb.executors._boundary import contained
 
 if TYPE_CHECKING:
@@ -151,7 +153,11 @@ class RunExecution:
                        parent_run_id=self.parent.run_id if self.parent else None,
                        parent_step=self.run_id.rsplit("/", 1)[-1] if self.parent else None,
                        meta=self.engine.run_meta())
-        self.defer("run.started", host=self.engine.owner.host, pid=self.engine.owner.pid)
+        started: dict[str, Any] = {"host": self.engine.owner.host,
+                                   "pid": self.engine.owner.pid}
+        if self.engine.worker:
+            started["worker"] = self.engine.worker
+        self.defer("run.started", **started)
         token = current_runner.set(self)
         try:
             try:
@@ -160,6 +166,8 @@ class RunExecution:
                 await self._settle(cancel=self._cancel_requested())
                 raise
             await self._settle(cancel=self._cancel_requested())
+        except RunParked:
+            raise  # it stops without ending: a worker executes it again
         except asyncio.CancelledError:
             await self.commit("run.cancelled", error={
                 "type": "RunCancelled", "message": "the run was cancelled"})
@@ -226,6 +234,9 @@ class RunExecution:
             # The run is ending (a sibling failed, or it was cancelled): this step does
             # not start, and nothing is recorded for it.
             raise asyncio.CancelledError
+        if self.engine.draining and self.parent is None:
+            raise RunParked("the worker stops: the run continues on another",
+                            run_id=self.run_id)
         key = self._key(name, action)
         ordinal = self.calls
         self.calls += 1
@@ -253,6 +264,10 @@ class RunExecution:
         finally:
             del self.inflight[key]
             self.inflight_names.discard(name)
+
+    async def wait_due(self, name: str, due: float) -> None:
+        """Wait for a durable timer; on a worker, a run that only waits for it parks."""
+        await wait_due(self, name, due)
 
     def _key(self, name: str, action: Action) -> str:
         if not isinstance(name, str) or not name.strip():

@@ -3,7 +3,7 @@
 The file itself (opening, hand-over between processes, faults, reads that create
 nothing) is :class:`~orbits_nb.store.statefile.StateFile`; each table family keeps its
 SQL in a module of its own (runs, logs, leases, resources, notebook runs, schedules,
-approvals, the history projection), composed here into one
+approvals, queues, the history projection), composed here into one
 :class:`~orbits_nb.core.storage.Store`.
 """
 
@@ -16,13 +16,15 @@ from orbits_nb.store.approvals import ApprovalTables
 from orbits_nb.store.commands import CommandTables
 from orbits_nb.store.guard import check_query
 from orbits_nb.store.notebook_runs import NotebookRunTables
+from orbits_nb.store.queues import QueueTables
 from orbits_nb.store.resources import ResourceTables
 from orbits_nb.store.runs import RunTables
 from orbits_nb.store.schedules import ScheduleTables
 
 
 class DuckDBStore(RunTables, ResourceTables, NotebookRunTables, ScheduleTables,
-                  ApprovalTables, CommandTables):
+                  ApprovalTables, CommandTables,
+                  QueueTables):
     """Everything orbits_nb keeps, in a DuckDB file (or ``":memory:"``).
 
     Reads never create anything: while the file does not exist they see an empty

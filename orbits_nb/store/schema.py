@@ -218,11 +218,22 @@ FROM resources r LEFT JOIN latest l USING (resource_key)
         "attempt INTEGER NOT NULL, status VARCHAR, started_at TIMESTAMPTZ, "
         "last_event_at TIMESTAMPTZ, error JSON, PRIMARY KEY (run_id, step, attempt))",
     ],
+    # Queues (orbits_nb.workers): declared limits, and the runs submitted to them. A run
+    # is running while its run lease (``leases``) has a live holder; ``not_before``
+    # holds a parked run (a durable timer) back until then.
+    6: [
+        "CREATE TABLE IF NOT EXISTS queues (name VARCHAR PRIMARY KEY, concurrency INTEGER, "
+        "per_key INTEGER, created_at DOUBLE)",
+        "CREATE TABLE IF NOT EXISTS queued_runs (run_id VARCHAR PRIMARY KEY, "
+        "queue VARCHAR NOT NULL, key VARCHAR, priority INTEGER NOT NULL, "
+        "submitted_at DOUBLE NOT NULL, not_before DOUBLE, taken_by VARCHAR, "
+        "taken_at DOUBLE, takes INTEGER NOT NULL)",
+    ],
     # Execution history as executed: every execution of a run, when each attempt ended
     # and in which execution, durations of the work done (a replay does not zero them),
     # whether a run ever failed. The tables are emptied and the watermark dropped, so
     # the store folds them again from events at open, as after migration 5.
-    8: [
+    7: [
         "ALTER TABLE runs ADD COLUMN had_failures BOOLEAN",
         "ALTER TABLE runs ADD COLUMN last_event_at TIMESTAMPTZ",
         "ALTER TABLE steps ADD COLUMN execution INTEGER",
@@ -248,4 +259,5 @@ USER_TABLES = ("runs", "steps", "attempts", "executions", "events", "logs", "lea
                "schema_version",
                "resources", "resource_users", "drift_checks", "resource_leases",
                "resource_status",
-               "notebook_runs", "schedules", "schedule_locks", "approvals")
+               "notebook_runs", "schedules", "schedule_locks", "approvals", "queues",
+               "queued_runs")

@@ -1,9 +1,10 @@
 """Copying a whole store into another: DuckDB to PostgreSQL, back, or file to file.
 
 Everything a project recorded is copied (events, logs, resources and their users,
-drift checks, notebook runs, schedules, approvals) in one transaction of the target:
-a failure leaves the target as it was. Leases and locks are not copied (their holders
-are processes of the old store); the history tables are folded from the copied events.
+drift checks, notebook runs, schedules, approvals, queues and their waiting runs) in
+one transaction of the target: a failure leaves the target as it was. Leases and locks
+are not copied (their holders are processes of the old store); the history tables are
+folded from the copied events.
 Into a store that already holds records the copy is refused unless ``merge`` is set:
 then event and check numbers are shifted past the target's, and a keyed record (a
 resource, a schedule...) the target already has is kept as the target has it.
@@ -31,6 +32,8 @@ TABLES: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "notebook_runs": ("notebook_run_id", ("notebook_run_id",)),
     "schedules": ("schedule_id", ("schedule_id",)),
     "approvals": ("request_id", ("request_id",)),
+    "queues": ("name", ("name",)),
+    "queued_runs": ("run_id", ("run_id",)),
 }
 #: Numbered columns and the sequence that numbers them.
 _NUMBERED = {"events": ("seq", "event_seq"), "drift_checks": ("check_id", "drift_check_seq")}

@@ -40,6 +40,7 @@ from orbits_nb.store.pg.dialect import HELPERS, INDEXES, bind, translate
 from orbits_nb.store.pg.driver import driver
 from orbits_nb.store.pg.faults import pg_fault
 from orbits_nb.store.pg.link import PgConnection, PgLink
+from orbits_nb.store.queues import QueueTables
 from orbits_nb.store.relations import _copy_read_only
 from orbits_nb.store.resources import ResourceTables
 from orbits_nb.store.runs import RunTables
@@ -63,7 +64,8 @@ _READABLE = (*USER_TABLES, "step_events")
 # The table families are typed against DuckDB's connection; a PgConnection offers the
 # same execute/fetchall/fetchone surface they use, so the sessions differ only in type.
 class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
-                    NotebookRunTables, ScheduleTables, ApprovalTables, CommandTables):
+                    NotebookRunTables, ScheduleTables, ApprovalTables, CommandTables,
+                    QueueTables):
     """Everything orbits_nb keeps, in a PostgreSQL database (see the module).
 
     ``url`` is ``postgresql://user[:password]@host[:port]/database``; without a
@@ -146,6 +148,16 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
                    detail: dict[str, Any] | None = None) -> Lease | None:
         self._check_family(family)
         return super().take_lease(family, key, owner, detail)
+
+    # -- queues ----------------------------------------------------------------------------
+    def _claim_lock(self, con: Any) -> None:
+        # Claims read the queue and the leases, then take leases: one host at a time.
+        con.execute("SELECT pg_advisory_xact_lock(?)", [_LEASE_LOCKS["run"]])
+
+    def _queue_events(self, con: Any, events: Sequence[Event]) -> None:
+        if events:
+            con.execute("SELECT pg_advisory_xact_lock(?)", [analytics.EVENTS_LOCK])
+            _insert_events(con, events)
 
     @staticmethod
     def _check_family(family: str) -> None:

@@ -1,0 +1,1 @@
+"""Workers: long-running processes that execute submitted runs (``orbits-nb worker``)."""

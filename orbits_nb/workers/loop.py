@@ -1,0 +1,242 @@
+"""The worker: claims queued runs, executes each in a child process, watches them.
+
+One claim takes up to the free slots' worth of runs (their run leases, under the
+worker's token) within every queue's limits; each run then executes in a child
+process started ahead (prefork style, :mod:`.pool`), so a run that ignores a cancel
+can be terminated without touching the others. The worker heartbeats the leases it
+holds, dequeues runs that ended, and takes over runs whose owner died when the lease
+rules free them.
+
+SIGTERM (or SIGINT) drains: no new claim, each child starts no new step and stops
+once its running steps finish (the run stays queued for another worker); the leases
+are released and the worker exits 0. A second signal kills the children at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orbits_nb.core.rows import Batch, Owner, QueuedRun
+from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
+from orbits_nb.workers.child import ENDED, PARK_ENV, PARKED, TOKEN_ENV, WORKER_ENV
+from orbits_nb.workers.pool import CANCEL, Pool, Slot
+
+if TYPE_CHECKING:
+    from orbits_nb.core.storage import Store
+
+#: Seconds a child has to end its run after a cancel request before it is terminated.
+CANCEL_GRACE = 5.0
+#: Timers at least this long park the run instead of holding the worker's slot.
+PARK_AFTER = 30.0
+#: Seconds between two looks at the queue while idle, and at the children.
+POLL = 0.05
+#: Seconds between two full claims while nobody writes the state: timers fall due and
+#: leases expire without a write, everything else shows as one (see ``write_mark``).
+FULL_CLAIM = 1.0
+
+
+@dataclass
+class Child:
+    """A run executing in a child process."""
+
+    entry: QueuedRun
+    slot: Slot
+    started: float = field(default_factory=time.monotonic)
+    cancel_seen: float | None = None
+
+
+class Worker:
+    """Drains queued runs (see the module). ``run()`` returns the exit code."""
+
+    def __init__(self, store: Store, state: str, *, queues: Sequence[str] = (),
+                 concurrency: int = 4, once: bool = False, name: str | None = None,
+                 park_after: float = PARK_AFTER, cancel_grace: float = CANCEL_GRACE,
+                 say: Callable[[str], None] = print) -> None:
+        self.store = store
+        self.state = state
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.once = once
+        self.owner = Owner(uuid.uuid4().hex, store.host, os.getpid())
+        self.name = name or f"worker-{store.host}-{os.getpid()}"
+        self.park_after = park_after
+        self.cancel_grace = cancel_grace
+        self.say = say
+        self.children: dict[str, Child] = {}
+        self.draining = False
+        self._beat = 0.0
+        self.pool = Pool({**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
+                          PARK_ENV: str(park_after), "ORBITS_NB_STATE": state,
+                          "ORBITS_NB_HOST": store.host, "ORBITS_NB_PROGRESS": "0"})
+        self._quiet: tuple[object, float] | None = None
+
+    # -- signals ------------------------------------------------------------------------
+    def on_signal(self, *_: Any) -> None:
+        """First signal: drain; second: stop at once."""
+        if self.draining:
+            for slot in self.pool.slots:
+                slot.process.kill()
+            os._exit(1)
+        self.draining = True
+        self.say(f"{self.name}: draining ({len(self.children)} run(s) finishing their "
+                 "steps); send the signal again to stop at once")
+        self.pool.signal_busy(signal.SIGTERM)
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> int:
+        self.say(f"{self.name}: taking runs from "
+                 f"{', '.join(self.queues) or 'every queue'} of {self.store.location} "
+                 f"({self.concurrency} at a time)")
+        try:
+            while True:
+                self._watch()
+                took = 0 if self.draining else self._claim()
+                self._heartbeat()
+                if (self.draining or (self.once and not took)) and not self.children:
+                    return 0
+                if not took:
+                    self.store.tick()
+                    time.sleep(POLL)
+        finally:
+            self._release_all()
+            self.store.close()
+
+    def _claim(self) -> int:
+        free = self.concurrency - len(self.children)
+        if free <= 0:
+            return 0
+        self.pool.ready(self.concurrency + 1)
+        mark, now = self.store.write_mark(), time.monotonic()
+        if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
+                now - self._quiet[1] < FULL_CLAIM:
+            return 0  # nothing written since the last claim found nothing
+        entries = self.store.claim_runs(self.owner, free, self.queues)
+        # The claim itself wrote; what others write from now on changes the mark.
+        self._quiet = None if entries else (self.store.write_mark(), now)
+        for entry in entries:
+            if entry.cancel:
+                self._cancel_unstarted(entry)
+            else:
+                self._spawn(entry)
+        if entries:
+            self.store.close()  # hand the file to the children now, not when idle
+        return len(entries)
+
+    def _spawn(self, entry: QueuedRun) -> None:
+        self.children[entry.run_id] = Child(entry, self.pool.send(entry.run_id))
+        where = f"{entry.queue}" + (f", key {entry.key}" if entry.key else "")
+        again = f", take {entry.takes + 1}" if entry.takes else ""
+        self.say(f"{self.name}: took {entry.run_id} ({where}{again})")
+
+    def _watch(self) -> None:
+        while not self.pool.reports.empty():
+            slot, code, run_id, status = self.pool.reports.get()
+            child = self.children.get(run_id)
+            if child is None or child.slot is not slot:
+                continue
+            if code == CANCEL:
+                child.cancel_seen = time.monotonic()
+                continue
+            del self.children[run_id]
+            self.pool.done(slot)
+            if code == ENDED:
+                # The child dequeued it and released its lease: nothing to open here.
+                self._quiet = None
+                self.say(f"{self.name}: {run_id} {status} after "
+                         f"{time.monotonic() - child.started:.2f}s")
+            else:
+                self._ended(child, code)
+        for run_id, child in list(self.children.items()):
+            died = child.slot.process.poll()
+            if died is None:
+                self._check_cancel(child)
+                continue
+            if child.slot.reader is not None:
+                child.slot.reader.join(1)  # a report it made before it ended
+            if not self.pool.reports.empty():
+                continue  # read on the next round
+            del self.children[run_id]
+            self.pool.kill(child.slot)
+            self._ended(child, died)
+
+    def _ended(self, child: Child, code: int) -> None:
+        """A run stopped otherwise than by ending in its child (parked, drained, the
+        child failed or died)."""
+        run_id = child.entry.run_id
+        self._quiet = None  # a slot is free: look at the queue again now
+        took = time.monotonic() - child.started
+        if code == PARKED:
+            # Its engine released the lease as the run stopped; the entry waits.
+            how = "parked" if not self.draining else "left queued (draining)"
+        else:
+            state = self._state(run_id)
+            if state is not None and state.status in RUN_TERMINAL:
+                self.store.dequeue(run_id)
+                how = state.status
+            else:
+                # Not executed to an end: try again a little later.
+                self.store.park_run(run_id, time.time() + min(60.0, 1.0 + child.entry.takes))
+                how = f"left queued (its process ended with code {code})"
+            self.store.release_lease("run", run_id, self.owner.token)
+        self.say(f"{self.name}: {run_id} {how} after {took:.2f}s")
+
+    def _state(self, run_id: str) -> RunState | None:
+        events = self.store.load_run(run_id)
+        return fold(run_id, events) if events else None
+
+    # -- cancels ------------------------------------------------------------------------
+    def _check_cancel(self, child: Child) -> None:
+        """The child says when its run got a cancel request; past the grace, the
+        process is terminated."""
+        now = time.monotonic()
+        if child.cancel_seen is None or now - child.cancel_seen < self.cancel_grace:
+            return
+        # The run's own cancel did not end it in time (a main() that cannot stop).
+        self.pool.kill(child.slot)
+        del self.children[child.entry.run_id]
+        state = self._state(child.entry.run_id)
+        if state is not None and state.status not in RUN_TERMINAL:
+            self._record_cancelled(state, "the worker terminated the process executing "
+                                          "it after the cancel was not honoured")
+        self._ended(child, -9)
+
+    def _cancel_unstarted(self, entry: QueuedRun) -> None:
+        state = self._state(entry.run_id)
+        if state is not None and state.status not in RUN_TERMINAL:
+            self._record_cancelled(state, "the run was cancelled before it began")
+        self.store.dequeue(entry.run_id)
+        self.store.release_lease("run", entry.run_id, self.owner.token)
+        self.say(f"{self.name}: {entry.run_id} cancelled before it began")
+
+    def _record_cancelled(self, state: RunState, message: str) -> None:
+        events = [Event(state.run_id, "step.cancelled", step.key, step.attempts,
+                        data={"error": {"type": "RunCancelled", "message": message}})
+                  for step in state.steps.values()
+                  if step.status in ("running", "waiting", "retrying")]
+        events.append(Event(state.run_id, "run.cancelled", data={
+            "error": {"type": "RunCancelled", "message": message}}))
+        self.store.write(Batch(events=events))
+
+    # -- leases -------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._beat < min(15.0, self.store.lease_timeout / 4):
+            return
+        self._beat = now
+        self.store.renew_leases("run", [(run_id, self.owner.token)
+                                        for run_id in self.children])
+
+    def _release_all(self) -> None:
+        self.pool.close()
+        for run_id in list(self.children):
+            self.store.release_lease("run", run_id, self.owner.token)
+        self.children.clear()
+
+
+__all__ = ["ENDED", "Worker"]

@@ -1,0 +1,118 @@
+"""The worker's child processes: started ahead, each executing one run at a time.
+
+Each process (:mod:`orbits_nb.workers.child` with ``-``) reads run ids on its stdin
+and reports ``CODE RUN_ID`` on a pipe of its own once a run stopped; a thread per
+process turns the reports into a queue the worker reads without blocking. A process
+that a cancel must stop is killed and replaced: the others keep their runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from orbits_nb.workers.child import REPORT_ENV
+
+#: What a report says when the run got a cancel request (not an exit code).
+CANCEL = -1
+
+
+@dataclass(eq=False)
+class Slot:
+    """One child process, and the run it executes (None: ready for one)."""
+
+    process: subprocess.Popen[bytes]
+    run_id: str | None = None
+    reader: threading.Thread | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class Pool:
+    """Child processes with the environment ``env`` (see the module)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.slots: list[Slot] = []
+        #: (slot, what, run id, status): what is an exit code, or -1 for "the run got a
+        #: cancel request".
+        self.reports: queue.SimpleQueue[tuple[Slot, int, str, str]] = queue.SimpleQueue()
+
+    def _start(self) -> Slot:
+        read, write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "orbits_nb.workers.child", "-"],
+                env={**self.env, REPORT_ENV: str(write)}, stdin=subprocess.PIPE,
+                pass_fds=(write,))
+        finally:
+            os.close(write)
+        slot = Slot(process)
+        slot.reader = threading.Thread(target=self._read, args=(slot, read), daemon=True,
+                                       name="orbits-nb-child-reports")
+        slot.reader.start()
+        self.slots.append(slot)
+        return slot
+
+    def _read(self, slot: Slot, fd: int) -> None:
+        with os.fdopen(fd, "r") as lines:
+            for line in lines:
+                what, run_id, *status = line.split()
+                self.reports.put((slot, CANCEL if what == "cancel" else int(what), run_id,
+                                  status[0] if status else ""))
+
+    def ready(self, most: int) -> None:
+        """Have one idle process ready, while fewer than ``most`` exist."""
+        self.slots = [s for s in self.slots if s.alive() or s.run_id is not None]
+        if not any(s.run_id is None for s in self.slots) and len(self.slots) < most:
+            self._start()
+
+    def send(self, run_id: str) -> Slot:
+        """Give ``run_id`` to an idle process (started now if none is)."""
+        idle = [s for s in self.slots if s.run_id is None and s.alive()]
+        slot = idle[0] if idle else self._start()
+        slot.run_id = run_id
+        assert slot.process.stdin is not None
+        slot.process.stdin.write(run_id.encode() + b"\n")
+        slot.process.stdin.flush()
+        return slot
+
+    def done(self, slot: Slot) -> None:
+        slot.run_id = None
+
+    def kill(self, slot: Slot) -> None:
+        slot.process.kill()
+        slot.process.wait()
+        if slot in self.slots:
+            self.slots.remove(slot)
+
+    def signal_busy(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.run_id is not None and slot.alive():
+                slot.process.send_signal(signum)
+
+    def close_idle(self) -> None:
+        """Let idle processes end (their stdin closes); busy ones end after their run."""
+        for slot in list(self.slots):
+            if slot.run_id is None:
+                self._close(slot)
+
+    def close(self) -> None:
+        for slot in list(self.slots):
+            if slot.alive() and slot.run_id is not None:
+                slot.process.kill()
+            self._close(slot)
+
+    def _close(self, slot: Slot) -> None:
+        if slot.process.stdin is not None and not slot.process.stdin.closed:
+            with contextlib.suppress(OSError):  # it ended already
+                slot.process.stdin.close()
+        slot.process.wait()
+        if slot in self.slots:
+            self.slots.remove(slot)
