@@ -33,7 +33,8 @@ def pill(status: str, label: str | None = None) -> str:
     style = STYLES.get(_RUN_STYLES.get(status, status), STYLES["pending"])
     return (f'<span style="display:inline-block;padding:1px 8px;border-radius:9px;'
             f"background:{style.fill};color:{style.text};border:1px solid {style.border};"
-            f'font-size:11px;font-weight:600;line-height:16px">{esc(label or status)}</span>')
+            f'font-size:11px;font-weight:600;line-height:16px" title="{esc(status)}">'
+            f"{esc(label or status)}</span>")
 
 
 def clock(ts: float | None) -> str:
@@ -60,15 +61,21 @@ def steps_table(table: list[dict[str, Any]], limit: int = TABLE_LIMIT) -> str:
                              "result / error"))
     body = []
     for row in shown:
+        took = seconds(row["duration"])
+        if row.get("replayed") and took:
+            took += " (recorded)"  # replayed: the duration of the work as it was done
+        drift = (' <span style="color:#c2410c;font-size:11px;font-weight:600" title="its '
+                 'resource has drifted since">drifted since</span>' if row.get("drifted")
+                 else "")
         indent = f"padding-left:{8 + 14 * row['depth']}px"
         faded = "color:#94a3b8;" if row["status"] == "expected" else ""
         body.append(
             f'<tr class="orbits-nb-step" data-step="{esc(row["path"])}" style="{faded}">'
             f'<td style="{cell};{indent};font-family:{MONO}">{esc(row["step"])}</td>'
-            f'<td style="{cell}">{pill(row["status"])}</td>'
+            f'<td style="{cell}">{pill(row["status"])}{drift}</td>'
             f'<td style="{cell}">{row["attempts"] or ""}</td>'
             f'<td style="{cell}">{esc(row["action"])}</td>'
-            f'<td style="{cell}">{esc(seconds(row["duration"]))}</td>'
+            f'<td style="{cell}">{esc(took)}</td>'
             f'<td style="{cell};font-family:{MONO};font-size:11px">{esc(row["summary"])}</td>'
             "</tr>")
     more = (f'<tr><td colspan="6" style="{cell};color:#64748b">… {hidden} more steps '

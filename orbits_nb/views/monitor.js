@@ -15,7 +15,8 @@ function styleOf(model, status) {
 
 function pill(model, status, label) {
   const s = styleOf(model, status);
-  return h("span", { class: `onb-pill onb-st-${status}`,
+  return h("span", { class: `onb-pill onb-st-${status}`, role: "status",
+    "aria-label": `status: ${status}`, title: status,
     style: `background:${s.fill};border-color:${s.border};color:${s.text}` }, label || status);
 }
 
@@ -60,16 +61,50 @@ function renderHeader(model, state) {
     head.error ? h("span", { class: "onb-errline" }, ` · ${head.error}`) : null));
 }
 
+// The same rules as views/model.py count_text / work_seconds / Clock: never a
+// completed count while the run can add steps; the timer is the work of every
+// execution and never goes back (the kernel-clock estimate moves between headers).
+function countText(head) {
+  const done = head.done || 0;
+  if (head.total_sure === "unknown") return `${done} steps done · total unknown (first run)`;
+  if (head.total_sure === "estimate") {
+    return `${done}/~${head.shown_total} steps done (estimate)`;
+  }
+  return `${done}/${head.total || 0} steps done`;
+}
+
+function workSeconds(head, state) {
+  const now = Date.now() / 1000 - state.skew;
+  let work = head.work_before || 0;
+  if (head.open_since !== null && head.open_since !== undefined) {
+    work += Math.max(0, now - head.open_since);
+  }
+  const key = head.run_id || "";
+  const shown = Math.max(work, state.clocks[key] || 0);
+  state.clocks[key] = shown;
+  return shown;
+}
+
+function executionsText(head) {
+  const spans = head.execution_spans || [];
+  if (spans.length < 2) return "";
+  const each = spans.map((s) => `${s.execution} ${s.status}`).join(", ");
+  return `execution ${spans[spans.length - 1].execution} of ${spans.length} (${each})`;
+}
+
 function progressText(head, state) {
   const counts = head.counts || {};
-  const now = Date.now() / 1000 - state.skew;
-  const parts = [`${head.done || 0}/${head.total || 0} steps done`];
+  const parts = [countText(head)];
   for (const name of PROGRESS_STATES) {
     if (counts[name]) parts.push(`${counts[name]} ${name}`);
   }
-  if (head.started_at && !["reset", "pending"].includes(head.status)) {
-    parts.push(seconds((head.finished_at || now) - head.started_at));
+  const timed = (head.open_since !== null && head.open_since !== undefined)
+    || head.work_before;
+  if (timed && !["reset", "pending"].includes(head.status)) {
+    parts.push(seconds(workSeconds(head, state)));
   }
+  const runs = executionsText(head);
+  if (runs) parts.push(runs);
   return parts.join(" · ");
 }
 
@@ -81,14 +116,19 @@ function tick(model, state) {
   const text = state.el.querySelector(".onb-progress-text");
   if (text) text.textContent = progressText(head, state);
   for (const cell of state.el.querySelectorAll("td.onb-duration[data-started]")) {
-    cell.textContent = seconds(now - Number(cell.dataset.started));
+    cell.textContent = seconds(Number(cell.dataset.before || 0) + now
+      - Number(cell.dataset.started));
   }
 }
 
 function progressBar(model, head) {
   const counts = head.counts || {};
-  const total = Math.max(1, head.total || 0);
-  const bar = h("div", { class: "onb-progress" });
+  const sure = head.total_sure || "final";
+  // Unknown total: the known steps fill at most 80%, the rest is drawn as unknown.
+  const total = Math.max(1, sure === "final" ? head.total || 0
+    : sure === "estimate" ? head.shown_total : Math.ceil(((head.known || 0) + 1) / 0.8));
+  const bar = h("div", { class: "onb-progress", "data-total": sure,
+    title: sure === "final" ? "" : countText(head) });
   for (const name of ["succeeded", "replayed", "failed", "cancelled", "running", "retrying",
     "waiting"]) {
     if (!counts[name]) continue;
@@ -96,6 +136,7 @@ function progressBar(model, head) {
     bar.append(h("div", { title: `${counts[name]} ${name}`,
       style: `width:${(100 * counts[name]) / total}%;background:${s.border}` }));
   }
+  if (sure !== "final") bar.append(h("div", { class: "onb-unknown", title: countText(head) }));
   return bar;
 }
 
@@ -183,18 +224,21 @@ function renderTable(model, state) {
   const now = Date.now() / 1000 - state.skew;
   const body = rows.map((row) => {
     let duration = seconds(row.duration);
-    const active = !duration && row.started_at
+    const active = !duration && row.open_since
       && ["running", "waiting", "retrying"].includes(row.status);
-    if (active) duration = seconds(now - row.started_at);
+    if (active) duration = seconds((row.work_before || 0) + now - row.open_since);
+    if (row.replayed && duration) duration = `${duration} (recorded)`;
     const cls = [row.path === selected ? "onb-selected" : "",
       row.status === "expected" ? "onb-expected" : ""].join(" ");
     return h("tr", { class: cls, "data-step": row.path, onclick: () => select(model, row.path) },
       h("td", { class: "onb-mono onb-stepname", style: `padding-left:${8 + 14 * row.depth}px` },
         row.step),
-      h("td", {}, pill(model, row.status)),
+      h("td", {}, pill(model, row.status), row.drifted ? h("span", { class: "onb-drifted",
+        title: "its resource has drifted since (orbits_nb.drift() for the diff)" },
+      " drifted since") : null),
       h("td", {}, row.attempts || ""), h("td", {}, row.action),
-      h("td", { class: "onb-duration", "data-started": active ? row.started_at : null },
-        duration),
+      h("td", { class: "onb-duration", "data-started": active ? row.open_since : null,
+        "data-before": active ? row.work_before || 0 : null }, duration),
       h("td", { class: `onb-summary onb-mono${row.status === "failed" ? " onb-err" : ""}`,
         title: row.summary }, row.summary));
   });
@@ -265,9 +309,11 @@ function renderInspector(model, state) {
     if (d.approval) parts.push(section("Question", d.approval.prompt));
     parts.push(section("Arguments", d.args), section("Result", d.result),
       section("Traceback", d.traceback, "onb-trace"));
-    if ((d.history || []).length > 1) {
+    if ((d.history || []).length > 1
+      || (d.history || []).some((a) => a.status === "interrupted")) {
       parts.push(section("Attempts", d.history.map((a) =>
-        `#${a.attempt} ${a.started} ${a.status}${a.worker ? ` on ${a.worker}` : ""}`
+        `#${a.attempt} ${a.started} ${a.status}${a.duration ? ` after ${a.duration}` : ""}`
+        + `${a.execution ? ` (execution ${a.execution})` : ""}${a.worker ? ` on ${a.worker}` : ""}`
         + `${a.error ? ` — ${a.error}` : ""}`).join("\n")));
     }
     parts.push(section("Bag", d.bag));
@@ -319,7 +365,7 @@ function draw(model, state) {
 
 function render({ model, el }) {
   const state = { el, skew: 0, comments: {}, sent: {}, confirm: false, actual: false,
-    dismissed: null };
+    dismissed: null, clocks: {} };
   let queued = false;
   const redraw = () => {
     if (queued) return;

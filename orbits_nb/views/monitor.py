@@ -255,10 +255,12 @@ class Monitor(anywidget.AnyWidget):
         except Exception as err:
             self._say("error", f"could not retry run {self.run_id!r}: {err}")
 
-    def _say(self, level: str, text: str, *lasts: str) -> None:
-        """Show a notice while the run stays in its current status (or in ``lasts``)."""
+    def _say(self, level: str, text: str, *lasts: str, at: float | None = None) -> None:
+        """Show a notice while the run stays in its current status (or in ``lasts``),
+        and not past the run's end if it ended after ``at`` (when it was asked for)."""
         until = sorted({str(self.header.get("status")), *lasts})
-        self.notice = {"level": level, "text": text, "at": time.time(), "until": until}
+        self.notice = {"level": level, "text": text, "at": at or time.time(),
+                       "until": until}
 
     # -- refreshing ------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -272,8 +274,7 @@ class Monitor(anywidget.AnyWidget):
                 if {**head, "now": 0} != {**self.header, "now": 0}:
                     self.header = head  # "now" alone (for the clock skew) is not news
                 self._send_controls()
-                until = self.notice.get("until", ()) if self.notice else ("*",)
-                if "*" not in until and head["status"] not in until:
+                if self.notice and model.stale_notice(self.notice, head):
                     self.notice = {}  # said about a state the run has left
                 self._send_rows()
                 self.approvals = model.approvals(picture)
@@ -396,7 +397,7 @@ class Monitor(anywidget.AnyWidget):
         text = handler(self, step, comment)
         if self.notice.get("level") == "error" and self.notice.get("at", 0) >= asked:
             return  # the action already failed (a retry that could not start)
-        self._say("success", text, *actions.LASTS.get(action, ()))
+        self._say("success", text, *actions.LASTS.get(action, ()), at=asked)
 
     def executing(self) -> Run | None:
         """The handle executing this run in this process, if any."""
