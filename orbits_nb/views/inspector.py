@@ -130,9 +130,9 @@ def _attempts(events: list[Event], key: str,
         if event.data.get("worker"):  # where the attempt ran (a Dask worker)
             entry["worker"] = " → ".join(event.data.get("workers") or [event.data["worker"]])
     for span in spans or ():
-        entry = attempts.get(span.attempt)
-        if entry is not None:
-            entry.update(status=span.status, execution=span.execution,
+        closed = attempts.get(span.attempt)
+        if closed is not None:
+            closed.update(status=span.status, execution=span.execution,
                          duration=seconds(span.duration()) if not span.open else "")
     return [attempts[n] for n in sorted(attempts)]
 
