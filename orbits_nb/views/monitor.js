@@ -33,8 +33,28 @@ function select(model, path) {
 // the same reason the disabled button shows as its tooltip.
 function button(model, control, cls, onclick) {
   const c = control || { enabled: false, label: "", title: "" };
-  return h("button", { class: `onb-btn ${cls}`, disabled: !c.enabled, title: c.title,
-    onclick }, c.label);
+  const gone = GONE.has(model);
+  return h("button", { class: `onb-btn ${cls}`, disabled: gone || !c.enabled,
+    title: gone ? GONE_TEXT : c.title, onclick }, c.label);
+}
+
+// The kernel that owned this view went away (restarted or died): JupyterLab's widget
+// manager marks the view disconnected and its model no longer comm-live. Nothing the
+// view shows changes any more, and no button can act.
+const GONE = new WeakSet();
+const GONE_TEXT = "kernel gone - this view is no longer live (re-run the cell, or "
+  + "ob.get_run(run_id) in a live kernel, to see the run now)";
+
+function noticeGone(model, state) {
+  const gone = !!state.el.closest(".jupyter-widgets-disconnected");
+  if (gone === GONE.has(model)) return;
+  if (gone) GONE.add(model); else GONE.delete(model);
+  draw(model, state);
+}
+
+function renderGone(model) {
+  if (!GONE.has(model)) return null;
+  return h("div", { class: "onb-notice error onb-gone", role: "alert" }, GONE_TEXT);
 }
 
 function renderHeader(model, state) {
@@ -111,7 +131,7 @@ function progressText(head, state) {
 // Once a second while the run is live: only the clocks move, nothing is rebuilt.
 function tick(model, state) {
   const head = model.get("header") || {};
-  if (head.terminal) return;
+  if (head.terminal || GONE.has(model)) return;
   const now = Date.now() / 1000 - state.skew;
   const text = state.el.querySelector(".onb-progress-text");
   if (text) text.textContent = progressText(head, state);
@@ -156,7 +176,7 @@ function renderApprovals(model, state) {
       oninput: (e) => { state.comments[item.path] = e.target.value; } });
     const decide = (action) => { state.sent[item.path] = action;
       send(model, action, item.path, state.comments[item.path] || ""); draw(model, state); };
-    const sent = !!state.sent[item.path] || !!busy;
+    const sent = !!state.sent[item.path] || !!busy || GONE.has(model);
     return h("div", { class: "onb-approval", "data-step": item.path },
       h("span", { class: "onb-pill",
         style: "background:#fef3c7;border-color:#d97706;color:#78350f" }, "approval needed"),
@@ -342,9 +362,10 @@ function renderInspector(model, state) {
 function draw(model, state) {
   const head = model.get("header") || {};
   if (head.now) state.skew = Date.now() / 1000 - head.now;
-  const root = h("div", { class: "onb onb-monitor", "data-run-id": head.run_id || "",
-    "data-status": head.status || "" },
-  renderHeader(model, state), renderNotice(model, state), renderApprovals(model, state),
+  const root = h("div", { class: `onb onb-monitor${GONE.has(model) ? " onb-kernel-gone" : ""}`,
+    "data-run-id": head.run_id || "", "data-status": head.status || "" },
+  renderHeader(model, state), renderGone(model), renderNotice(model, state),
+  renderApprovals(model, state),
   h("div", { class: "onb-body" }, renderDiagram(model, state), renderTable(model, state)),
   renderInspector(model, state));
   const scroll = [...state.el.querySelectorAll(".onb-diagram, .onb-tablewrap")]
@@ -377,14 +398,20 @@ function render({ model, el }) {
   model.on("change:approvals", () => { state.sent = {}; });
   model.on("change:selected", () => { state.confirm = false; });
   for (const name of traits) model.on(`change:${name}`, redraw);
+  const gone = () => setTimeout(() => noticeGone(model, state), 0);
+  model.on("comm_live_update", gone);
   draw(model, state);
   // Live durations tick here, not in the kernel: no traffic while nothing changes.
   const ticker = setInterval(() => tick(model, state), 1000);
-  model.send({ type: "ping" });
-  const ping = setInterval(() => model.send({ type: "ping" }), 15000);
+  const ping = () => {
+    try { model.send({ type: "ping" }); } catch (err) { GONE.add(model); draw(model, state); }
+  };
+  ping();
+  const pinger = setInterval(ping, 15000);
   return () => {
     clearInterval(ticker);
-    clearInterval(ping);
+    clearInterval(pinger);
+    model.off("comm_live_update", gone);
     for (const name of traits) model.off(`change:${name}`, redraw);
   };
 }
