@@ -63,6 +63,8 @@ class AttemptSpan:
     finished_at: float | None = None
     status: str = "running"
     worker: str | None = None
+    #: When the attempt began waiting (a watcher, an approval, a durable sleep).
+    waited_at: float | None = None
 
     @property
     def open(self) -> bool:
@@ -310,6 +312,8 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
     span = step.spans[-1]
     if kind == "step.waiting":
         span.status = "waiting"
+        if span.waited_at is None:
+            span.waited_at = event.ts
     elif kind in _SPAN_END and span.open:
         span.finished_at, span.status = event.ts, _SPAN_END[kind]
         if kind in ("step.failed", "step.retrying"):

@@ -85,9 +85,52 @@ def steps_table(table: list[dict[str, Any]], limit: int = TABLE_LIMIT) -> str:
             "</tbody></table>")
 
 
+def svg_img(svg: str, alt: str, cls: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<img class="{cls}" alt="{esc(alt)}" style="max-width:none;height:auto" '
+            f'src="data:image/svg+xml;base64,{data}"/>')
+
+
+def timeline_html(picture: Picture) -> str:
+    """The run's timeline: one bar per attempt, fan-outs grouped (all rows folded out
+    in a ``<details>`` when a group is collapsed); scrolls instead of shrinking."""
+    from orbits_nb.views.timeline import layout
+    from orbits_nb.views.timeline_svg import legend_html, timeline_svg
+
+    lay = layout(picture, time.time())
+    if len(lay.rows) < 2:
+        return ""
+    box = ('<div class="orbits-nb-timeline-box" style="max-height:720px;overflow:auto;'
+           'border:1px solid #e5e7eb;border-radius:4px;margin:4px 0">')
+    alt = f"timeline of run {picture.state.run_id}"
+    parts = ['<div style="font-size:12px;font-weight:600;margin-top:8px">Timeline</div>',
+             box, svg_img(timeline_svg(lay, now=time.time()), alt, "orbits-nb-timeline"),
+             "</div>", legend_html()]
+    if any(r.collapsed for r in lay.rows):
+        parts.append(f'<details><summary style="font-size:12px;cursor:pointer">every step '
+                     f"of each group ({len(lay.rows)} rows)</summary>{box}"
+                     f'{svg_img(timeline_svg(lay, expand=True), alt, "orbits-nb-timeline-all")}'
+                     "</div></details>")
+    return "".join(parts)
+
+
+def logs_html(lines: list[dict[str, Any]], total: int) -> str:
+    """The last lines of the run-wide log, as a static fallback of the log view."""
+    if not lines:
+        return ""
+    text = "\n".join(f"{line['clock']} {line['level']:<7} {line['where']:<24} "
+                      f"{line['message']}" for line in lines)
+    more = f" (last {len(lines)} of {total})" if total > len(lines) else ""
+    return (f'<details class="orbits-nb-logs"><summary style="font-size:12px;cursor:'
+            f'pointer">Logs{more}</summary><pre style="font-family:{MONO};font-size:11px;'
+            f'max-height:360px;overflow:auto;white-space:pre-wrap">{esc(text)}</pre>'
+            "</details>")
+
+
 def run_html(picture: Picture, diagram: Diagram,
-             redact: Callable[[str], str] | None = None) -> str:
-    """The whole static view of a run."""
+             redact: Callable[[str], str] | None = None,
+             logs: tuple[list[dict[str, Any]], int] | None = None) -> str:
+    """The whole static view of a run (``logs``: its last log lines and their total)."""
     head = model.header(picture, redact)
     state = picture.state
     title = (f'<div style="font-size:13px;margin-bottom:2px">{pill(head["status"])} '
@@ -98,7 +141,9 @@ def run_html(picture: Picture, diagram: Diagram,
              f"{' · started ' + esc(clock(state.started_at)) if state.started_at else ''}"
              "</div>")
     parts = [title, diagram_html(diagram, f"diagram of run {state.run_id}"),
-             steps_table(model.rows(picture, redact))]
+             steps_table(model.rows(picture, redact)), timeline_html(picture)]
+    if logs is not None:
+        parts.append(logs_html(*logs))
     if state.error and head["error"]:
         trace = str(state.error.get("traceback") or "")
         if redact is not None:

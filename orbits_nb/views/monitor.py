@@ -33,6 +33,7 @@ from orbits_nb.core.dot import Picture, dot_parts
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.views import inspector, model, status
 from orbits_nb.views.graph import draw
+from orbits_nb.views.panels import Panels
 from orbits_nb.views.probe import LoopProbe
 from orbits_nb.views.pump import Pump
 from orbits_nb.views.snapshot import Snapshotter, settled
@@ -83,6 +84,11 @@ class Monitor(anywidget.AnyWidget):
     controls = t.Dict().tag(sync=True)
     live = t.Bool(False).tag(sync=True)
     remote = t.Bool(False).tag(sync=True)
+    #: The panel beside the table: diagram, timeline or logs (see views/panels.py).
+    tab = t.Unicode("diagram").tag(sync=True)
+    timeline = t.Dict().tag(sync=True)
+    log_query = t.Dict().tag(sync=True)
+    log_window = t.Dict().tag(sync=True)
 
     def __init__(self, run: Run, *, interval: float = 0.5, poll: float = 1.5,
                  page_size: int = 50, max_nodes: int | None = 150) -> None:
@@ -95,6 +101,7 @@ class Monitor(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._run = run
         self._snap = Snapshotter(run)
+        self._panels = Panels(run)
         self._picture: Picture | None = None
         self._table: list[dict[str, Any]] = []
         self._groups: dict[str, list[str]] = {}
@@ -115,6 +122,7 @@ class Monitor(anywidget.AnyWidget):
         self._probe = LoopProbe.of_this_thread(wake=self.poke)
         self.observe(self._on_page, "page")
         self.observe(self._on_select, "selected")
+        self.observe(self._on_panel, ["tab", "log_query"])
         self.on_msg(self._on_message)
         self.refresh()
         self._follow()
@@ -155,6 +163,7 @@ class Monitor(anywidget.AnyWidget):
         with self._lock:
             self._run = run
             self._snap = Snapshotter(run)
+            self._panels = Panels(run)
             self._dot_hash = ""
         self.refresh()
         self._follow()
@@ -279,6 +288,7 @@ class Monitor(anywidget.AnyWidget):
                 self._send_rows()
                 self.approvals = model.approvals(picture)
                 self._maybe_draw(picture, head["terminal"])
+                self._panels.send(self, picture)
             self._refresh_detail(picture)
         if head["terminal"]:
             for callback in list(self._settle_callbacks):
@@ -325,6 +335,11 @@ class Monitor(anywidget.AnyWidget):
     def _on_page(self, _change: Any) -> None:
         with self._lock, self.hold_sync():
             self._send_rows()
+
+    def _on_panel(self, _change: Any) -> None:
+        if self._picture is not None:
+            with self._lock, self.hold_sync():
+                self._panels.send(self, self._picture)
 
     def _on_select(self, _change: Any) -> None:
         self._detail_key = ()
