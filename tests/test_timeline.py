@@ -149,3 +149,21 @@ def test_a_real_200_way_fanout_and_its_static_report(tmp_path: Path) -> None:
         "#run", "prepare", group["id"], "report"]
     assert "orbits-nb-timeline" in page and "orbits-nb-timeline-all" in page
     assert "max-height:720px;overflow:auto" in page
+
+
+def test_a_step_failed_in_one_execution_and_run_again_keeps_both_attempts() -> None:
+    events = _events(
+        (0.0, "run.created", None, None, {"workflow": "m:W"}),
+        (1.0, "run.started", None, None, {}),
+        (1.0, "step.started", "a", 1, {"action": "m:A"}),
+        (2.0, "step.failed", "a", 1, {"error": {"type": "E"}}),
+        (2.0, "run.failed", None, None, {}),
+        (10.0, "run.started", None, None, {}),
+        (10.0, "step.started", "a", 2, {"action": "m:A"}),
+        (12.0, "step.succeeded", "a", 2, {}),
+        (12.0, "run.succeeded", None, None, {}),
+    )
+    lay = layout(Picture(fold("r", events)))
+    row = next(r for r in lay.rows if r.id == "a")
+    assert [(b.attempt, b.execution, b.status) for b in row.bars] == [
+        (1, 1, "failed"), (2, 2, "succeeded")]

@@ -297,9 +297,9 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
     """Keep the step's attempt spans (and ``had_failures``) up to date with ``event``."""
     kind = event.kind
     if kind == "step.started":
-        if "action" in event.data:
-            step.spans = []  # a new incarnation (first start, or after a reset)
-        elif step.spans and step.spans[-1].open:
+        # A step failed in an earlier execution starts again with its action: its
+        # spans go on (a reset removes the step, and its spans, altogether).
+        if step.spans and step.spans[-1].open:
             step.spans[-1].finished_at = event.ts
             step.spans[-1].status = "interrupted"
         step.execution = state.executions

@@ -135,6 +135,10 @@ function tick(model, state) {
   const now = Date.now() / 1000 - state.skew;
   const text = state.el.querySelector(".onb-progress-text");
   if (text) text.textContent = progressText(head, state);
+  if (model.get("tab") === "timeline" && (model.get("timeline") || {}).live) {
+    draw(model, state);
+    return;
+  }
   for (const cell of state.el.querySelectorAll("td.onb-duration[data-started]")) {
     cell.textContent = seconds(Number(cell.dataset.before || 0) + now
       - Number(cell.dataset.started));
@@ -220,7 +224,140 @@ function diagramBox(model, state) {
   return box;
 }
 
+const TABS = [["diagram", "Diagram"], ["timeline", "Timeline"], ["logs", "Logs"]];
+
+function tabs(model) {
+  const current = model.get("tab") || "diagram";
+  return h("span", { class: "onb-tabs", role: "tablist" }, TABS.map(([name, label]) =>
+    h("button", { class: `onb-tab${name === current ? " onb-tab-on" : ""}`, role: "tab",
+      "aria-selected": name === current ? "true" : "false", "data-tab": name,
+      onclick: () => { model.set("tab", name); model.save_changes(); } }, label)));
+}
+
+// Round ticks over t0..t1 (as views/timeline.py ticks): a live axis grows with time.
+const TICK_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400,
+  21600, 43200, 86400];
+
+function liveTicks(t0, t1, most = 8) {
+  const span = Math.max(t1 - t0, 1e-3);
+  let step;
+  if (span < most) {
+    const base = 10 ** Math.floor(Math.log10((span / most) * 2));
+    step = [1, 2, 5, 10].map((m) => m * base).find((v) => span / v <= most);
+  } else {
+    step = TICK_STEPS.find((v) => span / v <= most) || TICK_STEPS[TICK_STEPS.length - 1];
+  }
+  const unit = step >= 3600 ? [3600, "h"] : step >= 60 ? [60, "min"] : span >= 1 ? [1, "s"]
+    : [0.001, "ms"];
+  const out = [];
+  for (let n = 0; n * step <= span + 1e-9; n += 1) {
+    const value = (n * step) / unit[0];
+    out.push([t0 + n * step, `${unit[1] === "ms" ? Math.round(value) : +value.toFixed(2)} `
+      + unit[1]]);
+  }
+  return out;
+}
+
+// The timeline (layout from views/timeline.py): fixed-height rows that scroll, bars
+// placed on the axis t0..t1 (a live run's axis reaches now), groups fold in and out.
+function renderTimeline(model, state) {
+  const data = model.get("timeline") || {};
+  const rows = data.rows || [];
+  if (!rows.length) return h("div", { class: "onb-empty" }, "no timeline yet");
+  const now = Date.now() / 1000 - state.skew;
+  const t0 = data.t0;
+  const t1 = Math.max(data.t1, data.live ? now : data.t1, t0 + 1e-3);
+  const pct = (t) => (100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0);
+  const open = (row) => (row.id in state.expanded ? state.expanded[row.id] : !row.collapsed);
+  const closed = new Set(rows.filter((r) => r.kind === "group" && !open(r)).map((r) => r.id));
+  const axis = h("div", { class: "onb-tl-axis" }, h("div", { class: "onb-tl-label" }, ""),
+    h("div", { class: "onb-tl-plot" }, (data.live ? liveTicks(t0, t1) : data.ticks || []).map(
+      ([t, label]) => h("span", { class: "onb-tl-tick", style: `left:${pct(t)}%` }, label))));
+  const lines = rows.filter((r) => r.kind === "group" || !closed.has(r.group)).map((row) => {
+    const toggle = row.kind === "group" ? h("button", { class: "onb-tl-toggle",
+      "aria-expanded": open(row) ? "true" : "false", title: open(row) ? "fold the group"
+        : `show the ${row.size} steps`, onclick: (e) => { e.stopPropagation();
+        state.expanded[row.id] = !open(row); draw(model, state); } },
+    open(row) ? "▾" : "▸") : null;
+    const bars = row.bars.map((bar) => {
+      const s = styleOf(model, bar.status === "interrupted" ? "cancelled"
+        : bar.status === "queued" ? "pending" : bar.status);
+      const end = bar.end === null || bar.end === undefined ? now : bar.end;
+      const took = bar.end === null || bar.end === undefined ? "still open"
+        : seconds(bar.end - bar.start);
+      const cls = [`onb-tl-bar st-${bar.status} k-${bar.kind}`,
+        bar.replayed ? "onb-tl-replayed" : ""].join(" ");
+      return h("div", { class: cls, title: `${bar.label || bar.status} · ${took}`,
+        style: `left:${pct(bar.start)}%;width:max(2px,${pct(end) - pct(bar.start)}%);`
+          + `background-color:${s.fill};border-color:${s.border}` });
+    });
+    const pick = row.kind === "step" ? () => select(model, row.id) : null;
+    return h("div", { class: `onb-tl-row onb-tl-${row.kind}${row.id === model.get("selected")
+      ? " onb-selected" : ""}`, "data-row": row.id, onclick: pick },
+    h("div", { class: "onb-tl-label", title: row.label,
+      style: `padding-left:${4 + 12 * row.depth}px` }, toggle, row.label),
+    h("div", { class: "onb-tl-plot" }, bars));
+  });
+  return h("div", { class: "onb-timeline", role: "figure",
+    "aria-label": "timeline: one bar per step attempt" }, axis, lines);
+}
+
+const LEVELS = ["stdout", "stderr", "debug", "info", "warning", "error", "critical"];
+
+function askLogs(model, change) {
+  const query = { ...(model.get("log_query") || {}), ...change };
+  model.set("log_query", query);
+  model.save_changes();
+}
+
+// The run-wide log: the kernel sends a window of the filtered lines (views/logview.py).
+function renderLogs(model, state) {
+  const win = model.get("log_window") || {};
+  const query = model.get("log_query") || {};
+  const size = query.size || 200;
+  const following = query.offset === undefined || query.offset < 0;
+  const level = h("select", { class: "onb-log-level", "data-focus": "log-level",
+    onchange: (e) => askLogs(model, { levels: e.target.value ? [e.target.value] : [] }) },
+  h("option", { value: "" }, "all levels"), LEVELS.map((lv) => h("option", { value: lv,
+    selected: (query.levels || [])[0] === lv }, lv)));
+  const step = h("select", { class: "onb-log-step", "data-focus": "log-step",
+    onchange: (e) => askLogs(model, { step: e.target.value }) },
+  h("option", { value: "" }, "all steps"), (win.steps || []).map((st) => h("option",
+    { value: st, selected: query.step === st }, st)));
+  const text = h("input", { type: "search", class: "onb-log-text", placeholder: "filter text",
+    value: state.logText ?? (query.text || ""), "data-focus": "log-text",
+    oninput: (e) => { state.logText = e.target.value; clearTimeout(state.logTimer);
+      state.logTimer = setTimeout(() => askLogs(model, { text: state.logText }), 250); } });
+  const first = win.first || 0;
+  const matched = win.matched || 0;
+  const go = (offset) => askLogs(model, { offset, size });
+  const bar = h("div", { class: "onb-log-bar" }, level, step, text,
+    h("label", {}, h("input", { type: "checkbox", class: "onb-log-follow", checked: following,
+      onchange: (e) => go(e.target.checked ? -1 : first) }), " follow"),
+    h("button", { class: "onb-btn onb-log-earlier", disabled: first === 0,
+      onclick: () => go(Math.max(0, first - size)) }, "‹ earlier"),
+    h("button", { class: "onb-btn onb-log-later", disabled: first + size >= matched,
+      onclick: () => go(first + size) }, "later ›"),
+    h("span", { class: "onb-sub onb-log-count" }, matched ? `${first + 1}–`
+      + `${Math.min(first + size, matched)} of ${matched}`
+      + (win.total !== matched ? ` (${win.total} lines in all)` : "") : "no lines"));
+  const lines = (win.lines || []).map((l) => h("div", { class: `onb-log-line lv-${l.level}`
+    + (l.outcome ? " onb-log-old" : ""), "data-step": l.step },
+  h("span", { class: "onb-log-clock" }, l.clock), h("span", { class: "onb-log-lv" }, l.level),
+  h("span", { class: "onb-log-where", title: l.where }, l.where),
+  h("span", { class: "onb-log-msg" }, l.message)));
+  const box = h("div", { class: "onb-logbox", "data-following": following ? "1" : "0" },
+    lines.length ? lines : h("div", { class: "onb-empty" }, "no lines"));
+  return h("div", { class: "onb-logs-panel" }, bar, box);
+}
+
 function renderDiagram(model, state) {
+  const tab = model.get("tab") || "diagram";
+  if (tab !== "diagram") {
+    return h("div", { class: "onb-panel onb-wide" }, h("div", { class: "onb-panel-head" },
+      tabs(model)), tab === "timeline" ? renderTimeline(model, state)
+      : renderLogs(model, state));
+  }
   const box = diagramBox(model, state);
   const selected = model.get("selected");
   for (const g of box.querySelectorAll("g[data-step]")) {
@@ -234,7 +371,7 @@ function renderDiagram(model, state) {
     onclick: () => { state.actual = !state.actual; draw(model, state); } },
   state.actual ? "fit" : "1:1");
   return h("div", { class: "onb-panel" },
-    h("div", { class: "onb-panel-head" }, "Diagram", zoom), box, legend);
+    h("div", { class: "onb-panel-head" }, tabs(model), zoom), box, legend);
 }
 
 function renderTable(model, state) {
@@ -361,32 +498,39 @@ function renderInspector(model, state) {
 
 function draw(model, state) {
   const head = model.get("header") || {};
-  if (head.now) state.skew = Date.now() / 1000 - head.now;
   const root = h("div", { class: `onb onb-monitor${GONE.has(model) ? " onb-kernel-gone" : ""}`,
     "data-run-id": head.run_id || "", "data-status": head.status || "" },
   renderHeader(model, state), renderGone(model), renderNotice(model, state),
   renderApprovals(model, state),
-  h("div", { class: "onb-body" }, renderDiagram(model, state), renderTable(model, state)),
+  h("div", { class: `onb-body${(model.get("tab") || "diagram") !== "diagram"
+    ? " onb-body-wide" : ""}` }, renderDiagram(model, state), renderTable(model, state)),
   renderInspector(model, state));
-  const scroll = [...state.el.querySelectorAll(".onb-diagram, .onb-tablewrap")]
-    .map((n) => [n.scrollTop, n.scrollLeft]);
+  const scrolled = ".onb-diagram, .onb-tablewrap, .onb-timeline, .onb-logbox";
+  const scroll = [...state.el.querySelectorAll(scrolled)].map((n) => [n.scrollTop,
+    n.scrollLeft, n.className]);
   const focused = document.activeElement;
   const focusKey = focused && state.el.contains(focused) ? focused.dataset.focus : null;
   const caret = focusKey ? [focused.selectionStart, focused.selectionEnd] : null;
   state.el.replaceChildren(root);
-  [...root.querySelectorAll(".onb-diagram, .onb-tablewrap")].forEach((n, i) => {
-    if (scroll[i]) [n.scrollTop, n.scrollLeft] = scroll[i];
+  [...root.querySelectorAll(scrolled)].forEach((n, i) => {
+    if (scroll[i] && scroll[i][2] === n.className) [n.scrollTop, n.scrollLeft] = scroll[i];
+    if (n.dataset.following === "1") n.scrollTop = n.scrollHeight;  // follow: the end
   });
   if (focusKey) {
     const again = [...root.querySelectorAll("[data-focus]")]
       .find((n) => n.dataset.focus === focusKey);
-    if (again) { again.focus(); again.setSelectionRange(caret[0], caret[1]); }
+    if (again) {
+      again.focus();
+      if (again.setSelectionRange && caret[0] !== null) {
+        again.setSelectionRange(caret[0], caret[1]);
+      }
+    }
   }
 }
 
 function render({ model, el }) {
   const state = { el, skew: 0, comments: {}, sent: {}, confirm: false, actual: false,
-    dismissed: null, clocks: {} };
+    dismissed: null, clocks: {}, expanded: {}, logText: null, logTimer: null };
   let queued = false;
   const redraw = () => {
     if (queued) return;
@@ -394,10 +538,19 @@ function render({ model, el }) {
     requestAnimationFrame(() => { queued = false; draw(model, state); });
   };
   const traits = ["header", "controls", "svg", "dot", "rows", "selected", "detail",
-    "approvals", "notice", "page", "first_row", "total_rows", "live", "remote"];
+    "approvals", "notice", "page", "first_row", "total_rows", "live", "remote", "tab",
+    "timeline", "log_window", "log_query"];
   model.on("change:approvals", () => { state.sent = {}; });
   model.on("change:selected", () => { state.confirm = false; });
   for (const name of traits) model.on(`change:${name}`, redraw);
+  // The kernel's clock, estimated when a header arrives (not at each redraw: a redraw
+  // of an old header would set every live clock back to when it was sent).
+  const clock = () => {
+    const head = model.get("header") || {};
+    if (head.now) state.skew = Date.now() / 1000 - head.now;
+  };
+  clock();
+  model.on("change:header", clock);
   const gone = () => setTimeout(() => noticeGone(model, state), 0);
   model.on("comm_live_update", gone);
   draw(model, state);
@@ -412,6 +565,7 @@ function render({ model, el }) {
     clearInterval(ticker);
     clearInterval(pinger);
     model.off("comm_live_update", gone);
+    model.off("change:header", clock);
     for (const name of traits) model.off(`change:${name}`, redraw);
   };
 }

@@ -244,18 +244,18 @@ def ticks(t0: float, t1: float, most: int = 8) -> list[tuple[float, str]]:
     out = []
     n = 0
     while n * step <= span + 1e-9:
-        out.append((t0 + n * step, _relative(n * step, step)))
+        out.append((t0 + n * step, _relative(n * step, step, span)))
         n += 1
     return out
 
 
-def _relative(value: float, step: float) -> str:
+def _relative(value: float, step: float, span: float) -> str:
     if step >= 3600:
         return f"{value / 3600:g} h"
     if step >= 60:
         return f"{value / 60:g} min"
-    if step >= 1:
-        return f"{value:g} s"
+    if span >= 1:
+        return f"{round(value, 3):g} s"
     return f"{value * 1000:.0f} ms"
 
 
