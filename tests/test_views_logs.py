@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_timeline_flows import FanOut
+from test_widgets import comms
+
+__all__ = ["comms"]  # the fixture
 
 import orbits_nb as ob
 from orbits_nb.core.rows import LogLine
@@ -92,3 +95,24 @@ def test_a_nested_run_s_lines_carry_the_step_path(tmp_path: Path) -> None:
     assert {"nested/i1", "nested/i2", "git-create"} <= {e.step for e in every}
     only = window(every, Query(step="nested"))
     assert {x["step"] for x in only["lines"]} == {"nested/i1", "nested/i2"}
+
+
+def test_the_monitor_sends_a_panel_only_while_it_is_shown_and_a_window_of_lines(
+        engine: ob.Engine, comms: list) -> None:
+    from test_widgets import frontend_sets
+
+    from orbits_nb.views.monitor import Monitor
+
+    run = engine.start(FanOut(n=40))
+    run.wait(60)
+    monitor = Monitor(run)
+    assert monitor.timeline == {} and monitor.log_window == {}  # hidden: not computed
+    frontend_sets(monitor, tab="timeline")
+    rows = monitor.timeline["rows"]
+    assert any(r["kind"] == "group" and r["size"] == 40 and r["collapsed"] for r in rows)
+    frontend_sets(monitor, tab="logs", log_query={"size": 25})
+    window_ = monitor.log_window
+    assert len(window_["lines"]) == 25 and window_["total"] > 80  # 2 lines per deploy
+    assert window_["following"] and window_["lines"][-1]["step"] == "report"
+    frontend_sets(monitor, log_query={"step": "deploy-7", "offset": 0, "size": 25})
+    assert {x["step"] for x in monitor.log_window["lines"]} == {"deploy-7"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -29,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from orbits_nb.core.dot import Picture, dot_parts
+from orbits_nb.core.dot import Picture
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.views import inspector, model, status
-from orbits_nb.views.graph import draw
+from orbits_nb.views.graph import Drawer
 from orbits_nb.views.panels import Panels
 from orbits_nb.views.probe import LoopProbe
 from orbits_nb.views.pump import Pump
@@ -104,11 +103,7 @@ class Monitor(anywidget.AnyWidget):
         self._panels = Panels(run)
         self._picture: Picture | None = None
         self._table: list[dict[str, Any]] = []
-        self._groups: dict[str, list[str]] = {}
-        self._dot_hash = ""
-        self._drawn_at = 0.0
-        self._draw_every = interval
-        self._detail_key: tuple[Any, ...] = ()
+        self._drawer = Drawer(interval)
         self._pump: Pump | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._finish_callbacks: list[Callable[[], None]] = []
@@ -164,7 +159,7 @@ class Monitor(anywidget.AnyWidget):
             self._run = run
             self._snap = Snapshotter(run)
             self._panels = Panels(run)
-            self._dot_hash = ""
+            self._drawer = Drawer(self.interval)
         self.refresh()
         self._follow()
         if not self.following:  # it ended before the first look
@@ -306,19 +301,11 @@ class Monitor(anywidget.AnyWidget):
             self.controls = controls
 
     def _maybe_draw(self, picture: Picture, force: bool) -> None:
-        parts = dot_parts(picture, max_nodes=self.max_nodes)
-        source = parts.source()
-        digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        if digest == self._dot_hash:
-            return
-        if not force and time.monotonic() - self._drawn_at < self._draw_every:
-            if self._pump is not None:
+        diagram = self._drawer.draw(picture, force, self.max_nodes)
+        if diagram is None:
+            if self._drawer.pending and self._pump is not None:
                 self._pump.poke()  # changed, but drawn recently: draw on a later tick
             return
-        diagram = draw(source)
-        self._dot_hash, self._drawn_at, self._groups = digest, time.monotonic(), parts.groups
-        # A big diagram costs more to lay out and to ship: draw it less often.
-        self._draw_every = max(self.interval, 4 * diagram.seconds, len(source) / 200_000)
         self.svg = diagram.svg or ""
         self.dot = "" if diagram.svg else diagram.dot
         self.problem = diagram.problem
@@ -342,28 +329,14 @@ class Monitor(anywidget.AnyWidget):
                 self._panels.send(self, self._picture)
 
     def _on_select(self, _change: Any) -> None:
-        self._detail_key = ()
+        self._panels.detail_key = ()
         if self._picture is not None:
             with self._lock, self.hold_sync():
                 self._send_controls()
                 self._refresh_detail(self._picture)
 
     def _refresh_detail(self, picture: Picture) -> None:
-        path = self.selected
-        if not path:
-            if self.detail:
-                self.detail = {}
-            return
-        row = next((r for r in self._table if r["path"] == path), None)
-        key = (path, row and (row["status"], row["attempts"], row["finished_at"]),
-               int(time.monotonic() / 3) if row and row["status"] == "running" else 0)
-        if key == self._detail_key:
-            return
-        self._detail_key = key
-        try:
-            self.detail = inspector.detail(self._run, picture, path, self._groups)
-        except Exception as err:  # e.g. the state file is busy: say so, keep the view
-            self.detail = {"path": path, "title": path, "failed": f"{err}"}
+        self._panels.detail(self, picture, self._table, self._drawer.groups)
 
     # -- actions from the front end -----------------------------------------------------
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:

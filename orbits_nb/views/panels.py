@@ -1,4 +1,4 @@
-"""The monitor's timeline and log panels: computed and sent only while shown.
+"""The monitor's inspector, timeline and log panels: computed and sent only when shown.
 
 The widget says which panel is shown (``tab``) and what the log view asks for
 (``log_query``); each refresh then sends the timeline's layout or the log window,
@@ -8,6 +8,7 @@ the lines on screen.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.views.logview import LogFeed, Query, window
@@ -26,6 +27,29 @@ class Panels:
 
     def __init__(self, run: Run) -> None:
         self.feed = LogFeed(run.engine.store, run.run_id, run.engine.writer.flush_for_read)
+        self.detail_key: tuple[Any, ...] = ()
+
+    def detail(self, monitor: Monitor, picture: Picture, table: list[dict[str, Any]],
+               groups: dict[str, list[str]]) -> None:
+        """The inspector of the selected step, read again when the step changed (and
+        every few seconds while it runs)."""
+        from orbits_nb.views import inspector
+
+        path = monitor.selected
+        if not path:
+            if monitor.detail:
+                monitor.detail = {}
+            return
+        row = next((r for r in table if r["path"] == path), None)
+        key = (path, row and (row["status"], row["attempts"], row["finished_at"]),
+               int(time.monotonic() / 3) if row and row["status"] == "running" else 0)
+        if key == self.detail_key:
+            return
+        self.detail_key = key
+        try:
+            monitor.detail = inspector.detail(monitor.run, picture, path, groups)
+        except Exception as err:  # e.g. the state file is busy: say so, keep the view
+            monitor.detail = {"path": path, "title": path, "failed": f"{err}"}
 
     def send(self, monitor: Monitor, picture: Picture) -> None:
         tab = monitor.tab if monitor.tab in TABS else "diagram"
