@@ -46,6 +46,8 @@ def show_tab(output: Locator, name: str) -> None:
 
 
 def bar_heights(output: Locator) -> list[float]:
+    # JupyterLab hides cells scrolled out of view: measure the timeline on screen.
+    output.locator(".onb-timeline").scroll_into_view_if_needed()
     return [float(h) for h in output.locator(".onb-tl-bar").evaluate_all(
         "els => els.map(e => e.getBoundingClientRect().height)")]
 
