@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_views_flows import DeployBackend
@@ -204,3 +205,35 @@ def test_the_inspector_names_an_attempt_closed_by_a_takeover_interrupted() -> No
     history = _attempts(events, "a", step.spans)
     assert [(a["attempt"], a["status"], a["execution"]) for a in history] == [
         (1, "interrupted", 1), (2, "succeeded", 2)]
+
+
+def test_a_drifted_step_says_so_in_the_table_and_the_report() -> None:
+    from orbits_nb.views.graph import Diagram
+    from orbits_nb.views.html import run_html
+
+    view = replayed_view()
+    view.drifted = frozenset({"b"})
+    rows = {r["step"]: r for r in model.rows(view)}
+    assert rows["b"]["drifted"] and not rows["a"]["drifted"]
+    page = run_html(view, Diagram("digraph {}", None, "no renderer"))
+    row = re.search(r'data-step="b".*?</tr>', page, re.S)
+    assert row and "drifted since" in row.group(0)
+
+
+def test_the_inspector_labels_lines_by_attempt_when_there_are_several() -> None:
+    from types import SimpleNamespace
+
+    from orbits_nb.core.rows import LogLine
+    from orbits_nb.views.inspector import _logs
+
+    def run_with(*lines: LogLine) -> Any:
+        store = SimpleNamespace(logs=lambda _run_id, _step: list(lines))
+        return SimpleNamespace(engine=SimpleNamespace(store=store))
+
+    once = run_with(LogLine("r", "a", 1, "stdout", "hello", 1.0))
+    assert _logs(once, "r", "a")["logs"] == "hello"  # one attempt: nothing to tell apart
+    twice = run_with(LogLine("r", "a", 1, "stdout", "first try", 1.0),
+                     LogLine("r", "a", 2, "stdout", "second try", 2.0),
+                     LogLine("r", "a", 1, "stderr", "late line of the first", 3.0))
+    assert _logs(twice, "r", "a")["logs"].splitlines() == [
+        "#1 first try", "#2 second try", "#1 stderr: late line of the first"]

@@ -186,9 +186,11 @@ class TerminalProgress:
             self._seen[path] = status
             if status in ("succeeded", "replayed"):
                 took = _seconds(step.duration) if step.finished_at else ""
+                if status == "replayed":  # the mark alone says nothing to a reader
+                    took = f"replayed ({took} recorded)" if took else "replayed"
                 lines.append((True, f"  {_MARKS[status]} {path:<28} {took}".rstrip()))
                 continue
-            detail = {"failed": short_error(step.error), "waiting": "waiting",
+            detail = {"failed": f"failed: {short_error(step.error)}", "waiting": "waiting",
                       "retrying": f"retrying (attempt {step.attempts}): "
                                   f"{short_error(step.error)}",
                       "cancelled": "cancelled"}.get(status, "")

@@ -21,6 +21,8 @@ from orbits_nb.views.status import PILL_STYLE
 FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
 MONO = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 TABLE_LIMIT = 200
+#: Timelines with more rows keep their groups folded in the report (run.steps() lists all).
+EXPANDED_ROWS = 600
 _RUN_STYLES = {"pending": "pending", "running": "running", "succeeded": "succeeded",
                "failed": "failed", "cancelled": "cancelled", **PILL_STYLE}
 
@@ -106,7 +108,7 @@ def timeline_html(picture: Picture) -> str:
     parts = ['<div style="font-size:12px;font-weight:600;margin-top:8px">Timeline</div>',
              box, svg_img(timeline_svg(lay, now=time.time()), alt, "orbits-nb-timeline"),
              "</div>", legend_html()]
-    if any(r.collapsed for r in lay.rows):
+    if any(r.collapsed for r in lay.rows) and len(lay.rows) <= EXPANDED_ROWS:
         parts.append(f'<details><summary style="font-size:12px;cursor:pointer">every step '
                      f"of each group ({len(lay.rows)} rows)</summary>{box}"
                      f'{svg_img(timeline_svg(lay, expand=True), alt, "orbits-nb-timeline-all")}'

@@ -149,7 +149,11 @@ def _logs(run: Run, run_id: str, key: str, since: float | None = None) -> dict[s
     lines = [line for line in run.engine.store.logs(run_id, key)
              if since is None or line.ts >= since]
     shown = lines[-LOG_LINES:]
-    text = "\n".join(f"{'' if line.stream == 'stdout' else line.stream + ': '}{line.message}"
+    # Several attempts: each line says which (an abandoned attempt's late output never
+    # reads as the next one's).
+    several = len({line.attempt for line in shown}) > 1
+    text = "\n".join(f"{f'#{line.attempt} ' if several else ''}"
+                     f"{'' if line.stream == 'stdout' else line.stream + ': '}{line.message}"
                      for line in shown)
     return {"logs": text, "logs_hidden": len(lines) - len(shown)}
 
