@@ -137,16 +137,20 @@ class LogFeed:
     flush: Callable[[], None] | None = None
     _entries: list[Entry] = field(default_factory=list)
     _read_at: float = -REFRESH
+    _every: float = REFRESH
     _final: bool = False
 
     def read(self, live: bool) -> list[Entry]:
         now = time.monotonic()
-        if self._final or (live and now - self._read_at < REFRESH):
+        if self._final or (live and now - self._read_at < self._every):
             return self._entries
         if self.flush is not None:
             self.flush()
         self._entries = run_entries(self.store, self.run_id)
-        self._read_at, self._final = now, not live
+        took = time.monotonic() - now
+        # A big log costs more to read: read it less often, never most of the time.
+        self._every = max(REFRESH, 4 * took)
+        self._read_at, self._final = time.monotonic(), not live
         return self._entries
 
 

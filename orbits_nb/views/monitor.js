@@ -168,7 +168,7 @@ function renderNotice(model, state) {
   const notice = model.get("notice") || {};
   if (!notice.text || state.dismissed === notice.at) return null;
   return h("div", { class: `onb-notice ${notice.level || "info"}` }, notice.text,
-    h("span", { class: "onb-x", title: "dismiss",
+    h("span", { class: "onb-x", title: "dismiss", role: "button", "aria-label": "dismiss",
       onclick: () => { state.dismissed = notice.at; draw(model, state); } }, "✕"));
 }
 
