@@ -46,7 +46,9 @@ def timeline_svg(lay: Layout, *, expand: bool = False, now: float | None = None)
     end = now if now is not None else lay.t1
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="orbits-nb-timeline" '
              f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'font-family="{FONT}" font-size="11">', _DEFS, _axis(lay, height)]
+             f'font-family="{FONT}" font-size="11">', _DEFS,
+             # Opaque: the image keeps its dark text readable on a dark notebook theme.
+             f'<rect width="{width}" height="{height}" fill="#ffffff"/>', _axis(lay, height)]
     for index, row in enumerate(rows):
         parts.append(_row(lay, row, AXIS + index * ROW, end))
     parts.append("</svg>")
