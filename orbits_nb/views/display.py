@@ -66,19 +66,29 @@ def static_bundle(run: Run) -> dict[str, Any]:
     """``text/plain`` and ``text/html`` of ``run`` as it is now."""
     from orbits_nb.views.graph import draw, picture_dot
     from orbits_nb.views.html import run_html
-    from orbits_nb.views.logview import run_entries, tail
     from orbits_nb.views.snapshot import picture_of
 
     data: dict[str, Any] = {"text/plain": repr(run)}
     try:
         picture = picture_of(run)
-        run.engine.writer.flush_for_read()
-        logs = tail(run_entries(run.engine.store, run.run_id))
         data["text/html"] = run_html(picture, draw(picture_dot(picture)),
-                                     run.engine.writer.redact, logs)
+                                     run.engine.writer.redact, _last_lines(run))
     except Exception:  # the text repr is still a useful picture
         _log.warning("could not render the HTML view of run %s", run.run_id, exc_info=True)
     return data
+
+
+def _last_lines(run: Run) -> tuple[list[dict[str, Any]], int] | None:
+    """The run-wide log's last lines for the report (None when they cannot be read:
+    the rest of the report still shows)."""
+    from orbits_nb.views.logview import run_entries, tail
+
+    try:
+        run.engine.writer.flush_for_read()
+        return tail(run_entries(run.engine.store, run.run_id))
+    except Exception:
+        _log.warning("could not read the logs of run %s", run.run_id, exc_info=True)
+        return None
 
 
 def mimebundle(run: Run, include: Any = None, exclude: Any = None,
