@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 from test_views_flows import DeployBackend
+from test_widgets import comms
+
+__all__ = ["comms"]  # the fixture
 
 import orbits_nb as ob
 from orbits_nb.core.state import Event, RunState, StepState, fold
@@ -237,3 +240,22 @@ def test_the_inspector_labels_lines_by_attempt_when_there_are_several() -> None:
                      LogLine("r", "a", 1, "stderr", "late line of the first", 3.0))
     assert _logs(twice, "r", "a")["logs"].splitlines() == [
         "#1 first try", "#2 second try", "#1 stderr: late line of the first"]
+
+
+def test_the_retry_notice_is_gone_once_the_retried_run_succeeded(
+        engine: ob.Engine, comms: list, tmp_path: Path) -> None:
+    from polling import until
+
+    from orbits_nb.views.monitor import Monitor
+
+    fix = tmp_path / "fixed"
+    run = engine.start(DeployBackend(client="acme", flaky=str(fix)))
+    with pytest.raises(ob.StepFailed):
+        run.wait(30)
+    monitor = Monitor(run)
+    fix.touch()
+    monitor.act("retry")
+    until(lambda: monitor.refresh() is False and monitor.header["status"] == "succeeded")
+    monitor.refresh()
+    assert monitor.notice == {}
+    assert "execution 2 of 2" in model.progress_text(monitor.header)
