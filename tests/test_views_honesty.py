@@ -122,6 +122,10 @@ def test_counts_never_claim_completion_while_the_run_runs() -> None:
     assert again["shown_total"] > again["done"]
     ended = model.header(replayed_view())
     assert model.count_text(ended) == "2/2 steps done"
+    # About to execute again here (a retry starting): its steps are known, not final.
+    view = replayed_view()
+    view.where = HERE
+    assert model.count_text(model.header(view)) == "2/~3 steps done (estimate)"
 
 
 def test_a_notice_about_a_retry_goes_once_the_run_ended_after_the_press() -> None:

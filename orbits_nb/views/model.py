@@ -13,7 +13,7 @@ from typing import Any
 
 from orbits_nb.core.dot import STYLES, Picture, display_status, seconds, short_action
 from orbits_nb.core.serde import MASK, Secret
-from orbits_nb.core.state import StepState, short_error
+from orbits_nb.core.state import RUN_TERMINAL, StepState, short_error
 from orbits_nb.views import status
 from orbits_nb.views.status import RunView
 
@@ -210,7 +210,9 @@ def header(picture: Picture, redact: Callable[[str], str] | None = None) -> dict
         # Nothing executes it: its clock stands still at the last record.
         work_before += max(0.0, (state.last_event_at or open_since) - open_since)
         open_since = None
-    estimated = picture.previous is not None or state.executions > 1 or bool(view.discarded)
+    # Steps known from an earlier run or execution make an estimate; else unknown.
+    estimated = (picture.previous is not None or state.executions > 1
+                 or bool(view.discarded) or view.recorded_status in RUN_TERMINAL)
     sure, shown_total = total_of(tally, done, terminal, estimated)
     head = {
         "run_id": state.run_id, "workflow": short_action(state.workflow),
