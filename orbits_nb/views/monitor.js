@@ -136,8 +136,7 @@ function tick(model, state) {
   const text = state.el.querySelector(".onb-progress-text");
   if (text) text.textContent = progressText(head, state);
   if (model.get("tab") === "timeline" && (model.get("timeline") || {}).live) {
-    draw(model, state);
-    return;
+    growTimeline(model, state);
   }
   for (const cell of state.el.querySelectorAll("td.onb-duration[data-started]")) {
     cell.textContent = seconds(Number(cell.dataset.before || 0) + now
@@ -258,6 +257,35 @@ function liveTicks(t0, t1, most = 8) {
   return out;
 }
 
+function timelineScale(t0, t1) {
+  return (t) => (100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0);
+}
+
+function timelineAxis(marks, pct) {
+  return h("div", { class: "onb-tl-axis" }, h("div", { class: "onb-tl-label" }, ""),
+    h("div", { class: "onb-tl-plot" }, marks.map(([t, label]) =>
+      h("span", { class: "onb-tl-tick", style: `left:${pct(t)}%` }, label))));
+}
+
+// Once a second while a live run's timeline shows: its axis reaches now, so every bar
+// moves. Moved in place (no element is replaced, so a click is never lost).
+function growTimeline(model, state) {
+  const box = state.el.querySelector(".onb-timeline");
+  const data = model.get("timeline") || {};
+  if (!box || !data.rows) return;
+  const now = Date.now() / 1000 - state.skew;
+  const t1 = Math.max(data.t1, now, data.t0 + 1e-3);
+  const pct = timelineScale(data.t0, t1);
+  for (const bar of box.querySelectorAll(".onb-tl-bar")) {
+    const start = Number(bar.dataset.start);
+    const end = bar.dataset.end === undefined ? now : Number(bar.dataset.end);
+    bar.style.left = `${pct(start)}%`;
+    bar.style.width = `max(2px,${pct(end) - pct(start)}%)`;
+  }
+  const axis = box.querySelector(".onb-tl-axis");
+  if (axis) axis.replaceWith(timelineAxis(liveTicks(data.t0, t1), pct));
+}
+
 // The timeline (layout from views/timeline.py): fixed-height rows that scroll, bars
 // placed on the axis t0..t1 (a live run's axis reaches now), groups fold in and out.
 function renderTimeline(model, state) {
@@ -267,12 +295,10 @@ function renderTimeline(model, state) {
   const now = Date.now() / 1000 - state.skew;
   const t0 = data.t0;
   const t1 = Math.max(data.t1, data.live ? now : data.t1, t0 + 1e-3);
-  const pct = (t) => (100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0);
+  const pct = timelineScale(t0, t1);
   const open = (row) => (row.id in state.expanded ? state.expanded[row.id] : !row.collapsed);
   const closed = new Set(rows.filter((r) => r.kind === "group" && !open(r)).map((r) => r.id));
-  const axis = h("div", { class: "onb-tl-axis" }, h("div", { class: "onb-tl-label" }, ""),
-    h("div", { class: "onb-tl-plot" }, (data.live ? liveTicks(t0, t1) : data.ticks || []).map(
-      ([t, label]) => h("span", { class: "onb-tl-tick", style: `left:${pct(t)}%` }, label))));
+  const axis = timelineAxis(data.live ? liveTicks(t0, t1) : data.ticks || [], pct);
   const lines = rows.filter((r) => r.kind === "group" || !closed.has(r.group)).map((row) => {
     const toggle = row.kind === "group" ? h("button", { class: "onb-tl-toggle",
       "aria-expanded": open(row) ? "true" : "false", title: open(row) ? "fold the group"
@@ -288,6 +314,7 @@ function renderTimeline(model, state) {
       const cls = [`onb-tl-bar st-${bar.status} k-${bar.kind}`,
         bar.replayed ? "onb-tl-replayed" : ""].join(" ");
       return h("div", { class: cls, title: `${bar.label || bar.status} · ${took}`,
+        "data-start": bar.start, "data-end": bar.end ?? null,
         style: `left:${pct(bar.start)}%;width:max(2px,${pct(end) - pct(bar.start)}%);`
           + `background-color:${s.fill};border-color:${s.border}` });
     });
@@ -349,6 +376,27 @@ function renderLogs(model, state) {
   const box = h("div", { class: "onb-logbox", "data-following": following ? "1" : "0" },
     lines.length ? lines : h("div", { class: "onb-empty" }, "no lines"));
   return h("div", { class: "onb-logs-panel" }, bar, box);
+}
+
+// New lines while following: only the lines and the counts change, so an open menu
+// or a half-typed filter is not rebuilt under the user's hands.
+function patchLogs(model, state) {
+  const panel = state.el.querySelector(".onb-logs-panel");
+  const win = model.get("log_window") || {};
+  const steps = JSON.stringify(win.steps || []);
+  if (!panel || model.get("tab") !== "logs" || steps !== state.logSteps) {
+    state.logSteps = steps;
+    return false;
+  }
+  const fresh = renderLogs(model, state);
+  for (const cls of [".onb-logbox", ".onb-log-count", ".onb-log-earlier", ".onb-log-later"]) {
+    const before = panel.querySelector(cls);
+    const after = fresh.querySelector(cls);
+    if (before && after) before.replaceWith(after);
+  }
+  const box = panel.querySelector(".onb-logbox");
+  if (box && box.dataset.following === "1") box.scrollTop = box.scrollHeight;
+  return true;
 }
 
 function renderDiagram(model, state) {
@@ -498,20 +546,25 @@ function renderInspector(model, state) {
 
 function draw(model, state) {
   const head = model.get("header") || {};
-  const root = h("div", { class: `onb onb-monitor${GONE.has(model) ? " onb-kernel-gone" : ""}`,
-    "data-run-id": head.run_id || "", "data-status": head.status || "" },
-  renderHeader(model, state), renderGone(model), renderNotice(model, state),
-  renderApprovals(model, state),
-  h("div", { class: `onb-body${(model.get("tab") || "diagram") !== "diagram"
-    ? " onb-body-wide" : ""}` }, renderDiagram(model, state), renderTable(model, state)),
-  renderInspector(model, state));
+  const parts = [renderHeader(model, state), renderGone(model), renderNotice(model, state),
+    renderApprovals(model, state),
+    h("div", { class: `onb-body${(model.get("tab") || "diagram") !== "diagram"
+      ? " onb-body-wide" : ""}` }, renderDiagram(model, state), renderTable(model, state)),
+    renderInspector(model, state)].filter((p) => p !== null && p !== undefined);
+  // The root element stays (what holds it, a screenshot or a reader's place, keeps it);
+  // its content is drawn again.
+  const root = state.root || (state.root = h("div", {}));
+  root.className = `onb onb-monitor${GONE.has(model) ? " onb-kernel-gone" : ""}`;
+  root.dataset.runId = head.run_id || "";
+  root.dataset.status = head.status || "";
   const scrolled = ".onb-diagram, .onb-tablewrap, .onb-timeline, .onb-logbox";
   const scroll = [...state.el.querySelectorAll(scrolled)].map((n) => [n.scrollTop,
     n.scrollLeft, n.className]);
   const focused = document.activeElement;
   const focusKey = focused && state.el.contains(focused) ? focused.dataset.focus : null;
   const caret = focusKey ? [focused.selectionStart, focused.selectionEnd] : null;
-  state.el.replaceChildren(root);
+  root.replaceChildren(...parts.flat());
+  if (root.parentNode !== state.el) state.el.replaceChildren(root);
   [...root.querySelectorAll(scrolled)].forEach((n, i) => {
     if (scroll[i] && scroll[i][2] === n.className) [n.scrollTop, n.scrollLeft] = scroll[i];
     if (n.dataset.following === "1") n.scrollTop = n.scrollHeight;  // follow: the end
@@ -530,7 +583,8 @@ function draw(model, state) {
 
 function render({ model, el }) {
   const state = { el, skew: 0, comments: {}, sent: {}, confirm: false, actual: false,
-    dismissed: null, clocks: {}, expanded: {}, logText: null, logTimer: null };
+    dismissed: null, clocks: {}, expanded: {}, logText: null, logTimer: null,
+    logSteps: "" };
   let queued = false;
   const redraw = () => {
     if (queued) return;
@@ -539,7 +593,9 @@ function render({ model, el }) {
   };
   const traits = ["header", "controls", "svg", "dot", "rows", "selected", "detail",
     "approvals", "notice", "page", "first_row", "total_rows", "live", "remote", "tab",
-    "timeline", "log_window", "log_query"];
+    "timeline", "log_query"];
+  const logs = () => { if (!patchLogs(model, state)) redraw(); };
+  model.on("change:log_window", logs);
   model.on("change:approvals", () => { state.sent = {}; });
   model.on("change:selected", () => { state.confirm = false; });
   for (const name of traits) model.on(`change:${name}`, redraw);
@@ -566,6 +622,7 @@ function render({ model, el }) {
     clearInterval(pinger);
     model.off("comm_live_update", gone);
     model.off("change:header", clock);
+    model.off("change:log_window", logs);
     for (const name of traits) model.off(`change:${name}`, redraw);
   };
 }
