@@ -116,3 +116,26 @@ def test_the_monitor_sends_a_panel_only_while_it_is_shown_and_a_window_of_lines(
     assert window_["following"] and window_["lines"][-1]["step"] == "report"
     frontend_sets(monitor, log_query={"step": "deploy-7", "offset": 0, "size": 25})
     assert {x["step"] for x in monitor.log_window["lines"]} == {"deploy-7"}
+
+
+def test_the_feed_reads_the_last_lines_when_the_run_ends_and_again_when_it_runs(
+        tmp_path: Path) -> None:
+    from orbits_nb.views.logview import LogFeed
+
+    engine = ob.Engine(tmp_path / "state.duckdb")
+    try:
+        run = engine.start(FanOut(n=2))
+        run.wait(60)
+        reads: list[int] = []
+        feed = LogFeed(engine.store, run.run_id, lambda: reads.append(1))
+        feed.read(live=True)
+        feed.read(live=True)  # within the refresh interval: not read again
+        assert len(reads) == 1
+        feed.read(live=False)  # the run ended meanwhile: its last lines, right away
+        feed.read(live=False)
+        assert len(reads) == 2
+        feed._read_at = -1e9  # a retry: live again, and read again
+        feed.read(live=True)
+        assert len(reads) == 3
+    finally:
+        engine.close()

@@ -141,8 +141,10 @@ class LogFeed:
     _final: bool = False
 
     def read(self, live: bool) -> list[Entry]:
+        """The lines now: re-read at most every few seconds while the run is live, once
+        more when it ended (its last lines), then not until it is live again."""
         now = time.monotonic()
-        if self._final or (live and now - self._read_at < self._every):
+        if (now - self._read_at < self._every) if live else self._final:
             return self._entries
         if self.flush is not None:
             self.flush()

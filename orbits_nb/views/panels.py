@@ -62,6 +62,8 @@ class Panels:
 
     def send_logs(self, monitor: Monitor) -> None:
         query = Query.of(monitor.log_query or {})
-        data: dict[str, Any] = window(self.feed.read(monitor.live), query)
+        # Ended (the header says so before the monitor stops following): read once more.
+        live = not monitor.header.get("terminal")
+        data: dict[str, Any] = window(self.feed.read(live), query)
         if data != monitor.log_window:
             monitor.log_window = data
