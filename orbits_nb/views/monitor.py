@@ -54,15 +54,16 @@ def asset(name: str) -> str:
     return (_HERE / name).read_text(encoding="utf-8")
 
 
-def widget_module(name: str) -> str:
-    """A widget's ES module: the shared DOM helpers followed by its own code."""
-    return asset("dom.js") + "\n" + asset(name)
+def widget_module(*names: str) -> str:
+    """A widget's ES module: the shared DOM helpers followed by its own code (its main
+    file last: the one that exports)."""
+    return "\n".join([asset("dom.js"), *(asset(name) for name in names)])
 
 
 class Monitor(anywidget.AnyWidget):
     """Live view of one run. Usually made by displaying the run (``run`` in a cell)."""
 
-    _esm = widget_module("monitor.js")
+    _esm = widget_module("monitor_timeline.js", "monitor_logs.js", "monitor.js")
     _css = asset("theme.css")
 
     run_id = t.Unicode("").tag(sync=True)

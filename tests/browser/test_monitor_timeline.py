@@ -52,6 +52,22 @@ def bar_heights(output: Locator) -> list[float]:
         "els => els.map(e => e.getBoundingClientRect().height)")]
 
 
+def picture(output: Locator, name: str) -> None:
+    """A PNG of the monitor in ``output``, by its place on the page: the output is
+    drawn again when the run settles, which would detach an element being shot."""
+    monitor = output.locator(".onb-monitor")
+    monitor.scroll_into_view_if_needed()
+    box = monitor.bounding_box()
+    assert box is not None
+    page = output.page
+    view = page.viewport_size or {"width": 1400, "height": 1000}
+    top = max(0.0, box["y"])
+    clip = {"x": max(0.0, box["x"]), "y": top, "width": min(box["width"], view["width"]),
+            "height": min(box["height"], view["height"] - top)}
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS_DIR / name), clip=clip)
+
+
 def test_timeline_of_a_16_and_a_200_way_fanout_and_the_live_log_view(
         jupyter_lab: JupyterLab, browser_page: Page, tmp_path: Path) -> None:
     from playwright.sync_api import expect
@@ -104,7 +120,7 @@ def test_timeline_of_a_16_and_a_200_way_fanout_and_the_live_log_view(
     assert min(bar_heights(held)) >= 12
     expect(held.locator(".onb-progress-text")).to_contain_text("total unknown")
     page.set_viewport_size({"width": 1400, "height": 2400})
-    held.locator(".onb-monitor").screenshot(path=str(ARTIFACTS_DIR / "monitor-timeline.png"))
+    picture(held, "monitor-timeline.png")
     save_doc_image(ARTIFACTS_DIR / "monitor-timeline.png", "monitor-timeline.png")
 
     show_tab(held, "logs")
@@ -126,7 +142,7 @@ def test_timeline_of_a_16_and_a_200_way_fanout_and_the_live_log_view(
     expect(held.locator(".onb-monitor")).to_have_attribute("data-status", "succeeded")
     expect(held.locator(".onb-logbox")).to_contain_text("deploying 16")
     assert lines.count() > before
-    held.locator(".onb-monitor").screenshot(path=str(ARTIFACTS_DIR / "monitor-logs.png"))
+    picture(held, "monitor-logs.png")
     save_doc_image(ARTIFACTS_DIR / "monitor-logs.png", "monitor-logs.png")
 
 
