@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from orbits_nb.core.dotfold import Item, condense, fold_fanouts
 from orbits_nb.core.state import RUN_TERMINAL, RunState, StepState, short_error
 
 START = "#start"
 END = "#end"
-GROUP_PREFIX = "#group:"
 CLUSTER_PREFIX = "cluster:"
 
 
@@ -51,8 +51,6 @@ STYLES: dict[str, Style] = {
 }
 #: Border of a step whose resource has drifted since it ran.
 DRIFT_COLOR = "#c2410c"
-# States that may be folded into one node when a run is condensed.
-_FOLDABLE = frozenset({"expected", "pending", "succeeded", "replayed", "cancelled"})
 FONT = "Helvetica,Arial,sans-serif"
 
 
@@ -95,26 +93,6 @@ def seconds(value: float | None) -> str:
     if value < 120:
         return f"{value:.1f} s"
     return f"{value / 60:.1f} min"
-
-
-@dataclass(eq=False)
-class _Item:
-    key: str
-    path: str
-    status: str
-    parents: list[str]
-    step: StepState
-    ghost: bool = False
-    child: Picture | None = None
-    members: list[_Item] = field(default_factory=list)
-    #: A fan-out folded into one node (kept apart from chains, to keep the shape).
-    fan: bool = False
-    #: The step's resource drifted since it ran.
-    drifted: bool = False
-
-    @property
-    def name(self) -> str:
-        return GROUP_PREFIX + self.path if self.members else self.path
 
 
 @dataclass
@@ -193,9 +171,9 @@ class _Builder:
     def run(self, picture: Picture, prefix: str, out: list[str],
             depth: int) -> tuple[list[str], list[str], list[str]]:
         """Emit the nodes of one run; return its entry nodes, exits and real leaves."""
-        items = _items(picture, prefix)
+        items = fold_fanouts(_items(picture, prefix))
         if self.max_nodes is not None and len(items) > self.max_nodes:
-            items = _condense(items)
+            items = condense(items)
         rep = {member.key: item for item in items for member in (item.members or [item])}
         successors: set[str] = set()
         entries_of: dict[str, list[str]] = {}
@@ -226,7 +204,7 @@ class _Builder:
                   for n in exits_of[it.key]]
         return roots, exits, leaves
 
-    def _cluster(self, item: _Item, out: list[str], depth: int) -> tuple[list[str], list[str]]:
+    def _cluster(self, item: Item, out: list[str], depth: int) -> tuple[list[str], list[str]]:
         assert item.child is not None
         pad = "\t" * depth
         style = STYLES[item.status]
@@ -245,7 +223,7 @@ class _Builder:
         out.append(pad + "}")
         return entries, exits
 
-    def _link(self, parent: _Item, child: _Item, tails: list[str], heads: list[str]) -> None:
+    def _link(self, parent: Item, child: Item, tails: list[str], heads: list[str]) -> None:
         attrs = ""
         if parent.status == "failed":
             attrs = ' [color="#dc2626", style=dashed, fontcolor="#dc2626", ' \
@@ -259,10 +237,10 @@ class _Builder:
                     self.edges.append(f"\t{quote(tail)} -> {quote(head)}{attrs}")
 
 
-def _items(picture: Picture, prefix: str) -> list[_Item]:
+def _items(picture: Picture, prefix: str) -> list[Item]:
     state = picture.state
     parents = _parents(state)
-    items = [_Item(step.key, prefix + step.key, display_status(step, picture.replayed),
+    items = [Item(step.key, prefix + step.key, display_status(step, picture.replayed),
                    parents[step.key], step, child=picture.children.get(step.key),
                    drifted=step.key in picture.drifted)
              for step in state.ordered_steps()]
@@ -274,7 +252,7 @@ def _items(picture: Picture, prefix: str) -> list[_Item]:
             if step.key not in state.steps:
                 ghost = StepState(step.key, name=step.name, pos=start + step.pos,
                                   action=step.action, parents=before[step.key])
-                items.append(_Item(step.key, prefix + step.key, "expected",
+                items.append(Item(step.key, prefix + step.key, "expected",
                                    before[step.key], ghost, ghost=True))
     return items
 
@@ -293,60 +271,12 @@ def _parents(state: RunState) -> dict[str, list[str]]:
     return out
 
 
-def _condense(items: list[_Item]) -> list[_Item]:
-    """Fold fan-outs (same parents, same state) and chains of same-state steps."""
-    groups: dict[tuple[tuple[str, ...], str], _Item] = {}
-    out: list[_Item] = []
-    for item in items:
-        if item.status not in _FOLDABLE or item.child is not None or item.drifted:
-            out.append(item)
-            continue
-        key = (tuple(item.parents), item.status)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = item
-            out.append(item)
-        else:
-            _absorb(group, item)
-            group.fan = True
-    return _chains(out)
-
-
-def _absorb(group: _Item, item: _Item) -> None:
-    if not group.members:
-        group.members.append(_Item(group.key, group.path, group.status, group.parents,
-                                   group.step, group.ghost))
-    group.members.append(item)
-
-
-def _chains(items: list[_Item]) -> list[_Item]:
-    rep = {m.key: it for it in items for m in (it.members or [it])}
-    children: dict[str, list[_Item]] = {}
-    for item in items:
-        for parent in {rep[k].key for k in item.parents if k in rep}:
-            children.setdefault(parent, []).append(item)
-    out: list[_Item] = []
-    for item in items:
-        parents = {rep[k].key for k in item.parents if k in rep}
-        head = rep.get(next(iter(parents))) if len(parents) == 1 else None
-        if (head is not None and any(h is head for h in out) and item.status in _FOLDABLE
-                and item.child is None and head.status == item.status
-                and head.child is None and not head.fan and not item.fan
-                and len(children.get(head.key, [])) == 1):
-            for member in item.members or [item]:
-                _absorb(head, member)
-            for member in item.members or [item]:
-                rep[member.key] = head
-            children[head.key] = children.get(item.key, [])
-            continue
-        out.append(item)
-    return out
-
-
-def _node_line(item: _Item) -> str:
+def _node_line(item: Item) -> str:
     style = STYLES[item.status]
     step = item.step
-    if item.members:
+    if item.label:
+        label = item.label
+    elif item.members:
         first, last = item.members[0].key, item.members[-1].key
         label = f"{len(item.members)} steps {style.label}\n{first} … {last}"
     else:
@@ -359,7 +289,8 @@ def _node_line(item: _Item) -> str:
     if item.status in ("running", "waiting", "retrying", "failed"):
         attrs["penwidth"] = "2"
     if item.drifted:
-        attrs.update(label=label + "\ndrifted since", color=DRIFT_COLOR, penwidth="2.5",
+        attrs.update(label=label if item.label else label + "\ndrifted since",
+                     color=DRIFT_COLOR, penwidth="2.5",
                      style="rounded,filled,bold", peripheries="2",
                      tooltip=attrs["tooltip"] + "\nits resource has drifted since "
                      "(orbits_nb.drift() for the diff)",
@@ -367,7 +298,7 @@ def _node_line(item: _Item) -> str:
     return f"{quote(item.name)} [{_attrs(attrs)}]"
 
 
-def _detail(item: _Item) -> str:
+def _detail(item: Item) -> str:
     step = item.step
     if item.status in ("succeeded", "failed", "cancelled") and step.finished_at:
         detail = seconds(step.duration)
@@ -379,11 +310,13 @@ def _detail(item: _Item) -> str:
     return STYLES[item.status].label
 
 
-def _tooltip(item: _Item) -> str:
+def _tooltip(item: Item) -> str:
     if item.members:
         names = ", ".join(m.key for m in item.members[:12])
         more = f" and {len(item.members) - 12} more" if len(item.members) > 12 else ""
-        return f"{len(item.members)} steps {item.status}: {names}{more}"
+        head = (item.label.split("\n", 1)[0] if item.label
+                else f"{len(item.members)} steps {item.status}")
+        return f"{head}: {names}{more}"
     step = item.step
     lines = [f"{item.key} ({short_action(step.action)})", STYLES[item.status].label]
     if item.ghost:

@@ -65,6 +65,8 @@ class AttemptSpan:
     finished_at: float | None = None
     status: str = "running"
     worker: str | None = None
+    #: When the attempt began waiting (a watcher, an approval, a durable sleep).
+    waited_at: float | None = None
 
     @property
     def open(self) -> bool:
@@ -322,9 +324,9 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
     """Keep the step's attempt spans (and ``had_failures``) up to date with ``event``."""
     kind = event.kind
     if kind == "step.started":
-        if "action" in event.data:
-            step.spans = []  # a new incarnation (first start, or after a reset)
-        elif step.spans and step.spans[-1].open:
+        # A step failed in an earlier execution starts again with its action: its
+        # spans go on (a reset removes the step, and its spans, altogether).
+        if step.spans and step.spans[-1].open:
             step.spans[-1].finished_at = event.ts
             step.spans[-1].status = "interrupted"
         step.execution = state.executions
@@ -337,6 +339,8 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
     span = step.spans[-1]
     if kind == "step.waiting":
         span.status = "waiting"
+        if span.waited_at is None:
+            span.waited_at = event.ts
     elif kind in _SPAN_END and span.open:
         span.finished_at, span.status = event.ts, _SPAN_END[kind]
         if kind == "step.cancelled" and event.data.get("abandoned"):

@@ -92,6 +92,7 @@ class TerminalProgress:
         self._seen: dict[str, str] = {}
         self._bar: Any = None  # a tqdm bar while one is drawn
         self._started = time.time()
+        self._shown_work = 0.0
         self._lock = threading.Lock()
         self._unsubscribe: Any = None
         self._pump: Any = None
@@ -185,9 +186,11 @@ class TerminalProgress:
             self._seen[path] = status
             if status in ("succeeded", "replayed"):
                 took = _seconds(step.duration) if step.finished_at else ""
+                if status == "replayed":  # the mark alone says nothing to a reader
+                    took = f"replayed ({took} recorded)" if took else "replayed"
                 lines.append((True, f"  {_MARKS[status]} {path:<28} {took}".rstrip()))
                 continue
-            detail = {"failed": short_error(step.error), "waiting": "waiting",
+            detail = {"failed": f"failed: {short_error(step.error)}", "waiting": "waiting",
                       "retrying": f"retrying (attempt {step.attempts}): "
                                   f"{short_error(step.error)}",
                       "cancelled": "cancelled"}.get(status, "")
@@ -209,7 +212,7 @@ class TerminalProgress:
         else:
             counted = f"{done}/{total} steps (estimate from the previous run)"
         active = f" · {running} running" if running else ""
-        elapsed = _seconds(time.time() - (state.started_at or self._started))
+        elapsed = _seconds(self._work(state))
         bar.bar_format = ("{desc} |{bar:20}| {info}" if total is not None
                           else "{desc} {info}")
         bar.total, bar.n = total, done
@@ -232,10 +235,18 @@ class TerminalProgress:
         if bar is not None:
             bar.close()  # leave=False: the bar's line is cleared
 
+    def _work(self, state: RunState) -> float:
+        """Seconds of work over every execution (a replay adds only its own time),
+        never less than shown before (the timer does not go back)."""
+        work = state.duration
+        if work is None:
+            work = (state.finished_at or time.time()) - (state.started_at or self._started)
+        self._shown_work = max(work, self._shown_work)
+        return self._shown_work
+
     def _summary(self, state: RunState, steps: Steps) -> str:
         name = state.workflow.rsplit(":", 1)[-1]
-        took = _seconds((state.finished_at or time.time()) - (state.started_at or
-                                                               self._started))
+        took = _seconds(self._work(state))
         mark = {"succeeded": "✔", "failed": "✘", "cancelled": "■"}.get(state.status, "•")
         text = f"{mark} {name} {state.status} in {took} ({len(steps)} steps) · {state.run_id}"
         if state.error:

@@ -72,10 +72,23 @@ def static_bundle(run: Run) -> dict[str, Any]:
     try:
         picture = picture_of(run)
         data["text/html"] = run_html(picture, draw(picture_dot(picture)),
-                                     run.engine.writer.redact)
+                                     run.engine.writer.redact, _last_lines(run))
     except Exception:  # the text repr is still a useful picture
         _log.warning("could not render the HTML view of run %s", run.run_id, exc_info=True)
     return data
+
+
+def _last_lines(run: Run) -> tuple[list[dict[str, Any]], int] | None:
+    """The run-wide log's last lines for the report (None when they cannot be read:
+    the rest of the report still shows)."""
+    from orbits_nb.views.logview import run_entries, tail
+
+    try:
+        run.engine.writer.flush_for_read()
+        return tail(run_entries(run.engine.store, run.run_id))
+    except Exception:
+        _log.warning("could not read the logs of run %s", run.run_id, exc_info=True)
+        return None
 
 
 def mimebundle(run: Run, include: Any = None, exclude: Any = None,

@@ -8,6 +8,7 @@ source with a one-line hint instead of raising.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,36 @@ def draw(dot: str) -> Diagram:
         return Diagram(dot, None, str(err).splitlines()[0] if str(err) else HINT,
                        time.perf_counter() - started)
     return Diagram(dot, svg, "", time.perf_counter() - started)
+
+
+class Drawer:
+    """Draws a live run's diagram only when its DOT changed, and no more often than
+    its cost allows (a big diagram costs more to lay out and to ship)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.groups: dict[str, list[str]] = {}
+        #: The DOT changed but was drawn too recently: draw again on a later look.
+        self.pending = False
+        self._digest = ""
+        self._drawn_at = 0.0
+        self._every = interval
+
+    def draw(self, picture: Picture, force: bool, max_nodes: int | None) -> Diagram | None:
+        """The new diagram, or None when there is nothing new to draw yet."""
+        parts = dot_parts(picture, max_nodes=max_nodes)
+        source = parts.source()
+        digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self.pending = False
+        if digest == self._digest:
+            return None
+        if not force and time.monotonic() - self._drawn_at < self._every:
+            self.pending = True
+            return None
+        diagram = draw(source)
+        self._digest, self._drawn_at, self.groups = digest, time.monotonic(), parts.groups
+        self._every = max(self.interval, 4 * diagram.seconds, len(source) / 200_000)
+        return diagram
 
 
 def picture_dot(picture: Picture, *, title: bool = False, rankdir: str = "TB",

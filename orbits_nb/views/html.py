@@ -21,6 +21,8 @@ from orbits_nb.views.status import PILL_STYLE
 FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif"
 MONO = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
 TABLE_LIMIT = 200
+#: Timelines with more rows keep their groups folded in the report (run.steps() lists all).
+EXPANDED_ROWS = 600
 _RUN_STYLES = {"pending": "pending", "running": "running", "succeeded": "succeeded",
                "failed": "failed", "cancelled": "cancelled", **PILL_STYLE}
 
@@ -33,7 +35,8 @@ def pill(status: str, label: str | None = None) -> str:
     style = STYLES.get(_RUN_STYLES.get(status, status), STYLES["pending"])
     return (f'<span style="display:inline-block;padding:1px 8px;border-radius:9px;'
             f"background:{style.fill};color:{style.text};border:1px solid {style.border};"
-            f'font-size:11px;font-weight:600;line-height:16px">{esc(label or status)}</span>')
+            f'font-size:11px;font-weight:600;line-height:16px" title="{esc(status)}">'
+            f"{esc(label or status)}</span>")
 
 
 def clock(ts: float | None) -> str:
@@ -60,15 +63,21 @@ def steps_table(table: list[dict[str, Any]], limit: int = TABLE_LIMIT) -> str:
                              "result / error"))
     body = []
     for row in shown:
+        took = seconds(row["duration"])
+        if row.get("replayed") and took:
+            took += " (recorded)"  # replayed: the duration of the work as it was done
+        drift = (' <span style="color:#c2410c;font-size:11px;font-weight:600" title="its '
+                 'resource has drifted since">drifted since</span>' if row.get("drifted")
+                 else "")
         indent = f"padding-left:{8 + 14 * row['depth']}px"
         faded = "color:#94a3b8;" if row["status"] == "expected" else ""
         body.append(
             f'<tr class="orbits-nb-step" data-step="{esc(row["path"])}" style="{faded}">'
             f'<td style="{cell};{indent};font-family:{MONO}">{esc(row["step"])}</td>'
-            f'<td style="{cell}">{pill(row["status"])}</td>'
+            f'<td style="{cell}">{pill(row["status"])}{drift}</td>'
             f'<td style="{cell}">{row["attempts"] or ""}</td>'
             f'<td style="{cell}">{esc(row["action"])}</td>'
-            f'<td style="{cell}">{esc(seconds(row["duration"]))}</td>'
+            f'<td style="{cell}">{esc(took)}</td>'
             f'<td style="{cell};font-family:{MONO};font-size:11px">{esc(row["summary"])}</td>'
             "</tr>")
     more = (f'<tr><td colspan="6" style="{cell};color:#64748b">… {hidden} more steps '
@@ -78,9 +87,52 @@ def steps_table(table: list[dict[str, Any]], limit: int = TABLE_LIMIT) -> str:
             "</tbody></table>")
 
 
+def svg_img(svg: str, alt: str, cls: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<img class="{cls}" alt="{esc(alt)}" style="max-width:none;height:auto" '
+            f'src="data:image/svg+xml;base64,{data}"/>')
+
+
+def timeline_html(picture: Picture) -> str:
+    """The run's timeline: one bar per attempt, fan-outs grouped (all rows folded out
+    in a ``<details>`` when a group is collapsed); scrolls instead of shrinking."""
+    from orbits_nb.views.timeline import layout
+    from orbits_nb.views.timeline_svg import legend_html, timeline_svg
+
+    lay = layout(picture, time.time())
+    if len(lay.rows) < 2:
+        return ""
+    box = ('<div class="orbits-nb-timeline-box" style="max-height:720px;overflow:auto;'
+           'border:1px solid #e5e7eb;border-radius:4px;margin:4px 0">')
+    alt = f"timeline of run {picture.state.run_id}"
+    parts = ['<div style="font-size:12px;font-weight:600;margin-top:8px">Timeline</div>',
+             box, svg_img(timeline_svg(lay, now=time.time()), alt, "orbits-nb-timeline"),
+             "</div>", legend_html()]
+    if any(r.collapsed for r in lay.rows) and len(lay.rows) <= EXPANDED_ROWS:
+        parts.append(f'<details><summary style="font-size:12px;cursor:pointer">every step '
+                     f"of each group ({len(lay.rows)} rows)</summary>{box}"
+                     f'{svg_img(timeline_svg(lay, expand=True), alt, "orbits-nb-timeline-all")}'
+                     "</div></details>")
+    return "".join(parts)
+
+
+def logs_html(lines: list[dict[str, Any]], total: int) -> str:
+    """The last lines of the run-wide log, as a static fallback of the log view."""
+    if not lines:
+        return ""
+    text = "\n".join(f"{line['clock']} {line['level']:<7} {line['where']:<24} "
+                      f"{line['message']}" for line in lines)
+    more = f" (last {len(lines)} of {total})" if total > len(lines) else ""
+    return (f'<details class="orbits-nb-logs"><summary style="font-size:12px;cursor:'
+            f'pointer">Logs{more}</summary><pre style="font-family:{MONO};font-size:11px;'
+            f'max-height:360px;overflow:auto;white-space:pre-wrap">{esc(text)}</pre>'
+            "</details>")
+
+
 def run_html(picture: Picture, diagram: Diagram,
-             redact: Callable[[str], str] | None = None) -> str:
-    """The whole static view of a run."""
+             redact: Callable[[str], str] | None = None,
+             logs: tuple[list[dict[str, Any]], int] | None = None) -> str:
+    """The whole static view of a run (``logs``: its last log lines and their total)."""
     head = model.header(picture, redact)
     state = picture.state
     title = (f'<div style="font-size:13px;margin-bottom:2px">{pill(head["status"])} '
@@ -91,7 +143,9 @@ def run_html(picture: Picture, diagram: Diagram,
              f"{' · started ' + esc(clock(state.started_at)) if state.started_at else ''}"
              "</div>")
     parts = [title, diagram_html(diagram, f"diagram of run {state.run_id}"),
-             steps_table(model.rows(picture, redact))]
+             steps_table(model.rows(picture, redact)), timeline_html(picture)]
+    if logs is not None:
+        parts.append(logs_html(*logs))
     if state.error and head["error"]:
         trace = str(state.error.get("traceback") or "")
         if redact is not None:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.dot import STYLES, Picture, display_status, seconds, short_action
-from orbits_nb.core.state import Event, fold, short_error
+from orbits_nb.core.state import AttemptSpan, Event, fold, short_error
 from orbits_nb.views.model import APPROVAL_ACTION, mask, to_text
 from orbits_nb.views.status import RunView, reset_target
 
@@ -58,11 +58,12 @@ def detail(run: Run, picture: Picture, path: str,
         "action": short_action(step.action), "action_path": step.action,
         "executor": step.executor, "status": status, "attempts": step.attempts,
         "started": _clock(step.started_at), "finished": _clock(step.finished_at),
-        "duration": seconds(step.duration) if step.started_at else "",
+        "duration": (seconds(step.duration) + (" (recorded; replayed)" if status == "replayed"
+                                               else "")) if step.started_at else "",
         "args": to_text(mask(step.args)), "result": to_text(step.result),
         "error": short_error(step.error) if step.error else "",
         "traceback": str(error.get("traceback") or ""),
-        "history": _attempts(events, key), "child_run_id": step.child_run_id or "",
+        "history": _attempts(events, key, step.spans), "child_run_id": step.child_run_id or "",
         "bag": to_text(step.bag) if step.bag else "",
         "worker": step.worker or "", "dashboard": _dashboard(events, key),
     }
@@ -109,8 +110,10 @@ def _clock(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
 
 
-def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
-    """One line per attempt: how it ended, and its error."""
+def _attempts(events: list[Event], key: str,
+              spans: list[AttemptSpan] | None = None) -> list[dict[str, Any]]:
+    """One line per attempt: how it ended (as the fold closed it: an attempt whose
+    process went away is ``interrupted``), in which execution, and its error."""
     attempts: dict[int, dict[str, Any]] = {}
     for event in events:
         if event.kind == "run.reset" and key in event.data.get("steps", ()):
@@ -127,6 +130,11 @@ def _attempts(events: list[Event], key: str) -> list[dict[str, Any]]:
             entry["error"] = short_error(event.data["error"])
         if event.data.get("worker"):  # where the attempt ran (a Dask worker)
             entry["worker"] = " → ".join(event.data.get("workers") or [event.data["worker"]])
+    for span in spans or ():
+        closed = attempts.get(span.attempt)
+        if closed is not None:
+            closed.update(status=span.status, execution=span.execution,
+                         duration=seconds(span.duration()) if not span.open else "")
     return [attempts[n] for n in sorted(attempts)]
 
 
@@ -142,7 +150,11 @@ def _logs(run: Run, run_id: str, key: str, since: float | None = None) -> dict[s
     lines = [line for line in run.engine.store.logs(run_id, key)
              if since is None or line.ts >= since]
     shown = lines[-LOG_LINES:]
-    text = "\n".join(f"{'' if line.stream == 'stdout' else line.stream + ': '}{line.message}"
+    # Several attempts: each line says which (an abandoned attempt's late output never
+    # reads as the next one's).
+    several = len({line.attempt for line in shown}) > 1
+    text = "\n".join(f"{f'#{line.attempt} ' if several else ''}"
+                     f"{'' if line.stream == 'stdout' else line.stream + ': '}{line.message}"
                      for line in shown)
     return {"logs": text, "logs_hidden": len(lines) - len(shown)}
 

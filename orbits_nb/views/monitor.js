@@ -16,7 +16,8 @@ function styleOf(model, status) {
 
 function pill(model, status, label) {
   const s = styleOf(model, status);
-  return h("span", { class: `onb-pill onb-st-${status}`,
+  return h("span", { class: `onb-pill onb-st-${status}`, role: "status",
+    "aria-label": `status: ${status}`, title: status,
     style: `background:${s.fill};border-color:${s.border};color:${s.text}` }, label || status);
 }
 
@@ -33,8 +34,28 @@ function select(model, path) {
 // the same reason the disabled button shows as its tooltip.
 function button(model, control, cls, onclick) {
   const c = control || { enabled: false, label: "", title: "" };
-  return h("button", { class: `onb-btn ${cls}`, disabled: !c.enabled, title: c.title,
-    onclick }, c.label);
+  const gone = GONE.has(model);
+  return h("button", { class: `onb-btn ${cls}`, disabled: gone || !c.enabled,
+    title: gone ? GONE_TEXT : c.title, onclick }, c.label);
+}
+
+// The kernel that owned this view went away (restarted or died): JupyterLab's widget
+// manager marks the view disconnected and its model no longer comm-live. Nothing the
+// view shows changes any more, and no button can act.
+const GONE = new WeakSet();
+const GONE_TEXT = "kernel gone - this view is no longer live (re-run the cell, or "
+  + "ob.get_run(run_id) in a live kernel, to see the run now)";
+
+function noticeGone(model, state) {
+  const gone = !!state.el.closest(".jupyter-widgets-disconnected");
+  if (gone === GONE.has(model)) return;
+  if (gone) GONE.add(model); else GONE.delete(model);
+  draw(model, state);
+}
+
+function renderGone(model) {
+  if (!GONE.has(model)) return null;
+  return h("div", { class: "onb-notice error onb-gone", role: "alert" }, GONE_TEXT);
 }
 
 function renderHeader(model, state) {
@@ -61,35 +82,77 @@ function renderHeader(model, state) {
     head.error ? h("span", { class: "onb-errline" }, ` · ${head.error}`) : null));
 }
 
+// The same rules as views/model.py count_text / work_seconds / Clock: never a
+// completed count while the run can add steps; the timer is the work of every
+// execution and never goes back (the kernel-clock estimate moves between headers).
+function countText(head) {
+  const done = head.done || 0;
+  if (head.total_sure === "unknown") return `${done} steps done · total unknown (first run)`;
+  if (head.total_sure === "estimate") {
+    return `${done}/~${head.shown_total} steps done (estimate)`;
+  }
+  return `${done}/${head.total || 0} steps done`;
+}
+
+function workSeconds(head, state) {
+  const now = Date.now() / 1000 - state.skew;
+  let work = head.work_before || 0;
+  if (head.open_since !== null && head.open_since !== undefined) {
+    work += Math.max(0, now - head.open_since);
+  }
+  const key = head.run_id || "";
+  const shown = Math.max(work, state.clocks[key] || 0);
+  state.clocks[key] = shown;
+  return shown;
+}
+
+function executionsText(head) {
+  const spans = head.execution_spans || [];
+  if (spans.length < 2) return "";
+  const each = spans.map((s) => `${s.execution} ${s.status}`).join(", ");
+  return `execution ${spans[spans.length - 1].execution} of ${spans.length} (${each})`;
+}
+
 function progressText(head, state) {
   const counts = head.counts || {};
-  const now = Date.now() / 1000 - state.skew;
-  const parts = [`${head.done || 0}/${head.total || 0} steps done`];
+  const parts = [countText(head)];
   for (const name of PROGRESS_STATES) {
     if (counts[name]) parts.push(`${counts[name]} ${name}`);
   }
-  if (head.started_at && !["reset", "pending"].includes(head.status)) {
-    parts.push(seconds((head.finished_at || now) - head.started_at));
+  const timed = (head.open_since !== null && head.open_since !== undefined)
+    || head.work_before;
+  if (timed && !["reset", "pending"].includes(head.status)) {
+    parts.push(seconds(workSeconds(head, state)));
   }
+  const runs = executionsText(head);
+  if (runs) parts.push(runs);
   return parts.join(" · ");
 }
 
 // Once a second while the run is live: only the clocks move, nothing is rebuilt.
 function tick(model, state) {
   const head = model.get("header") || {};
-  if (head.terminal) return;
+  if (head.terminal || GONE.has(model)) return;
   const now = Date.now() / 1000 - state.skew;
   const text = state.el.querySelector(".onb-progress-text");
   if (text) text.textContent = progressText(head, state);
+  if (model.get("tab") === "timeline" && (model.get("timeline") || {}).live) {
+    growTimeline(model, state);
+  }
   for (const cell of state.el.querySelectorAll("td.onb-duration[data-started]")) {
-    cell.textContent = seconds(now - Number(cell.dataset.started));
+    cell.textContent = seconds(Number(cell.dataset.before || 0) + now
+      - Number(cell.dataset.started));
   }
 }
 
 function progressBar(model, head) {
   const counts = head.counts || {};
-  const total = Math.max(1, head.total || 0);
-  const bar = h("div", { class: "onb-progress" });
+  const sure = head.total_sure || "final";
+  // Unknown total: the known steps fill at most 80%, the rest is drawn as unknown.
+  const total = Math.max(1, sure === "final" ? head.total || 0
+    : sure === "estimate" ? head.shown_total : Math.ceil(((head.known || 0) + 1) / 0.8));
+  const bar = h("div", { class: "onb-progress", "data-total": sure,
+    title: sure === "final" ? "" : countText(head) });
   for (const name of ["succeeded", "replayed", "failed", "cancelled", "running", "retrying",
     "waiting"]) {
     if (!counts[name]) continue;
@@ -97,6 +160,7 @@ function progressBar(model, head) {
     bar.append(h("div", { title: `${counts[name]} ${name}`,
       style: `width:${(100 * counts[name]) / total}%;background:${s.border}` }));
   }
+  if (sure !== "final") bar.append(h("div", { class: "onb-unknown", title: countText(head) }));
   return bar;
 }
 
@@ -104,7 +168,7 @@ function renderNotice(model, state) {
   const notice = model.get("notice") || {};
   if (!notice.text || state.dismissed === notice.at) return null;
   return h("div", { class: `onb-notice ${notice.level || "info"}` }, notice.text,
-    h("span", { class: "onb-x", title: "dismiss",
+    h("span", { class: "onb-x", title: "dismiss", role: "button", "aria-label": "dismiss",
       onclick: () => { state.dismissed = notice.at; draw(model, state); } }, "✕"));
 }
 
@@ -116,7 +180,7 @@ function renderApprovals(model, state) {
       oninput: (e) => { state.comments[item.path] = e.target.value; } });
     const decide = (action) => { state.sent[item.path] = action;
       send(model, action, item.path, state.comments[item.path] || ""); draw(model, state); };
-    const sent = !!state.sent[item.path] || !!busy;
+    const sent = !!state.sent[item.path] || !!busy || GONE.has(model);
     return h("div", { class: "onb-approval", "data-step": item.path },
       h("span", { class: "onb-pill",
         style: "background:color-mix(in srgb, var(--jp-warn-color1, #d97706) 16%, "
@@ -162,7 +226,23 @@ function diagramBox(model, state) {
   return box;
 }
 
+const TABS = [["diagram", "Diagram"], ["timeline", "Timeline"], ["logs", "Logs"]];
+
+function tabs(model) {
+  const current = model.get("tab") || "diagram";
+  return h("span", { class: "onb-tabs", role: "tablist" }, TABS.map(([name, label]) =>
+    h("button", { class: `onb-tab${name === current ? " onb-tab-on" : ""}`, role: "tab",
+      "aria-selected": name === current ? "true" : "false", "data-tab": name,
+      onclick: () => { model.set("tab", name); model.save_changes(); } }, label)));
+}
+
 function renderDiagram(model, state) {
+  const tab = model.get("tab") || "diagram";
+  if (tab !== "diagram") {
+    return h("div", { class: "onb-panel onb-wide" }, h("div", { class: "onb-panel-head" },
+      tabs(model)), tab === "timeline" ? renderTimeline(model, state)
+      : renderLogs(model, state));
+  }
   const box = diagramBox(model, state);
   const selected = model.get("selected");
   for (const g of box.querySelectorAll("g[data-step]")) {
@@ -176,7 +256,7 @@ function renderDiagram(model, state) {
     onclick: () => { state.actual = !state.actual; draw(model, state); } },
   state.actual ? "fit" : "1:1");
   return h("div", { class: "onb-panel" },
-    h("div", { class: "onb-panel-head" }, "Diagram", zoom), box, legend);
+    h("div", { class: "onb-panel-head" }, tabs(model), zoom), box, legend);
 }
 
 function renderTable(model, state) {
@@ -186,18 +266,21 @@ function renderTable(model, state) {
   const now = Date.now() / 1000 - state.skew;
   const body = rows.map((row) => {
     let duration = seconds(row.duration);
-    const active = !duration && row.started_at
+    const active = !duration && row.open_since
       && ["running", "waiting", "retrying"].includes(row.status);
-    if (active) duration = seconds(now - row.started_at);
+    if (active) duration = seconds((row.work_before || 0) + now - row.open_since);
+    if (row.replayed && duration) duration = `${duration} (recorded)`;
     const cls = [row.path === selected ? "onb-selected" : "",
       row.status === "expected" ? "onb-expected" : ""].join(" ");
     return h("tr", { class: cls, "data-step": row.path, onclick: () => select(model, row.path) },
       h("td", { class: "onb-mono onb-stepname", style: `padding-left:${8 + 14 * row.depth}px` },
         row.step),
-      h("td", {}, pill(model, row.status)),
+      h("td", {}, pill(model, row.status), row.drifted ? h("span", { class: "onb-drifted",
+        title: "its resource has drifted since (orbits_nb.drift() for the diff)" },
+      " drifted since") : null),
       h("td", {}, row.attempts || ""), h("td", {}, row.action),
-      h("td", { class: "onb-duration", "data-started": active ? row.started_at : null },
-        duration),
+      h("td", { class: "onb-duration", "data-started": active ? row.open_since : null,
+        "data-before": active ? row.work_before || 0 : null }, duration),
       h("td", { class: `onb-summary onb-mono${row.status === "failed" ? " onb-err" : ""}`,
         title: row.summary }, row.summary));
   });
@@ -268,9 +351,11 @@ function renderInspector(model, state) {
     if (d.approval) parts.push(section("Question", d.approval.prompt));
     parts.push(section("Arguments", d.args), section("Result", d.result),
       section("Traceback", d.traceback, "onb-trace"));
-    if ((d.history || []).length > 1) {
+    if ((d.history || []).length > 1
+      || (d.history || []).some((a) => a.status === "interrupted")) {
       parts.push(section("Attempts", d.history.map((a) =>
-        `#${a.attempt} ${a.started} ${a.status}${a.worker ? ` on ${a.worker}` : ""}`
+        `#${a.attempt} ${a.started} ${a.status}${a.duration ? ` after ${a.duration}` : ""}`
+        + `${a.execution ? ` (execution ${a.execution})` : ""}${a.worker ? ` on ${a.worker}` : ""}`
         + `${a.error ? ` — ${a.error}` : ""}`).join("\n")));
     }
     parts.push(section("Bag", d.bag));
@@ -298,31 +383,45 @@ function renderInspector(model, state) {
 
 function draw(model, state) {
   const head = model.get("header") || {};
-  if (head.now) state.skew = Date.now() / 1000 - head.now;
-  const root = h("div", { class: "onb onb-monitor", "data-run-id": head.run_id || "",
-    "data-status": head.status || "" },
-  renderHeader(model, state), renderNotice(model, state), renderApprovals(model, state),
-  h("div", { class: "onb-body" }, renderDiagram(model, state), renderTable(model, state)),
-  renderInspector(model, state));
-  const scroll = [...state.el.querySelectorAll(".onb-diagram, .onb-tablewrap")]
-    .map((n) => [n.scrollTop, n.scrollLeft]);
+  const parts = [renderHeader(model, state), renderGone(model), renderNotice(model, state),
+    renderApprovals(model, state),
+    h("div", { class: `onb-body${(model.get("tab") || "diagram") !== "diagram"
+      ? " onb-body-wide" : ""}` }, renderDiagram(model, state), renderTable(model, state)),
+    renderInspector(model, state)].filter((p) => p !== null && p !== undefined);
+  // The root element stays (what holds it, a screenshot or a reader's place, keeps it);
+  // its content is drawn again.
+  const root = state.root || (state.root = h("div", {}));
+  root.className = `onb onb-monitor${GONE.has(model) ? " onb-kernel-gone" : ""}`;
+  root.dataset.runId = head.run_id || "";
+  root.dataset.status = head.status || "";
+  const scrolled = ".onb-diagram, .onb-tablewrap, .onb-timeline, .onb-logbox";
+  const scroll = [...state.el.querySelectorAll(scrolled)].map((n) => [n.scrollTop,
+    n.scrollLeft, n.className]);
   const focused = document.activeElement;
   const focusKey = focused && state.el.contains(focused) ? focused.dataset.focus : null;
   const caret = focusKey ? [focused.selectionStart, focused.selectionEnd] : null;
-  state.el.replaceChildren(root);
-  [...root.querySelectorAll(".onb-diagram, .onb-tablewrap")].forEach((n, i) => {
-    if (scroll[i]) [n.scrollTop, n.scrollLeft] = scroll[i];
+  root.replaceChildren(...parts.flat());
+  if (root.parentNode !== state.el) state.el.replaceChildren(root);
+  [...root.querySelectorAll(scrolled)].forEach((n, i) => {
+    if (scroll[i] && scroll[i][2] === n.className) [n.scrollTop, n.scrollLeft] = scroll[i];
+    if (n.dataset.following === "1") n.scrollTop = n.scrollHeight;  // follow: the end
   });
   if (focusKey) {
     const again = [...root.querySelectorAll("[data-focus]")]
       .find((n) => n.dataset.focus === focusKey);
-    if (again) { again.focus(); again.setSelectionRange(caret[0], caret[1]); }
+    if (again) {
+      again.focus();
+      if (again.setSelectionRange && caret[0] !== null) {
+        again.setSelectionRange(caret[0], caret[1]);
+      }
+    }
   }
 }
 
 function render({ model, el }) {
   const state = { el, skew: 0, comments: {}, sent: {}, confirm: false, actual: false,
-    dismissed: null };
+    dismissed: null, clocks: {}, expanded: {}, logText: null, logTimer: null,
+    logSteps: "" };
   let queued = false;
   const redraw = () => {
     if (queued) return;
@@ -330,18 +429,37 @@ function render({ model, el }) {
     requestAnimationFrame(() => { queued = false; draw(model, state); });
   };
   const traits = ["header", "controls", "svg", "dot", "rows", "selected", "detail",
-    "approvals", "notice", "page", "first_row", "total_rows", "live", "remote"];
+    "approvals", "notice", "page", "first_row", "total_rows", "live", "remote", "tab",
+    "timeline", "log_query"];
+  const logs = () => { if (!patchLogs(model, state)) redraw(); };
+  model.on("change:log_window", logs);
   model.on("change:approvals", () => { state.sent = {}; });
   model.on("change:selected", () => { state.confirm = false; });
   for (const name of traits) model.on(`change:${name}`, redraw);
+  // The kernel's clock, estimated when a header arrives (not at each redraw: a redraw
+  // of an old header would set every live clock back to when it was sent).
+  const clock = () => {
+    const head = model.get("header") || {};
+    if (head.now) state.skew = Date.now() / 1000 - head.now;
+  };
+  clock();
+  model.on("change:header", clock);
+  const gone = () => setTimeout(() => noticeGone(model, state), 0);
+  model.on("comm_live_update", gone);
   draw(model, state);
   // Live durations tick here, not in the kernel: no traffic while nothing changes.
   const ticker = setInterval(() => tick(model, state), 1000);
-  model.send({ type: "ping" });
-  const ping = setInterval(() => model.send({ type: "ping" }), 15000);
+  const ping = () => {
+    try { model.send({ type: "ping" }); } catch (err) { GONE.add(model); draw(model, state); }
+  };
+  ping();
+  const pinger = setInterval(ping, 15000);
   return () => {
     clearInterval(ticker);
-    clearInterval(ping);
+    clearInterval(pinger);
+    model.off("comm_live_update", gone);
+    model.off("change:header", clock);
+    model.off("change:log_window", logs);
     for (const name of traits) model.off(`change:${name}`, redraw);
   };
 }

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -29,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets as t
 
-from orbits_nb.core.dot import Picture, dot_parts
+from orbits_nb.core.dot import Picture
 from orbits_nb.core.errors import OrbitsError
 from orbits_nb.views import inspector, model, status
-from orbits_nb.views.graph import draw
+from orbits_nb.views.graph import Drawer
+from orbits_nb.views.panels import Panels
 from orbits_nb.views.probe import LoopProbe
 from orbits_nb.views.pump import Pump
 from orbits_nb.views.snapshot import Snapshotter, settled
@@ -54,15 +54,16 @@ def asset(name: str) -> str:
     return (_HERE / name).read_text(encoding="utf-8")
 
 
-def widget_module(name: str) -> str:
-    """A widget's ES module: the shared DOM helpers followed by its own code."""
-    return asset("dom.js") + "\n" + asset(name)
+def widget_module(*names: str) -> str:
+    """A widget's ES module: the shared DOM helpers followed by its own code (its main
+    file last: the one that exports)."""
+    return "\n".join([asset("dom.js"), *(asset(name) for name in names)])
 
 
 class Monitor(anywidget.AnyWidget):
     """Live view of one run. Usually made by displaying the run (``run`` in a cell)."""
 
-    _esm = widget_module("monitor.js")
+    _esm = widget_module("monitor_timeline.js", "monitor_logs.js", "monitor.js")
     _css = asset("theme.css")
 
     run_id = t.Unicode("").tag(sync=True)
@@ -83,6 +84,11 @@ class Monitor(anywidget.AnyWidget):
     controls = t.Dict().tag(sync=True)
     live = t.Bool(False).tag(sync=True)
     remote = t.Bool(False).tag(sync=True)
+    #: The panel beside the table: diagram, timeline or logs (see views/panels.py).
+    tab = t.Unicode("diagram").tag(sync=True)
+    timeline = t.Dict().tag(sync=True)
+    log_query = t.Dict().tag(sync=True)
+    log_window = t.Dict().tag(sync=True)
 
     def __init__(self, run: Run, *, interval: float = 0.5, poll: float = 1.5,
                  page_size: int = 50, max_nodes: int | None = 150) -> None:
@@ -95,13 +101,10 @@ class Monitor(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._run = run
         self._snap = Snapshotter(run)
+        self._panels = Panels(run)
         self._picture: Picture | None = None
         self._table: list[dict[str, Any]] = []
-        self._groups: dict[str, list[str]] = {}
-        self._dot_hash = ""
-        self._drawn_at = 0.0
-        self._draw_every = interval
-        self._detail_key: tuple[Any, ...] = ()
+        self._drawer = Drawer(interval)
         self._pump: Pump | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._finish_callbacks: list[Callable[[], None]] = []
@@ -115,6 +118,7 @@ class Monitor(anywidget.AnyWidget):
         self._probe = LoopProbe.of_this_thread(wake=self.poke)
         self.observe(self._on_page, "page")
         self.observe(self._on_select, "selected")
+        self.observe(self._on_panel, ["tab", "log_query"])
         self.on_msg(self._on_message)
         self.refresh()
         self._follow()
@@ -155,7 +159,8 @@ class Monitor(anywidget.AnyWidget):
         with self._lock:
             self._run = run
             self._snap = Snapshotter(run)
-            self._dot_hash = ""
+            self._panels = Panels(run)
+            self._drawer = Drawer(self.interval)
         self.refresh()
         self._follow()
         if not self.following:  # it ended before the first look
@@ -255,10 +260,12 @@ class Monitor(anywidget.AnyWidget):
         except Exception as err:
             self._say("error", f"could not retry run {self.run_id!r}: {err}")
 
-    def _say(self, level: str, text: str, *lasts: str) -> None:
-        """Show a notice while the run stays in its current status (or in ``lasts``)."""
+    def _say(self, level: str, text: str, *lasts: str, at: float | None = None) -> None:
+        """Show a notice while the run stays in its current status (or in ``lasts``),
+        and not past the run's end if it ended after ``at`` (when it was asked for)."""
         until = sorted({str(self.header.get("status")), *lasts})
-        self.notice = {"level": level, "text": text, "at": time.time(), "until": until}
+        self.notice = {"level": level, "text": text, "at": at or time.time(),
+                       "until": until}
 
     # -- refreshing ------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -272,12 +279,12 @@ class Monitor(anywidget.AnyWidget):
                 if {**head, "now": 0} != {**self.header, "now": 0}:
                     self.header = head  # "now" alone (for the clock skew) is not news
                 self._send_controls()
-                until = self.notice.get("until", ()) if self.notice else ("*",)
-                if "*" not in until and head["status"] not in until:
+                if self.notice and model.stale_notice(self.notice, head):
                     self.notice = {}  # said about a state the run has left
                 self._send_rows()
                 self.approvals = model.approvals(picture)
                 self._maybe_draw(picture, head["terminal"])
+                self._panels.send(self, picture)
             self._refresh_detail(picture)
         if head["terminal"]:
             for callback in list(self._settle_callbacks):
@@ -295,19 +302,11 @@ class Monitor(anywidget.AnyWidget):
             self.controls = controls
 
     def _maybe_draw(self, picture: Picture, force: bool) -> None:
-        parts = dot_parts(picture, max_nodes=self.max_nodes)
-        source = parts.source()
-        digest = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        if digest == self._dot_hash:
-            return
-        if not force and time.monotonic() - self._drawn_at < self._draw_every:
-            if self._pump is not None:
+        diagram = self._drawer.draw(picture, force, self.max_nodes)
+        if diagram is None:
+            if self._drawer.pending and self._pump is not None:
                 self._pump.poke()  # changed, but drawn recently: draw on a later tick
             return
-        diagram = draw(source)
-        self._dot_hash, self._drawn_at, self._groups = digest, time.monotonic(), parts.groups
-        # A big diagram costs more to lay out and to ship: draw it less often.
-        self._draw_every = max(self.interval, 4 * diagram.seconds, len(source) / 200_000)
         self.svg = diagram.svg or ""
         self.dot = "" if diagram.svg else diagram.dot
         self.problem = diagram.problem
@@ -325,29 +324,20 @@ class Monitor(anywidget.AnyWidget):
         with self._lock, self.hold_sync():
             self._send_rows()
 
+    def _on_panel(self, _change: Any) -> None:
+        if self._picture is not None:
+            with self._lock, self.hold_sync():
+                self._panels.send(self, self._picture)
+
     def _on_select(self, _change: Any) -> None:
-        self._detail_key = ()
+        self._panels.detail_key = ()
         if self._picture is not None:
             with self._lock, self.hold_sync():
                 self._send_controls()
                 self._refresh_detail(self._picture)
 
     def _refresh_detail(self, picture: Picture) -> None:
-        path = self.selected
-        if not path:
-            if self.detail:
-                self.detail = {}
-            return
-        row = next((r for r in self._table if r["path"] == path), None)
-        key = (path, row and (row["status"], row["attempts"], row["finished_at"]),
-               int(time.monotonic() / 3) if row and row["status"] == "running" else 0)
-        if key == self._detail_key:
-            return
-        self._detail_key = key
-        try:
-            self.detail = inspector.detail(self._run, picture, path, self._groups)
-        except Exception as err:  # e.g. the state file is busy: say so, keep the view
-            self.detail = {"path": path, "title": path, "failed": f"{err}"}
+        self._panels.detail(self, picture, self._table, self._drawer.groups)
 
     # -- actions from the front end -----------------------------------------------------
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -396,7 +386,7 @@ class Monitor(anywidget.AnyWidget):
         text = handler(self, step, comment)
         if self.notice.get("level") == "error" and self.notice.get("at", 0) >= asked:
             return  # the action already failed (a retry that could not start)
-        self._say("success", text, *actions.LASTS.get(action, ()))
+        self._say("success", text, *actions.LASTS.get(action, ()), at=asked)
 
     def executing(self) -> Run | None:
         """The handle executing this run in this process, if any."""

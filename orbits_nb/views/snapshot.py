@@ -105,6 +105,13 @@ def as_reset(state: RunState, discarded: list[StepState]) -> RunState:
     return out
 
 
+def recorded_replays(state: RunState) -> frozenset[str]:
+    """Succeeded steps whose latest attempt belongs to an earlier execution than the
+    run's latest: that execution replayed them from the record."""
+    return frozenset(key for key, step in state.steps.items()
+                     if step.status == "succeeded" and step.replayed_in(state.executions))
+
+
 def owner_lives(store: Store, run_id: str) -> bool:
     """Whether a live process holds the lease of ``run_id`` (or of its top-level run)."""
     leases = store.leases("run", sorted({run_id, run_id.split("/", 1)[0]}))
@@ -193,12 +200,15 @@ class Snapshotter:
                        or state.cancel_requested is not None)
 
     def _replayed(self, state: RunState) -> frozenset[str]:
-        """Steps the latest execution replayed, when it ran in this process."""
+        """Steps the latest execution replayed: by the record (whoever executed it),
+        and as this process's execution of it saw them."""
+        recorded = recorded_replays(state)
         execution = self.run.execution
         if execution is None or execution.state.executions != state.executions:
-            return frozenset()
-        return frozenset(k for k in execution.replayed
-                         if k in state.steps and state.steps[k].status == "succeeded")
+            return recorded
+        return recorded | frozenset(k for k in execution.replayed
+                                    if k in state.steps
+                                    and state.steps[k].status == "succeeded")
 
     def _drifted_steps(self) -> frozenset[str]:
         """Steps whose resource drifted since, re-read at most every DRIFT_REFRESH s."""
@@ -223,11 +233,11 @@ class Snapshotter:
         key = (run_id, stamp)
         cached = self._finished.get(key)
         if cached is not None:
-            return Picture(cached)
+            return Picture(cached, recorded_replays(cached))
         state = fold(run_id, self.engine.store.load_run(run_id))
         if state.status in RUN_TERMINAL and stamp is not None:
             self._finished[key] = state
-        return Picture(state)
+        return Picture(state, recorded_replays(state))
 
     def _fill_stored_children(self, picture: Picture, depth: int) -> None:
         """Children not executing here (replayed, or run elsewhere) come from the store."""
