@@ -24,6 +24,7 @@ from orbits_nb.core.rows import Batch
 from orbits_nb.core.state import Event, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.store import migrate
+from orbits_nb.store.schema import SCHEMA_VERSION
 
 
 def _fetch(store: Store, query: str, params: list[Any] | None = None) -> list[Any]:
@@ -212,7 +213,7 @@ def test_a_version_5_file_is_upgraded_and_rebuilt(tmp_path: Path) -> None:
     con.close()
     store = ob.DuckDBStore(path)
     try:
-        assert _fetch(store, "SELECT max(version) FROM schema_version")[0][0] >= 8
+        assert _fetch(store, "SELECT max(version) FROM schema_version")[0][0] == SCHEMA_VERSION
         assert _fetch(store, "SELECT status, duration_s, executions, had_failures "
                              "FROM runs") == [("succeeded", 3.75, 2, False)]
         assert _fetch(store, "SELECT count(*) FROM executions") == [(2,)]

@@ -168,7 +168,7 @@ WHERE executions.run_id = c.run_id AND executions.execution = c.execution
 
 _STEPS = f"""
 INSERT INTO steps (run_id, step, name, pos, status, attempts, action, args, executor,
-  started_at, finished_at, result, error, bag, parents, child_run_id, first_attempt)
+  started_at, finished_at, result, error, bag, parents, child_run_id)
 WITH s AS (
   SELECT run_id, step,
     arg_max_null(data->>'name', seq) {_ACTION} AS name,
@@ -178,8 +178,6 @@ WITH s AS (
     arg_max_null(data->>'executor', seq) {_ACTION} AS executor,
     arg_max_null(data->'parents', seq) {_ACTION} AS parents,
     arg_max_null(data->>'child_run_id', seq) {_ACTION} AS child_run_id,
-    arg_max_null(attempt, seq) FILTER (WHERE kind = 'step.started'
-                                       AND data->>'action' IS NOT NULL) AS first_attempt,
     arg_max({_STEP_STATUS}, seq) FILTER (WHERE kind <> 'step.bag') AS status,
     max(attempt) AS attempts,
     min(ts) AS started,
@@ -195,7 +193,7 @@ SELECT run_id, step, name, pos, status, attempts, action, args, executor,
   CASE WHEN status IN {_TERMINAL} THEN to_timestamp(last) END,
   CASE WHEN status = 'succeeded' THEN result END,
   CASE WHEN status <> 'succeeded' THEN error END,
-  bag, parents, child_run_id, first_attempt
+  bag, parents, child_run_id
 FROM s
 ON CONFLICT (run_id, step) DO UPDATE SET
   name = CASE WHEN excluded.action IS NULL THEN steps.name ELSE excluded.name END,
@@ -206,7 +204,6 @@ ON CONFLICT (run_id, step) DO UPDATE SET
   parents = CASE WHEN excluded.action IS NULL THEN steps.parents ELSE excluded.parents END,
   child_run_id = CASE WHEN excluded.action IS NULL THEN steps.child_run_id
                  ELSE excluded.child_run_id END,
-  first_attempt = coalesce(excluded.first_attempt, steps.first_attempt),
   status = coalesce(excluded.status, steps.status),
   attempts = greatest(steps.attempts, excluded.attempts),
   started_at = least(steps.started_at, excluded.started_at),
@@ -276,15 +273,14 @@ FROM (
 WHERE attempts.run_id = c.run_id AND attempts.step = c.step AND attempts.attempt = c.attempt
 """
 
-#: A step's work is the sum of its latest incarnation's ended attempts; a run's, the
+#: A step's work is the sum of its ended attempts (since a reset); a run's, the
 #: sum of its ended executions. Only the runs this batch touched are summed again.
 _STEP_WORK = """
 UPDATE steps SET execution = w.execution, duration_s = w.work FROM (
   WITH touched AS (SELECT DISTINCT run_id FROM _fold_events),
-  s AS (SELECT run_id, step, first_attempt FROM steps
-        WHERE run_id IN (SELECT run_id FROM touched))
+  s AS (SELECT run_id, step FROM steps WHERE run_id IN (SELECT run_id FROM touched))
   SELECT a.run_id, a.step, arg_max(a.execution, a.attempt) AS execution,
-    sum(a.duration_s) FILTER (WHERE a.attempt >= coalesce(s.first_attempt, 0)) AS work
+    sum(a.duration_s) AS work
   FROM attempts a JOIN s ON a.run_id = s.run_id AND a.step = s.step
   WHERE a.run_id IN (SELECT run_id FROM touched)
   GROUP BY a.run_id, a.step) w

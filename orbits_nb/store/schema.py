@@ -237,7 +237,6 @@ FROM resources r LEFT JOIN latest l USING (resource_key)
         "ALTER TABLE runs ADD COLUMN had_failures BOOLEAN",
         "ALTER TABLE runs ADD COLUMN last_event_at TIMESTAMPTZ",
         "ALTER TABLE steps ADD COLUMN execution INTEGER",
-        "ALTER TABLE steps ADD COLUMN first_attempt INTEGER",
         "ALTER TABLE attempts ADD COLUMN execution INTEGER",
         "ALTER TABLE attempts ADD COLUMN finished_at TIMESTAMPTZ",
         "ALTER TABLE attempts ADD COLUMN duration_s DOUBLE",
