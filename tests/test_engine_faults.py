@@ -558,7 +558,7 @@ ABANDONED = textwrap.dedent("""
     # The loop stops with the run's task still pending, as when close() gives up on a
     # run: its coroutine is only closed while the interpreter tears down, and its
     # cleanup then asks the (stopped) writer to write the lease release.
-    atexit.unregister(engine.close)
+    atexit.unregister(engine._exit)
     engine.writer.stop()
     engine.loop.call_soon_threadsafe(engine.loop.stop)
     time.sleep(0.5)

@@ -97,6 +97,7 @@ def test_a_killed_worker_s_run_is_taken_over_without_repeating_steps(
         queue="crash", engine=engine).run_id for n in range(trials)]
     engine.close()
     env = {"ORBITS_NB_LEASE_TIMEOUT": "2"}
+    cut: list[str] = []
     for n, run_id in enumerate(runs):
         worker = start_worker(state, "--concurrency", "1", **env)
         at = rng.randint(1, 3)  # killed while step s{at-1} executes, or just after
@@ -105,6 +106,9 @@ def test_a_killed_worker_s_run_is_taken_over_without_repeating_steps(
                  f"run {run_id} to reach step {at}")
         worker.kill()
         worker.communicate(timeout=60)
+        if _status(state, run_id) != "succeeded":  # a slow poll may see it end first
+            cut.append(run_id)
+    assert len(cut) >= trials // 2, cut  # most runs were killed mid-run
     # The last killed run is free once its process is gone (its pid is checked).
     last = start_worker(state, "--concurrency", "2", **env)
     try:
@@ -117,7 +121,8 @@ def test_a_killed_worker_s_run_is_taken_over_without_repeating_steps(
         mine = [e for e in found if e.run_id == run_id]
         # Only the step cut short by a kill executed again; a completed one never did.
         check_no_completed_step_again(side, str(n), mine, ["s0", "s1", "s2", "s3"])
-        assert sum(e.kind == "run.started" for e in mine) >= 2, run_id  # taken over
+        if run_id in cut:
+            assert sum(e.kind == "run.started" for e in mine) >= 2, run_id  # taken over
 
 
 def test_sigterm_drains_finishes_the_step_and_leaves_the_run_queued(
@@ -228,7 +233,21 @@ def test_a_main_that_ignores_the_cancel_is_terminated(engine: Engine, state: Pat
         out, _ = worker.communicate(timeout=120)
     state_now = fold(run.run_id, [e for e in events(state) if e.run_id == run.run_id])
     assert state_now.steps["hold"].status == "cancelled", out
-    assert "terminated" in str(state_now.error)
+    # The run ended at once, its thread abandoned; the process that executed it (and
+    # the thread, still in its 120 s main()) is gone, so the work really stopped.
+    assert state_now.steps["hold"].abandoned or "terminated" in str(state_now.error)
+    pid = state_now.spans[-1].pid
+    assert pid is not None and pid != worker.pid
+    wait_for(lambda: not _exists(pid), "the child process to end")
+
+
+def _exists(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def test_a_workflow_that_cannot_be_imported_fails_saying_so(engine: Engine, state: Path

@@ -120,7 +120,7 @@ class Engine:
                 ready.wait()
                 self._loop = loop
                 loop.call_soon_threadsafe(self._start_heartbeat)
-                atexit.register(self.close)
+                atexit.register(self._exit)
             return self._loop
 
     @staticmethod
@@ -166,6 +166,27 @@ class Engine:
             ids = [run_id for run_id, run in list(self.active.items()) if not run.done]
             if ids:
                 self.writer.defer(Batch(heartbeats=[(i, self.owner.token) for i in ids]))
+
+    def _exit(self) -> None:
+        """The interpreter exits (a kernel restart or shutdown, a script's end) while
+        runs are in flight: they are left as a killed process leaves them, not recorded
+        as cancelled. What is pending is committed, their leases are given back, and
+        whoever executes them next closes their open attempts as interrupted and
+        continues them."""
+        live = [run_id for run_id, run in list(self.active.items()) if not run.done]
+        if not live:
+            self.close()
+            return
+        self.writer.stop()
+        with contextlib.suppress(Exception):  # exiting: a lease that stays expires
+            for run_id in live:
+                self.store.release_lease("run", run_id, self.owner.token)
+        for executor in list(self._closable.values()):
+            with contextlib.suppress(Exception):
+                executor.close()
+        self.store.busy = False
+        with contextlib.suppress(Exception):
+            self.store.close()
 
     def close(self) -> None:
         """Cancel active runs, commit what is pending and release the state file."""

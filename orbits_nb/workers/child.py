@@ -83,9 +83,20 @@ def _serve(engine: Engine, where: Any) -> int:
             print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
             code, status = FAILED, "unknown"
         report.write(f"{code} {run_id} {status}\n")
-        if engine.draining:
+        if engine.draining or (status == "cancelled" and _left_running(engine, run_id)):
+            # A cancel abandoned a step's thread, which may still be at work: ending
+            # this process stops it (the worker starts a fresh one for the next run).
             break
     return ENDED
+
+
+def _left_running(engine: Engine, run_id: str) -> bool:
+    """Whether a cancel abandoned a step of ``run_id`` whose thread may still run."""
+    try:
+        state = fold(run_id, engine.store.load_run(run_id))
+    except OrbitsError:
+        return True  # cannot tell: a fresh process is the safe side
+    return any(step.abandoned for step in state.steps.values())
 
 
 def _drain(engine: Engine) -> None:
