@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARTIFACTS_DIR",
+    "element_screenshot",
     "CHROMIUM_ARGS",
     "CHROMIUM_PATH",
     "HarnessError",
@@ -245,6 +246,22 @@ def cell_output(page: Page, index: int) -> Locator:
     One node per output: use `.nth()` or `.filter()` when a cell displays several.
     """
     return page.locator(_CELL).nth(index).locator(".jp-OutputArea-output")
+
+
+def element_screenshot(locator: Locator, path: Path, attempts: int = 5) -> Path:
+    """A PNG of one element; taken again when a redraw of the output replaced the
+    element while it was being shot (the locator finds the new one)."""
+    from playwright.sync_api import Error
+
+    for attempt in range(attempts):
+        try:
+            locator.screenshot(path=str(path))
+            return path
+        except Error as err:
+            if "not attached" not in str(err) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    return path
 
 
 def screenshot(page: Page, name: str) -> Path:

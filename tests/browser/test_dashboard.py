@@ -15,6 +15,7 @@ from .harness import (
     ARTIFACTS_DIR,
     JupyterLab,
     cell_output,
+    element_screenshot,
     open_notebook,
     run_all_cells,
     screenshot,
@@ -92,4 +93,4 @@ def test_dashboard_shows_a_run_of_another_process(jupyter_lab: JupyterLab,
     expect(board.locator(f'tbody tr[data-run-id="{run_id}"]')).to_have_count(1)
     screenshot(page, "dashboard-done")
     page.set_viewport_size({"width": 1400, "height": 2000})
-    board.screenshot(path=str(ARTIFACTS_DIR / "dashboard-widget.png"))
+    element_screenshot(board, ARTIFACTS_DIR / "dashboard-widget.png")

@@ -15,6 +15,7 @@ from .harness import (
     ARTIFACTS_DIR,
     JupyterLab,
     cell_output,
+    element_screenshot,
     open_notebook,
     run_all_cells,
     screenshot,
@@ -79,7 +80,7 @@ def test_run_list_of_ten_thousand_runs(jupyter_lab: JupyterLab, browser_page: ob
     expect(newest).to_contain_text("client=hooli, env=prod, n=9999")
     expect(newest).to_contain_text("ana@build-1")
     screenshot(page, "run-list-first-page")
-    board.screenshot(path=str(ARTIFACTS_DIR / "dashboard-run-list.png"))
+    element_screenshot(board, ARTIFACTS_DIR / "dashboard-run-list.png")
     if os.environ.get("ORBITS_NB_UPDATE_DOCS") == "1":  # refresh the README's picture
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(ARTIFACTS_DIR / "dashboard-run-list.png", DOCS / "dashboard.png")

@@ -16,6 +16,7 @@ from .harness import (
     ARTIFACTS_DIR,
     JupyterLab,
     cell_output,
+    element_screenshot,
     open_notebook,
     run_all_cells,
     screenshot,
@@ -108,7 +109,7 @@ def test_monitor_colours_follow_the_run_and_inspector_shows_traceback(
     shot = screenshot(page, "monitor-failed-inspector")
     assert shot.stat().st_size > 10_000
     page.set_viewport_size({"width": 1400, "height": 2200})
-    output.locator(".onb-monitor").screenshot(path=str(ARTIFACTS_DIR / "monitor-widget.png"))
+    element_screenshot(output.locator(".onb-monitor"), ARTIFACTS_DIR / "monitor-widget.png")
     save_doc_image(ARTIFACTS_DIR / "monitor-widget.png", "monitor.png")
 
     # Selecting a secret-bearing step in the table shows its arguments, masked.
