@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from worker_flows import Sleeper, Steps, Stubborn
 from worker_helpers import (
+    check_limits,
     check_no_completed_step_again,
+    drain,
     events,
     execution_intervals,
-    max_overlap,
     run_worker,
     side_counts,
     start_worker,
+    status,
     wait_for,
 )
 
@@ -34,14 +36,6 @@ def engine(state: Path) -> Engine:
     made = Engine(state)
     yield made  # type: ignore[misc]
     made.close()
-
-
-def _status(state: Path, run_id: str) -> str:
-    store = open_store(state)
-    try:
-        return fold(run_id, store.load_run(run_id)).status
-    finally:
-        store.close()
 
 
 def _leases(state: Path) -> list[object]:
@@ -65,21 +59,10 @@ def test_two_workers_drain_fifty_runs_within_the_limits(engine: Engine, state: P
         assert run.status == "pending"
     engine.close()
     workers = [start_worker(state, "--concurrency", "3") for _ in range(2)]
-    try:
-        wait_for(lambda: all(_status(state, r) == "succeeded" for r in keys), "the drain",
-                 limit=600)
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        outputs = [w.communicate(timeout=120)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    found = events(state)
+    found = drain(state, keys, workers)
     spans = execution_intervals(found)
     assert set(spans) == set(keys) and all(len(s) == 1 for s in spans.values())
-    assert max_overlap([s for runs in spans.values() for s in runs]) <= 3
-    for key in set(keys.values()):
-        assert max_overlap([s for r, runs in spans.items() if keys[r] == key
-                            for s in runs]) <= 1, key
+    check_limits(found, keys, concurrency=3)
     # Both workers took runs, every step executed exactly once.
     takers = {e.data.get("worker") for e in found if e.kind == "run.started"}
     assert len(takers) == 2
@@ -106,13 +89,13 @@ def test_a_killed_worker_s_run_is_taken_over_without_repeating_steps(
                  f"run {run_id} to reach step {at}")
         worker.kill()
         worker.communicate(timeout=60)
-        if _status(state, run_id) != "succeeded":  # a slow poll may see it end first
+        if status(state, run_id) != "succeeded":  # a slow poll may see it end first
             cut.append(run_id)
     assert len(cut) >= trials // 2, cut  # most runs were killed mid-run
     # The last killed run is free once its process is gone (its pid is checked).
     last = start_worker(state, "--concurrency", "2", **env)
     try:
-        wait_for(lambda: all(_status(state, r) == "succeeded" for r in runs), "the rest")
+        wait_for(lambda: all(status(state, r) == "succeeded" for r in runs), "the rest")
     finally:
         last.send_signal(signal.SIGTERM)
         last.communicate(timeout=120)
@@ -139,10 +122,10 @@ def test_sigterm_drains_finishes_the_step_and_leaves_the_run_queued(
     found = [e for e in events(state) if e.run_id == run.run_id]
     assert [(e.kind, e.step) for e in found if e.step] == [("step.started", "s0"),
                                                             ("step.succeeded", "s0")]
-    assert _status(state, run.run_id) == "running"  # not ended: it continues elsewhere
+    assert status(state, run.run_id) == "running"  # not ended: it continues elsewhere
     assert _leases(state) == []
     run_worker(state)
-    assert _status(state, run.run_id) == "succeeded"
+    assert status(state, run.run_id) == "succeeded"
     assert set(side_counts(side).values()) == {1} and len(side_counts(side)) == 3
 
 
@@ -163,7 +146,7 @@ def test_a_durable_sleep_spans_a_worker_restart(engine: Engine, state: Path,
     due = entry.not_before
     wait_for(lambda: __import__("time").time() >= due, "the timer")
     run_worker(state, "--park-after", "1")
-    assert _status(state, run.run_id) == "succeeded"
+    assert status(state, run.run_id) == "succeeded"
     found = [e for e in events(state) if e.run_id == run.run_id]
     after = next(e for e in found if e.kind == "step.started" and e.step == "after")
     assert after.ts >= due
@@ -198,7 +181,7 @@ def test_a_run_cancelled_before_it_began_never_executes(engine: Engine, state: P
     _request_cancel(state, run.run_id)
     out = run_worker(state)
     assert "cancelled before it began" in out
-    assert _status(state, run.run_id) == "cancelled"
+    assert status(state, run.run_id) == "cancelled"
     assert not side.exists()
 
 
@@ -211,7 +194,7 @@ def test_a_cancel_from_another_process_reaches_the_worker(engine: Engine, state:
     try:
         wait_for(lambda: side_counts(side)["0 s1"], "the run to execute")
         _request_cancel(state, run.run_id)
-        wait_for(lambda: _status(state, run.run_id) == "cancelled", "the cancel")
+        wait_for(lambda: status(state, run.run_id) == "cancelled", "the cancel")
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=120)
@@ -227,7 +210,7 @@ def test_a_main_that_ignores_the_cancel_is_terminated(engine: Engine, state: Pat
     try:
         wait_for(lambda: side_counts(side)["stubborn hold"], "the step to begin")
         _request_cancel(state, run.run_id)
-        wait_for(lambda: _status(state, run.run_id) == "cancelled", "the cancel")
+        wait_for(lambda: status(state, run.run_id) == "cancelled", "the cancel")
     finally:
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=120)

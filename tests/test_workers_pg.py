@@ -10,30 +10,20 @@ import pytest
 from stores import Location
 from worker_flows import Steps
 from worker_helpers import (
+    check_limits,
     check_no_completed_step_again,
+    drain,
     events,
-    execution_intervals,
-    max_overlap,
     side_counts,
     start_worker,
+    status,
     wait_for,
 )
 
 import orbits_nb as ob
-from orbits_nb.core.state import fold
 from orbits_nb.engine.engine import Engine
 
 pytestmark = pytest.mark.slow
-
-
-def _status(url: str, run_id: str) -> str:
-    from orbits_nb.store import open_store
-
-    opened = open_store(url)
-    try:
-        return fold(run_id, opened.load_run(run_id)).status
-    finally:
-        opened.close()
 
 
 def test_two_hosts_drain_within_the_limits(pg_location: Location, tmp_path: Path) -> None:
@@ -51,20 +41,8 @@ def test_two_hosts_drain_within_the_limits(pg_location: Location, tmp_path: Path
         engine.close()
     workers = [start_worker(url, "--concurrency", "2", ORBITS_NB_HOST=host)
                for host in ("host-a", "host-b")]
-    try:
-        wait_for(lambda: all(_status(url, r) == "succeeded" for r in keys), "the drain",
-                 limit=600)
-    finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        outputs = [w.communicate(timeout=120)[0] for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], outputs
-    found = events(url)
-    spans = execution_intervals(found)
-    assert max_overlap([s for runs in spans.values() for s in runs]) <= 2
-    for key in set(keys.values()):
-        assert max_overlap([s for r, runs in spans.items() if keys[r] == key
-                            for s in runs]) <= 1
+    found = drain(url, keys, workers)
+    check_limits(found, keys, concurrency=2)
     assert {e.data.get("host") for e in found if e.kind == "run.started"} == {
         "host-a", "host-b"}
     assert set(side_counts(side).values()) == {1} and len(side_counts(side)) == 40
@@ -89,7 +67,7 @@ def test_a_killed_hosts_runs_are_taken_over_by_the_other_host(
     # they are older than the lease timeout.
     second = start_worker(url, "--concurrency", "3", ORBITS_NB_HOST="host-b", **env)
     try:
-        wait_for(lambda: all(_status(url, r) == "succeeded" for r in runs), "takeover")
+        wait_for(lambda: all(status(url, r) == "succeeded" for r in runs), "takeover")
     finally:
         second.send_signal(signal.SIGTERM)
         out, _ = second.communicate(timeout=120)

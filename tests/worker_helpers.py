@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from orbits_nb.core.state import Event
+from orbits_nb.core.state import Event, fold
 from orbits_nb.store import open_store
 
 TESTS = Path(__file__).resolve().parent
@@ -110,3 +110,38 @@ def check_no_completed_step_again(path: Path, run: str, mine: list[Event],
     assert len(order) - len(steps) <= executions - 1, (run, order)
     for step in steps:
         assert sum(e.kind == "step.succeeded" and e.step == step for e in mine) == 1
+
+
+def status(state: str | Path, run_id: str) -> str:
+    """The recorded status of ``run_id`` (read through a store of its own)."""
+    store = open_store(state)
+    try:
+        return fold(run_id, store.load_run(run_id)).status
+    finally:
+        store.close()
+
+
+def drain(state: str | Path, runs: Any, workers: list[subprocess.Popen[str]]
+          ) -> list[Event]:
+    """Wait until every run of ``runs`` succeeded, then stop ``workers`` with SIGTERM
+    (each must exit 0); the events recorded."""
+    import signal
+
+    try:
+        wait_for(lambda: all(status(state, r) == "succeeded" for r in runs), "the drain",
+                 limit=600)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * len(workers), outputs
+    return events(state)
+
+
+def check_limits(found: list[Event], keys: dict[str, str], concurrency: int) -> None:
+    """At most ``concurrency`` runs executed at a time, and one per key."""
+    spans = execution_intervals(found)
+    assert max_overlap([s for runs in spans.values() for s in runs]) <= concurrency
+    for key in set(keys.values()):
+        assert max_overlap([s for r, runs in spans.items() if keys[r] == key
+                            for s in runs]) <= 1, key

@@ -181,12 +181,16 @@ class Engine:
         with contextlib.suppress(Exception):  # exiting: a lease that stays expires
             for run_id in live:
                 self.store.release_lease("run", run_id, self.owner.token)
-        for executor in list(self._closable.values()):
-            with contextlib.suppress(Exception):
-                executor.close()
+        self._close_executors()
         self.store.busy = False
         with contextlib.suppress(Exception):
             self.store.close()
+
+    def _close_executors(self) -> None:
+        for executor in list(self._closable.values()):
+            with contextlib.suppress(Exception):  # closing: nobody is left to tell
+                executor.close()
+        self._closable.clear()
 
     def close(self) -> None:
         """Cancel active runs, commit what is pending and release the state file."""
@@ -197,10 +201,7 @@ class Engine:
             # The run records its own failure or cancellation.
             with contextlib.suppress(BaseException):
                 run.wait(5)
-        for executor in list(self._closable.values()):
-            with contextlib.suppress(Exception):  # closing: nobody is left to tell
-                executor.close()
-        self._closable.clear()
+        self._close_executors()
         self.writer.stop()
         self.store.busy = False
         self.store.close()
