@@ -79,7 +79,9 @@ def test_garbage_inside_the_blocks_of_a_real_file(recorded: tuple[Path, list[str
 
 
 def _truncated(path: Path) -> None:
-    os.truncate(path, path.stat().st_size // 2)
+    # A copy cut short: the file headers survive, every data block is gone. Cutting at half
+    # the size would keep or lose the catalog depending on where the last checkpoint put it.
+    os.truncate(path, 16 * 1024)
 
 
 def _emptied(path: Path) -> None:
