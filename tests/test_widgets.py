@@ -282,7 +282,13 @@ def test_dashboard_lists_filters_and_opens_runs(engine: ob.Engine,
         frontend_sets(board.list, selected="")
         assert len(board.box.children) == 1
         assert "failed" in repr(board)
-        assert "orbits-nb-runs" in board._repr_mimebundle_()["text/html"]
+        static = board._repr_mimebundle_()["text/html"]  # what an executed notebook keeps
+        assert "orbits-nb-runs" in static
+        for column in ("arguments", "exec.", "started", "executing in / by", "duration"):
+            assert f">{column}</th>" in static
+        assert failed.run_id in static
+        assert "RuntimeError" in static or "StepFailed" in static
+        assert static.count("<tr>") == 1 + len(board.runs())
     finally:
         board.close()
     with pytest.raises(ob.InvalidArgument, match="status='bogus'"):

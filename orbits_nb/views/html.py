@@ -160,20 +160,33 @@ def run_html(picture: Picture, diagram: Diagram,
             f'style="font-family:{FONT};color:#0f172a">{"".join(parts)}</div>')
 
 
+RUN_COLUMNS = ("status", "workflow", "arguments", "run", "steps", "exec.", "started",
+               "executing in / by", "created", "duration", "error")
+
+
+def _run_row(r: dict[str, Any], cell: str) -> str:
+    tags = ""
+    if r.get("had_failures") and r["status"] != "failed":
+        tags += ' <span style="font-size:11px;color:#991b1b">had failures</span>'
+    if r.get("approvals"):
+        tags += ' <span style="font-size:11px;color:#92400e">approval</span>'
+    started = " ".join(esc(v) for v in (r.get("source"), r.get("started_by")) if v)
+    values = (f"{pill(r['status'])}{tags}", f"<b>{esc(r['workflow'])}</b>",
+              esc(r.get("args", "")), f'<span style="font-family:{MONO}">{esc(r["run_id"])}'
+              "</span>", f"{r['steps_done']}/{r['steps_total']}", esc(r.get("executions", "")),
+              started, esc(r.get("executing") or r.get("executed_by") or ""),
+              esc(clock(r["created_at"])), esc(seconds(r["duration"])),
+              f'<span style="color:#991b1b">{esc(r["error"])}</span>')
+    return "<tr>" + "".join(f'<td style="{cell}">{v}</td>' for v in values) + "</tr>"
+
+
 def runs_table(runs: list[dict[str, Any]]) -> str:
-    """Static HTML of the dashboard's run list."""
-    cell = "padding:3px 8px;border-bottom:1px solid #e5e7eb;text-align:left"
-    head = "".join(f'<th style="{cell};color:#475569">{h}</th>' for h in
-                   ("run", "workflow", "status", "steps", "created", "duration", "error"))
-    body = "".join(
-        f'<tr><td style="{cell};font-family:{MONO}">{esc(r["run_id"])}</td>'
-        f'<td style="{cell}">{esc(r["workflow"])}</td>'
-        f'<td style="{cell}">{pill(r["status"])}</td>'
-        f'<td style="{cell}">{r["steps_done"]}/{r["steps_total"]}</td>'
-        f'<td style="{cell}">{esc(clock(r["created_at"]))}</td>'
-        f'<td style="{cell}">{esc(seconds(r["duration"]))}</td>'
-        f'<td style="{cell};color:#991b1b">{esc(r["error"])}</td></tr>' for r in runs)
-    empty = "" if runs else f'<tr><td colspan="7" style="{cell}">no runs yet</td></tr>'
+    """Static HTML of the dashboard's run list: the live table's columns, without controls."""
+    cell = "padding:3px 8px;border-bottom:1px solid #e5e7eb;text-align:left;vertical-align:top"
+    head = "".join(f'<th style="{cell};color:#475569">{h}</th>' for h in RUN_COLUMNS)
+    body = "".join(_run_row(r, cell) for r in runs)
+    empty = ("" if runs else
+             f'<tr><td colspan="{len(RUN_COLUMNS)}" style="{cell}">no runs yet</td></tr>')
     return (f'<table class="orbits-nb-runs" style="border-collapse:collapse;font-size:12px;'
-            f'font-family:{FONT}"><thead><tr>{head}</tr></thead><tbody>{body}{empty}'
-            "</tbody></table>")
+            f'font-family:{FONT};color:#0f172a;background:#ffffff"><thead><tr>{head}</tr>'
+            f"</thead><tbody>{body}{empty}</tbody></table>")
