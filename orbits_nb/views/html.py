@@ -47,7 +47,8 @@ def diagram_html(diagram: Diagram, alt: str) -> str:
     if diagram.svg is not None:
         data = base64.b64encode(diagram.svg.encode("utf-8")).decode("ascii")
         return (f'<img class="orbits-nb-diagram" alt="{esc(alt)}" style="max-width:100%;'
-                f'height:auto;margin:6px 0" src="data:image/svg+xml;base64,{data}"/>')
+                f'height:auto;margin:6px 0;background:#f8fafc;border-radius:4px" '
+                f'src="data:image/svg+xml;base64,{data}"/>')
     return (f'<div style="color:#92400e;font-size:12px;margin:6px 0">'
             f"{esc(diagram.problem or 'no Graphviz renderer')}: showing the DOT source "
             "(pip install graphviz-pure to draw it)</div>"
@@ -157,7 +158,8 @@ def run_html(picture: Picture, diagram: Diagram,
                f'</summary><pre style="font-family:{MONO};font-size:11px;white-space:'
                f'pre-wrap">{esc(trace)}</pre></details>' if trace else ""))
     return (f'<div class="orbits-nb-run" data-run-id="{esc(state.run_id)}" '
-            f'style="font-family:{FONT};color:#0f172a">{"".join(parts)}</div>')
+            f'style="font-family:{FONT};color:#0f172a;background:#ffffff;padding:4px 6px">'
+            f'{"".join(parts)}</div>')
 
 
 RUN_COLUMNS = ("status", "workflow", "arguments", "run", "steps", "exec.", "started",

@@ -135,6 +135,11 @@ def test_widgets_are_readable_in_the_dark_theme(jupyter_lab: JupyterLab, browser
     expect(step).to_have_count(1)
     assert_readable(step.locator("td"), "the monitor's selected step")
     assert_readable(monitor.locator(".onb-title, th"), "the monitor's headings")
+    # The diagram keeps its light panel: its node colours and grey labels are drawn for one
+    # (on the dark page they were dark grey on near-black).
+    panel = monitor.locator(".onb-diagram").first
+    expect(panel.locator("svg text").first).to_be_visible()
+    assert panel.evaluate("(el) => getComputedStyle(el).backgroundColor") == "rgb(248, 250, 252)"
 
     # The drift widget: a diff, desired and actual side by side.
     widget = cell_output(page, 2).locator(".orbits-drift-widget")
