@@ -203,3 +203,44 @@ def test_core_drift_imports_nothing_heavy() -> None:
 def test_errors_are_orbits_errors() -> None:
     with pytest.raises(OrbitsError):
         normalize({1j: 2})
+
+
+SAME_CASES = [
+    # (desired (normalized), observed, rules): the shortcut must agree with verdict().
+    ({"a": 1, "b": [1, "x", None]}, {"a": 1, "b": [1, "x", None]}, Comparison()),
+    ({"a": 1}, {"a": True}, Comparison()),
+    ({"a": 1}, {"a": 1.0}, Comparison()),
+    ({"a": 1.5}, {"a": 1.5}, Comparison()),
+    ({"a": "1"}, {"a": 1}, Comparison()),
+    ({"a": {"b": 1}}, {"a": {"b": 1}, "status": "UP"}, Comparison(ignore=("status",))),
+    ({"a": {"b": 1}}, {"a": {"b": 1}, "status": "UP"}, Comparison()),
+    ({"a": {}}, {"a": {"etag": "x"}}, Comparison(ignore=("a.etag",))),
+    ({}, {"etag": "x"}, Comparison(ignore=("etag",))),
+    ({"l": [{"k": 1}]}, {"l": [{"k": 1, "id": 9}]}, Comparison(ignore=("l[*].id",))),
+    ({"l": [1, 2]}, {"l": [2, 1]}, Comparison(unordered=("l",))),
+    ({"l": [1, 2]}, {"l": (1, 2)}, Comparison()),
+    ({"a": Color.RED.value}, {"a": Color.RED}, Comparison()),
+    ({"a": 1}, {}, Comparison()),
+    ({"a": 1, "b": 2}, {"b": 2, "a": 1}, Comparison()),
+]
+
+
+@pytest.mark.parametrize(("desired", "actual", "rules"), SAME_CASES)
+def test_the_equality_shortcut_of_drift_checks_never_contradicts_the_field_diff(
+        desired: object, actual: object, rules: Comparison) -> None:
+    from orbits_nb.resources.check import same
+
+    shortcut = same(desired, actual, rules.ignored)
+    status, _ = verdict(desired, actual, rules)
+    assert not shortcut or status == IN_SYNC  # "same" is a proof of being in sync
+
+
+def test_the_equality_shortcut_takes_the_common_cases() -> None:
+    from orbits_nb.resources.check import same
+
+    state = {"template": "sha256:01", "parameters": {"Client": "acme"},
+             "resources": {"Queue": {"VisibilityTimeout": "120"}}}
+    rules = Comparison(ignore=("status",))
+    assert same(state, {**state, "status": "UPDATE_COMPLETE"}, rules.ignored)
+    assert not same(state, {**state, "parameters": {"Client": "other"}}, rules.ignored)
+    assert not same({"on": True}, {"on": 1}, rules.ignored)

@@ -1,10 +1,11 @@
 """What a stack's resources should look like, and what they look like in the account.
 
-CloudFormation's own drift detection (DetectStackDrift) is not available on every
-endpoint (moto has none), so the resource types the shipped templates use are
-observed directly: SSM parameters (value, type), S3 buckets (tags) and SQS queues (the
-attributes the template sets). A value changed by hand behind CloudFormation's back
-then shows as a field-level diff, e.g. ``resources.DatabaseUrlParameter.value``.
+CloudFormation's own drift detection (DetectStackDrift, :mod:`.stackdrift`) is used
+where the endpoint has it; it is not available on every endpoint (moto has none), so
+there the resource types the shipped templates use are observed directly: SSM
+parameters (value, type), S3 buckets (tags) and SQS queues (the attributes the
+template sets). A value changed by hand behind CloudFormation's back then shows as a
+field-level diff, e.g. ``resources.DatabaseUrlParameter.value``.
 
 Expectations come from the template with its intrinsic functions resolved (``Ref``,
 ``Fn::Sub``, ``Fn::Join``); a field whose value cannot be known before deployment
@@ -158,6 +159,20 @@ def _fields(kind: str, props: dict[str, Any], names: dict[str, str]) -> dict[str
         if ok:
             out[field] = _tags(known) if field == "tags" else str(known)
     return out
+
+
+def found(kind: str, properties: dict[str, Any] | None, fields: list[str]
+          ) -> dict[str, Any] | None:
+    """The compared ``fields`` of a resource from its deployed ``properties`` (as
+    DetectStackDrift reports them), shaped as :func:`expected` shapes them."""
+    if properties is None:
+        return None
+    state = _fields(kind, properties, {}) or {}
+    if "tags" in state:  # the tags CloudFormation sets itself are not the template's
+        state["tags"] = {k: v for k, v in state["tags"].items() if not k.startswith("aws:")}
+    if kind == "AWS::S3::Bucket":
+        state.setdefault("tags", {})
+    return {f: state[f] for f in fields if f in state}
 
 
 # -- observation --------------------------------------------------------------------------

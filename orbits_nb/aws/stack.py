@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from orbits_nb.aws import observed
+from orbits_nb.aws import observed, stackdrift
 from orbits_nb.aws._drive import POLL_SECONDS, context, drive
 from orbits_nb.aws.accounts import DEFAULT_ROLE
 from orbits_nb.aws.session import AWS, AWSError, aws_errors
@@ -122,16 +122,30 @@ class Stack(Resource):
         account, region = self._where()
         fields = observed.expected(body, parameters, account=account, region=region,
                                    stack_name=self.args["stack_name"])
-        resources: dict[str, Any] = {}
-        for logical, (kind, physical) in self._physical(cf, stack["StackId"]).items():
-            if logical in fields:
-                resources[logical] = observed.observe_resource(aws, kind, physical,
-                                                               list(fields[logical]))
         return {"template": observed.digest(body), "parameters": parameters,
                 "tags": {t["Key"]: t["Value"] for t in stack.get("Tags", [])},
-                "resources": resources, "status": stack["StackStatus"]}
+                "resources": self._resources(aws, cf, stack["StackId"], fields),
+                "status": stack["StackStatus"]}
 
     server_managed = ("status",)
+
+    def _resources(self, aws: AWS, cf: Any, stack_id: str, fields: dict[str, Any]
+                   ) -> dict[str, Any]:
+        """The compared fields of the stack's resources: as DetectStackDrift found them
+        where the endpoint has it, else (or where it could not check) observed directly."""
+        drifts = stackdrift.detect(cf, stack_id, poll=self.poll_interval_s) or {}
+        resources: dict[str, Any] = {}
+        for logical, (kind, physical) in self._physical(cf, stack_id).items():
+            if logical not in fields:
+                continue
+            drift = drifts.get(logical)
+            if drift is not None and drift.get("StackResourceDriftStatus") in stackdrift.CHECKED:
+                resources[logical] = observed.found(
+                    kind, stackdrift.actual_properties(drift), list(fields[logical]))
+            else:
+                resources[logical] = observed.observe_resource(aws, kind, physical,
+                                                               list(fields[logical]))
+        return resources
 
     def _physical(self, cf: Any, stack_id: str) -> dict[str, tuple[str, str]]:
         out: dict[str, tuple[str, str]] = {}

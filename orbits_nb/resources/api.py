@@ -68,11 +68,12 @@ def drift(type: TypeFilter = None, identity: str | None = None,
     concurrency = check_concurrency(concurrency)
     if identity is not None and not isinstance(identity, str):
         raise InvalidArgument(f"identity= must be a str (exact or glob), got {identity!r}")
-    rows = records.select(engine.store, kinds=kinds_of(type), identity=identity,
-                          workflow=workflow, keys=[key] if key else ())
     started, clock = time.time(), time.monotonic()
-    checks = on_engine(engine, check_rows(engine, rows, concurrency=concurrency,
-                                          record=record))
+    with engine.store.keep_open():  # one opening of the state file for the whole check
+        rows = records.select(engine.store, kinds=kinds_of(type), identity=identity,
+                              workflow=workflow, keys=[key] if key else ())
+        checks = on_engine(engine, check_rows(engine, rows, concurrency=concurrency,
+                                              record=record))
     filters = {"type": type, "identity": identity, "workflow": workflow, "key": key}
     return DriftReport(checks, engine=engine, filters=filters, concurrency=concurrency,
                        started_at=started, duration_s=time.monotonic() - clock)

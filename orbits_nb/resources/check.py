@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,14 +14,18 @@ from orbits_nb.core.drift import (
     ERROR,
     IN_SYNC,
     VERSION_PATH,
+    Comparison,
     FieldDiff,
+    Path,
+    normalize,
     verdict,
 )
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.rows import CheckRecord, Lease, ResourceRow
 from orbits_nb.resources import leases, records
-from orbits_nb.resources.commands import rebuild, who
-from orbits_nb.resources.converge import observe
+from orbits_nb.resources.base import Resource
+from orbits_nb.resources.commands import rebuild, rebuild_as, who
+from orbits_nb.resources.converge import observe_raw
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
@@ -69,42 +74,93 @@ def check_concurrency(value: Any) -> int:
 async def check_rows(engine: Engine, rows: list[ResourceRow], *,
                      concurrency: int = DEFAULT_CONCURRENCY, record: bool = True,
                      source: str = "drift") -> list[ResourceCheck]:
-    """Observe ``rows`` with at most ``concurrency`` observations in flight."""
+    """Observe ``rows`` with at most ``concurrency`` observations in flight.
+
+    ``concurrency`` observers take the rows in turn from one shared iterator (no task
+    per resource), and the state file stays open for the whole check: it is read
+    once before the observations and written once after them.
+    """
+    limit = check_concurrency(concurrency)
+    if not rows:
+        return []
     store = engine.store
-    busy = await asyncio.to_thread(leases.live, store) if rows else {}
-    gate = asyncio.Semaphore(check_concurrency(concurrency))
+    opened = store.keep_open()
+    opened.__enter__()  # only marks the store busy: the first read below opens it
+    try:
+        busy = await asyncio.to_thread(leases.live, store)
+        checks: list[ResourceCheck] = []
+        classes = Classes()
+        todo = iter(rows)
 
-    async def one(row: ResourceRow) -> ResourceCheck:
-        async with gate:
-            return await check_one(row, busy.get(row.key))
+        async def observer() -> None:
+            for row in todo:
+                checks.append(await check_one(row, busy.get(row.key), classes))
 
-    checks = list(await asyncio.gather(*(one(r) for r in rows)))
-    if record and checks:
-        batch, by = uuid.uuid4().hex[:12], who()
-        recs = [CheckRecord(
-            c.key, c.status, source, diffs=[d.to_json() for d in c.diffs], actual=c.actual,
-            error=c.error, duration_s=c.duration_s, batch_id=batch, checked_at=c.checked_at,
-            checked_by=by) for c in checks]
-        await asyncio.to_thread(store.record_checks, recs)
-    if checks:
-        await asyncio.to_thread(_annotate, engine, checks)
+        await asyncio.gather(*(observer() for _ in range(min(limit, len(rows)))))
+        order = {row.key: i for i, row in enumerate(rows)}
+        checks.sort(key=lambda c: order[c.key])
+        await asyncio.to_thread(_finish, engine, checks, record, source)
+    finally:
+        await asyncio.to_thread(opened.__exit__, None, None, None)
     return checks
 
 
-async def check_one(row: ResourceRow, holder: Lease | None) -> ResourceCheck:
+def _finish(engine: Engine, checks: list[ResourceCheck], record: bool, source: str) -> None:
+    if record:
+        batch, by = uuid.uuid4().hex[:12], who()
+        engine.store.record_checks([CheckRecord(
+            c.key, c.status, source, diffs=[d.to_json() for d in c.diffs], actual=c.actual,
+            error=c.error, duration_s=c.duration_s, batch_id=batch, checked_at=c.checked_at,
+            checked_by=by) for c in checks])
+    _annotate(engine, checks)
+
+
+class Classes:
+    """Resource classes, versions and comparison rules, looked up once per check."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, type[Resource]] = {}
+        self._rules: dict[type[Resource], Comparison] = {}
+
+    def resource(self, row: ResourceRow) -> Resource:
+        cls = self._types.get(row.type)
+        if cls is None:
+            resource = rebuild(row.type, row.args)
+            self._types[row.type] = type(resource)
+            return resource
+        return rebuild_as(cls, row.type, row.args)
+
+    def rules(self, resource: Resource) -> Comparison:
+        cls = type(resource)
+        if cls.comparison is not Resource.comparison:  # may depend on the arguments
+            return resource.comparison()
+        if cls not in self._rules:
+            self._rules[cls] = resource.comparison()
+        return self._rules[cls]
+
+
+async def check_one(row: ResourceRow, holder: Lease | None,
+                    classes: Classes | None = None) -> ResourceCheck:
     """Observe and compare one resource; every failure becomes an ``error`` result."""
     check = ResourceCheck(row.key, row.kind, row.identity, row.type, ERROR,
                           desired=row.desired, output=row.output)
+    classes = classes or Classes()
     started = time.monotonic()
     try:
         if holder is not None:
             check.error = (f"not observed: a command holds its lease "
                            f"({leases.describe(holder)}); check again when it ends")
             return check
-        resource = rebuild(row.type, row.args)
-        actual = await observe(resource, row.key)
+        resource = classes.resource(row)
+        actual = await observe_raw(resource, row.key)
+        if actual is not None and same(row.desired, actual,
+                                       lambda path: classes.rules(resource).ignored(path)):
+            check.status = IN_SYNC  # the common case, without building a field diff
+        else:
+            if actual is not None:
+                actual = normalize(actual, f"observe() of {row.key!r}")
+            check.status, check.diffs = verdict(row.desired, actual, classes.rules(resource))
         check.actual = actual
-        check.status, check.diffs = verdict(row.desired, actual, resource.comparison())
         version = type(resource).version_text()
         if actual is not None and version != row.version:
             check.diffs.append(FieldDiff(VERSION_PATH, version, row.version))
@@ -116,6 +172,32 @@ async def check_one(row: ResourceRow, holder: Lease | None) -> ResourceCheck:
         check.duration_s = time.monotonic() - started
         check.checked_at = time.time()
     return check
+
+
+def same(desired: Any, actual: Any, ignored: Callable[[Path], bool],
+         path: Path = ()) -> bool:
+    """Whether ``actual`` is exactly ``desired`` (a normalized state), as plain data of
+    the same types, apart from extra dict fields that ``ignored`` (the comparison's
+    server-managed paths) leaves out. False only means "compare field by field"."""
+    if type(desired) is not type(actual):
+        return False
+    if isinstance(desired, dict):
+        for k, v in desired.items():
+            if k not in actual or not same(v, actual[k], ignored, (*path, k)):
+                return False
+        if len(actual) == len(desired):
+            return True
+        # An empty container filled only by ignored fields is a case for the full diff.
+        return bool(desired or not path) and all(
+            ignored((*path, k)) for k in actual if k not in desired)
+    if isinstance(desired, list):
+        return len(desired) == len(actual) and all(
+            same(d, a, _strict, ()) for d, a in zip(desired, actual, strict=True))
+    return bool(desired == actual)
+
+
+def _strict(path: Path) -> bool:
+    return False
 
 
 def _annotate(engine: Engine, checks: list[ResourceCheck]) -> None:

@@ -37,11 +37,18 @@ if TYPE_CHECKING:
 
 def rebuild(type_name: str, args: dict[str, Any]) -> Resource:
     """The resource of class ``type_name`` with recorded ``args``."""
-    from orbits_nb.engine.resume import import_class, revive
+    from orbits_nb.engine.resume import import_class
 
     cls = import_class(type_name)
     if not issubclass(cls, Resource):
         raise ActionNotFound(f"{type_name} is not a Resource", action=type_name)
+    return rebuild_as(cls, type_name, args)
+
+
+def rebuild_as(cls: type[Resource], type_name: str, args: dict[str, Any]) -> Resource:
+    """The resource of the (already imported) class ``cls`` with recorded ``args``."""
+    from orbits_nb.engine.resume import revive
+
     try:
         resource: Resource = cls(**revive(args))
     except Exception as err:

@@ -49,6 +49,12 @@ def root_of(run_id: str) -> str:
 
 async def observe(resource: Resource, key: str) -> Any:
     """``resource.observe()`` normalized, bounded by the class's ``observe_timeout``."""
+    actual = await observe_raw(resource, key)
+    return None if actual is None else normalize(actual, f"observe() of {key!r}")
+
+
+async def observe_raw(resource: Resource, key: str) -> Any:
+    """``resource.observe()`` as returned (drift checks compare it before normalizing)."""
     limit = type(resource).observe_timeout
     try:
         # asyncio.timeout, not wait_for: no extra task per observation (drift checks
@@ -58,7 +64,7 @@ async def observe(resource: Resource, key: str) -> Any:
     except TimeoutError:
         raise TimeoutError(f"observe() of {key!r} took longer than {limit}s "
                            f"({type(resource).__name__}.observe_timeout)") from None
-    return None if actual is None else normalize(actual, f"observe() of {key!r}")
+    return actual
 
 
 @dataclass
