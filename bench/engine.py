@@ -299,7 +299,8 @@ def bench_f(tmp: Path) -> None:
         except SystemExit:
             print(f"(f) 10,000 concurrent 3-step runs ({label}): not offered by this version")
             continue
-        took, peak, after = (float(x) for x in out)
+        # The last line: anything the child printed before it is not a figure.
+        took, peak, after = (float(x) for x in out[-3:])
         print(f"(f) 10,000 concurrent 3-step runs (fresh process, {label}): {took:.1f} s, "
               f"peak RSS {peak:.0f} MiB, RSS after they finished {after:.0f} MiB "
               "(all 10,000 handles kept)")
