@@ -5,7 +5,8 @@
     python bench/engine.py --rounds 5 a
 
 a: sequential durable no-op step: slope over N=200..1000 steps, beside the floor (one
-   DuckDB autocommit insert on a file), measured in turn, medians of the rounds
+   DuckDB autocommit insert on a file), measured in turn, medians of the rounds; wall
+   time and the process's CPU time (all threads) per step
 b: re-running a completed 1,000-step run: same engine, and from a fresh process
 c: 200 concurrent runs of 5 steps in one process, `async def main` and `def main`
 d: two processes each running a 200-step workflow on one file: slowdown vs alone,
@@ -68,16 +69,26 @@ def median(values: list[float]) -> float:
 
 
 # -- a: sequential step and the floor -------------------------------------------------
-def _floor(path: Path, n: int) -> float:
-    """Seconds for ``n`` autocommit single-row inserts on a DuckDB file."""
+def _clocks() -> tuple[float, float]:
+    """Wall time and this process's CPU time (every thread), in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _clocks()
+    return wall - start[0], cpu - start[1]
+
+
+def _floor(path: Path, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds for ``n`` autocommit single-row inserts on a DuckDB file."""
     import duckdb
 
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
-    t = time.perf_counter()
+    start = _clocks()
     for _ in range(n):
         con.execute("INSERT INTO t VALUES (?)", [1])
-    took = time.perf_counter() - t
+    took = _since(start)
     con.close()
     return took
 
@@ -100,27 +111,36 @@ def _store_writes(path: Path, n: int) -> float:
     return took
 
 
-def _steps(engine: ob.Engine, n: int, run_id: str) -> float:
-    t = time.perf_counter()
+def _steps(engine: ob.Engine, n: int, run_id: str) -> tuple[float, float]:
+    start = _clocks()
     engine.start(Timed(steps=n), run_id=run_id).wait()
-    return time.perf_counter() - t
+    return _since(start)
+
+
+def _slope(big: tuple[float, float], small: tuple[float, float]) -> tuple[float, float]:
+    """Wall and CPU seconds per item between 200 and 1,000 items."""
+    return (big[0] - small[0]) / 800, (big[1] - small[1]) / 800
 
 
 def bench_a(tmp: Path) -> None:
     floors, writes, steps = [], [], []
     for r in range(ROUNDS):
-        floors.append((_floor(tmp / f"floor{r}.duckdb", 1000)
-                       - _floor(tmp / f"floor{r}b.duckdb", 200)) / 800)
+        floors.append(_slope(_floor(tmp / f"floor{r}.duckdb", 1000),
+                             _floor(tmp / f"floor{r}b.duckdb", 200)))
         writes.append((_store_writes(tmp / f"w{r}.duckdb", 1000)
                        - _store_writes(tmp / f"w{r}b.duckdb", 200)) / 800)
         engine = ob.Engine(tmp / f"a{r}.duckdb")
         engine.start(Timed(steps=20), run_id="warmup").wait()
-        steps.append((_steps(engine, 1000, "n1000") - _steps(engine, 200, "n200")) / 800)
+        steps.append(_slope(_steps(engine, 1000, "n1000"), _steps(engine, 200, "n200")))
         engine.close()
-    floor, write, step = median(floors) * 1000, median(writes) * 1000, median(steps) * 1000
+    floor, step = median([f[0] for f in floors]) * 1000, median([s[0] for s in steps]) * 1000
+    floor_cpu = median([f[1] for f in floors]) * 1000
+    step_cpu = median([s[1] for s in steps]) * 1000
+    write = median(writes) * 1000
     print(f"(a) sequential durable step (slope N=200..1000, median of {ROUNDS}): "
-          f"{step:.3f} ms; floor (one DuckDB autocommit insert on a file) {floor:.3f} ms, "
-          f"ratio x{step / floor:.2f}; the store writing one step's two events "
+          f"{step:.3f} ms (CPU {step_cpu:.3f} ms); floor (one DuckDB autocommit insert on "
+          f"a file) {floor:.3f} ms (CPU {floor_cpu:.3f} ms), ratio x{step / floor:.2f} "
+          f"(CPU x{step_cpu / floor_cpu:.2f}); the store writing one step's two events "
           f"{write:.3f} ms, ratio x{step / write:.2f}")
 
 
@@ -279,7 +299,8 @@ def bench_f(tmp: Path) -> None:
         except SystemExit:
             print(f"(f) 10,000 concurrent 3-step runs ({label}): not offered by this version")
             continue
-        took, peak, after = (float(x) for x in out)
+        # The last line: anything the child printed before it is not a figure.
+        took, peak, after = (float(x) for x in out[-3:])
         print(f"(f) 10,000 concurrent 3-step runs (fresh process, {label}): {took:.1f} s, "
               f"peak RSS {peak:.0f} MiB, RSS after they finished {after:.0f} MiB "
               "(all 10,000 handles kept)")
@@ -346,11 +367,13 @@ def main() -> None:
         del args[at:at + 2]
     which = args or ["a", "b", "c", "d", "e", "f", "g"]
     print(f"bench/engine.py on {os.cpu_count()} cores, {ROUNDS} rounds, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory() as tmp:
         for name in which:
             globals()[f"bench_{name}"](Path(tmp))
             asyncio.set_event_loop(None)
+    print("load average at the end " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

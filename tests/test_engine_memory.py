@@ -137,3 +137,21 @@ def test_a_finished_handle_keeps_its_outcome_not_its_future(engine: ob.Engine) -
     for _ in range(2):  # the error is raised again on every wait
         with pytest.raises(ValueError, match="boom"):
             failed.wait(60)
+
+
+def test_runs_and_commits_allocate_no_lock_each(engine: ob.Engine,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.start(Three(), run_id="warm").wait(60)  # threads and the file are set up
+    made: list[Any] = []
+    real = threading.Condition
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(threading, "Condition", counted)
+    runs = [engine.start(Three(), run_id=f"r{i}") for i in range(100)]
+    assert [run.wait(60) for run in runs] == [[0, 1, 2]] * 100
+    # 100 run futures and 400 commit futures (plus the steps' thread calls) share one
+    # lock; a concurrent.futures.Future would have made a condition each.
+    assert len(made) < 100 + 400, len(made)

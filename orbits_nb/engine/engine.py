@@ -36,11 +36,13 @@ from orbits_nb.core.state import Event, RunState, apply, fold
 from orbits_nb.core.storage import Store
 from orbits_nb.core.workflow import Workflow
 from orbits_nb.engine.flight import result_of
+from orbits_nb.engine.futures import SharedFuture
 from orbits_nb.engine.origin import run_source, user_name
 from orbits_nb.engine.recorded import Completed, CompletedRuns, completed_as_recorded
 from orbits_nb.engine.run import Run
 from orbits_nb.engine.runner import RunExecution
 from orbits_nb.engine.writer import Writer
+from orbits_nb.executors._wakeups import inbox
 from orbits_nb.executors.local import LocalExecutor
 from orbits_nb.store import default_state_path, open_store, state_location
 from orbits_nb.store.guard import check_run_id
@@ -248,13 +250,13 @@ class Engine:
             run = Run(self, run_id, workflow=workflow)
             run.executor = executor
             self.active[run_id] = run
+            run.attach_future(SharedFuture())
             if self.max_active_runs is not None and self._admitted >= self.max_active_runs:
-                run.attach_future(concurrent.futures.Future())
                 self._queued.append((run, workflow))
                 return run
             self._admitted += 1
-            run.attach_future(asyncio.run_coroutine_threadsafe(self._execute(run, workflow),
-                                                               loop))
+        # Through the loop's inbox: many starts in a row wake the loop once.
+        inbox(loop).post(functools.partial(self._begin, run, workflow))
         return run
 
     def submit(self, workflow: Workflow, *, queue: Any = "default", key: str | None = None,
@@ -274,8 +276,14 @@ class Engine:
             if future is None or future.done():
                 continue
             self._admitted += 1
-            task = asyncio.get_running_loop().create_task(self._execute(run, workflow))
-            task.add_done_callback(functools.partial(_copy_outcome, future))
+            self._begin(run, workflow)
+
+    def _begin(self, run: Run, workflow: Workflow) -> None:
+        """Execute an admitted run (on the loop): its future gets the outcome."""
+        future = run.future
+        assert future is not None
+        task = asyncio.get_running_loop().create_task(self._execute(run, workflow))
+        task.add_done_callback(functools.partial(_copy_outcome, future))
 
     def withdraw(self, run: Run) -> bool:
         """Take a run that is still queued out of the queue (its wait then raises
@@ -296,7 +304,7 @@ class Engine:
 
     def _returned(self, run_id: str, workflow: Workflow, recorded: Completed) -> Run:
         """The handle of a run that completed, resolved with its recorded result."""
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future: concurrent.futures.Future[Any] = SharedFuture()
         future.set_result(recorded.result)
         run = Run(self, run_id, workflow=workflow, future=future)
         run.execution = RunExecution.returned(self, workflow, recorded.state(run_id),
@@ -444,7 +452,7 @@ def _in_notebook_run() -> bool:
 
 
 def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:
-    """Resolve a queued run's future with the outcome of the task that executed it."""
+    """Resolve a run's future with the outcome of the task that executed it."""
     if future.done():
         return
     if task.cancelled():

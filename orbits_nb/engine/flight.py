@@ -145,7 +145,7 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     while True:
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         try:
-            done, _ = await asyncio.wait({call}, timeout=timeout)
+            done = await ended(call, timeout)
         except asyncio.CancelledError:
             flight.cancel_pending = True
             if can_stop and not sent:
@@ -163,6 +163,30 @@ async def outcome_of(call: asyncio.Task[Outcome], flight: Flight, can_stop: bool
     if sent and (call.cancelled() or call.exception() is not None):
         raise asyncio.CancelledError
     return call.result()
+
+
+async def ended(call: asyncio.Future[Any], timeout: float | None) -> bool:
+    """Wait until ``call`` ends or ``timeout`` passes (whether it ended); cancelling
+    the wait leaves ``call`` alone. One waiter and one callback: what
+    ``asyncio.wait({call})`` does without its sets and counters."""
+    if call.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Any = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    call.add_done_callback(wake)
+    timer = None if timeout is None else loop.call_later(timeout, wake)
+    try:
+        await waiter
+    finally:
+        call.remove_done_callback(wake)
+        if timer is not None:
+            timer.cancel()
+    return call.done()
 
 
 def _discarded(call: asyncio.Future[Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from orbits_nb.engine.flight import (
     retry_delay,
 )
 from orbits_nb.engine.timers import wait_due
-from orbits_nb.executors._boundary import contained
+from orbits_nb.executors._boundary import aborted, contained
 
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
@@ -161,7 +162,7 @@ class RunExecution:
         token = current_runner.set(self)
         try:
             try:
-                result = await contained(self._define())
+                result = await self._define()
             except BaseException:
                 await self._settle(cancel=self._cancel_requested())
                 raise
@@ -186,7 +187,12 @@ class RunExecution:
             raise InvalidArgument(
                 f"{type(self.workflow).__qualname__}.define must be `async def "
                 "define(self)`", run_id=self.run_id)
-        result = await pending
+        try:
+            result = await pending
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as error:  # as ``contained`` does, one coroutine fewer
+            raise aborted(error) from None
         return check_json(result, f"result of workflow {type(self.workflow).__name__}")
 
     async def _settle(self, cancel: bool) -> None:
@@ -318,7 +324,8 @@ class RunExecution:
         else:
             parents = self.sibling_parents
         static = {"name": name, "pos": ordinal if record is None else record.pos,
-                  "action": action.type_name(), "args": action.args,
+                  # One string per class, shared by the events and states of its steps.
+                  "action": sys.intern(action.type_name()), "args": action.args,
                   "executor": executor.describe(), "parents": parents,
                   "concurrent": concurrent}
         if isinstance(action, Workflow):

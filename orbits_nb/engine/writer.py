@@ -30,6 +30,7 @@ from orbits_nb.core.errors import StoreError
 from orbits_nb.core.rows import Batch, LogLine, Owner
 from orbits_nb.core.state import Event
 from orbits_nb.core.storage import Store
+from orbits_nb.engine.futures import SharedFuture
 from orbits_nb.store.guard import seconds_from_env
 
 RETRY_ENV = "ORBITS_NB_WRITE_RETRY"
@@ -112,7 +113,7 @@ class Writer:
 
     def submit(self, batch: Batch) -> concurrent.futures.Future[None]:
         """Queue ``batch`` for the next commit; the future resolves once it is durable."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        future: concurrent.futures.Future[None] = SharedFuture()
         with self._cond:
             if not self._ensure_thread():
                 future.set_exception(self._exiting())
@@ -126,7 +127,7 @@ class Writer:
 
         The future raises :class:`~orbits_nb.RunOwned` when a live process owns the run.
         """
-        future: concurrent.futures.Future[list[Event]] = concurrent.futures.Future()
+        future: concurrent.futures.Future[list[Event]] = SharedFuture()
         with self._cond:
             if not self._ensure_thread():
                 future.set_exception(self._exiting())

@@ -1,4 +1,5 @@
-"""The one transaction helper: a block of statements that happens whole or not at all."""
+"""The one transaction helper (a block of statements that happens whole or not at all)
+and the setting every DuckDB connection of the store gets."""
 
 from __future__ import annotations
 
@@ -30,3 +31,11 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
     # The error that made us roll back is the one to report, not this one.
     with suppress(duckdb.Error):
         con.execute("ROLLBACK")
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``con`` without DuckDB's progress bar, a per-connection setting (a cursor does
+    not inherit it) that is on in a notebook: it is checked at every statement and
+    drawn under the cell for long queries."""
+    con.execute("SET enable_progress_bar = false")
+    return con

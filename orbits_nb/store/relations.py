@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import StoreError
+from orbits_nb.store.atomic import quiet
 from orbits_nb.store.guard import check_query, fault, os_fault
 from orbits_nb.store.history import HistoryTables
 
@@ -43,7 +44,7 @@ class Relations(HistoryTables):
         with self._results_lock:
             if self._results is None:
                 self._results = duckdb.connect(":memory:")
-            return self._results.cursor()
+            return quiet(self._results.cursor())
 
     def relation(self, query: str,
                  params: list[Any] | None = None) -> duckdb.DuckDBPyRelation:
@@ -129,7 +130,7 @@ def rows_relation(columns: list[tuple[str, str]],
     with _ROWS_LOCK:
         if not _ROWS:
             _ROWS.append(duckdb.connect(":memory:"))
-        con = _ROWS[0].cursor()
+        con = quiet(_ROWS[0].cursor())
     con.execute("CREATE TEMP TABLE result (" + ", ".join(
         f'"{name}" {kind}' for name, kind in columns) + ")")
     if rows:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from orbits_nb.core.errors import StoreBusy, StoreError
-from orbits_nb.store.atomic import atomic
+from orbits_nb.store.atomic import atomic, quiet
 from orbits_nb.store.guard import (
     BROKEN,
     fault,
@@ -306,7 +306,7 @@ class StateFile:
         # Checked while holding the file's lock: nobody else can be creating it now.
         existed = self.memory or self.path.exists()
         try:
-            self._con = self._connect(duckdb, read_only)
+            self._con = quiet(self._connect(duckdb, read_only))
             ensure_schema(self._con, self.path, read_only=read_only)
             self._opened(self._con, read_only=read_only)
         except BaseException as err:
