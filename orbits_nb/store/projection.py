@@ -299,6 +299,29 @@ FROM (
 WHERE runs.run_id = w.run_id
 """
 
+#: A run had failures when it or any run nested in it (at any depth) had a failed
+#: attempt or execution: the flag of the runs ``{touched}`` names is carried up their
+#: parent chain (``{touched}``: a query of run ids; the store's own, or the server's).
+CARRY_FAILURES = """
+UPDATE runs SET had_failures = true WHERE NOT coalesce(had_failures, false)
+AND run_id IN (
+  WITH RECURSIVE up(run_id) AS (
+    SELECT parent_run_id FROM runs WHERE had_failures AND parent_run_id IS NOT NULL
+      AND run_id IN ({touched})
+    UNION
+    SELECT r.parent_run_id FROM runs r JOIN up ON r.run_id = up.run_id
+    WHERE r.parent_run_id IS NOT NULL)
+  SELECT run_id FROM up)
+"""
+
+#: The run's status copied into its steps' rows (``steps.run_status``), for the runs
+#: this batch touched (a run's status changes only through its own events).
+_STEP_RUN_STATUS = """
+UPDATE steps SET run_status = runs.status FROM runs
+WHERE steps.run_id = runs.run_id AND runs.run_id IN (SELECT DISTINCT run_id FROM _fold_events)
+  AND steps.run_status IS DISTINCT FROM runs.status
+"""
+
 
 def lag(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """``(watermark, newest event seq)``: the fold is current when they are equal."""
@@ -325,7 +348,8 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
             con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
                         f"{table}.run_id = r.run_id AND {table}.step = r.step")
     for statement in (_RUNS, _EXECUTIONS, _CLOSE_EXECUTIONS, _STEPS, _ATTEMPTS,
-                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
+                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK,
+                      CARRY_FAILURES.format(touched="SELECT run_id FROM _fold_events")):
         con.execute(statement)
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [WATERMARK, str(int(high))])
