@@ -15,7 +15,8 @@ step, after a retry) through the store's own write path, then prints, in one run
   of 7, after a warm-up), and the same queries through the views of the earlier
   schema, which folded ``events`` at every query;
 * the durable cost of a sequential no-op step (1,000 steps), on a new file and on
-  the big one;
+  the big one, with the CPU it costs per step, and the fixed cost of
+  ``ob.sql("SELECT 1")``;
 * the same two queries on DBOS Transact's SQLite system database, built with the same
   shape by DBOS's own migrations, in a Python where ``dbos`` is installed
   (``--dbos-python``, else a throwaway virtualenv made with ``pip install dbos``; the
@@ -166,18 +167,24 @@ def through_old_views(path: Path) -> dict[str, float]:
         con.close()
 
 
-def step_cost(path: Path | str) -> float:
-    """Median durable cost of a sequential no-op step, in ms (1,000 steps)."""
+def step_cost(path: Path | str) -> tuple[float, float, float]:
+    """A sequential no-op step's durable cost: (median wall ms, CPU ms per step of this
+    process, all threads), over 1,000 steps; and ``ob.sql("SELECT 1")``'s fixed cost
+    (median ms of 50) on the same engine."""
     sys.path.insert(0, str(Path(__file__).parent))
     from engine import Timed
 
     engine = ob.Engine(path)
     try:
         engine.start(Timed(steps=50, report=True), run_id="warmup").wait()
+        cpu = time.process_time()
         times = engine.start(Timed(steps=1000, report=True), run_id="timed").wait()
+        cpu = (time.process_time() - cpu) / 1000
+        select_one = median_ms(lambda: ob.sql("SELECT 1", engine=engine).fetchall(),
+                               repeat=50)
     finally:
         engine.close()
-    return statistics.median(times) * 1000
+    return statistics.median(times) * 1000, cpu * 1000, select_one
 
 
 DBOS_SCRIPT = r"""
@@ -304,8 +311,9 @@ def team_store(args: argparse.Namespace, tmp: Path, python: str | None) -> None:
             return
         database = server.database
     try:
-        cost = step_cost(database())
-        print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms")
+        cost, cpu, select_one = step_cost(database())
+        print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms "
+              f"({cpu:.3f} ms CPU per step); ob.sql('SELECT 1') {select_one:.2f} ms")
         if python:
             dbos = subprocess.run([python, "-c", DBOS_PG_SCRIPT, database()],
                                   capture_output=True, text=True)
@@ -372,10 +380,13 @@ def main() -> None:
             print(f"{name:34} {tables[name]:15.1f} {old} {theirs}")
         if isinstance(dbos, str):
             print(f"DBOS column: {dbos}")
-        fresh = step_cost(tmp / "fresh.duckdb")
-        loaded = step_cost(path)
+        fresh, fresh_cpu, select_one = step_cost(tmp / "fresh.duckdb")
+        loaded, loaded_cpu, _ = step_cost(path)
         print(f"durable sequential no-op step (median of 1,000): {fresh:.3f} ms on a new "
-              f"file, {loaded:.3f} ms on the {args.runs * STEPS:,}-step file")
+              f"file, {loaded:.3f} ms on the {args.runs * STEPS:,}-step file; CPU per "
+              f"step {fresh_cpu:.3f} ms / {loaded_cpu:.3f} ms")
+        print(f"ob.sql('SELECT 1') fixed cost (median of 50, DuckDB file): "
+              f"{select_one:.2f} ms")
         if not args.no_postgres:
             args.pg_runs = args.pg_runs or args.runs
             team_store(args, tmp, python)
