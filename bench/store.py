@@ -24,9 +24,9 @@ step, after a retry) through the store's own write path, then prints, in one run
 
 Then, on PostgreSQL (``--postgres URL``, else a server started for the bench, as the
 tests start one; ``--no-postgres`` skips it): the durable cost of a sequential no-op
-step, 200 concurrent runs of 5 steps (steps/s, beside the DuckDB file), DBOS Transact
-on the same server when ``dbos`` is installed, and the two queries over a store of
-``--pg-runs`` runs written on the server. Asserts nothing.
+step, one commit of 200 events, 200 concurrent runs of 5 steps (steps/s, beside the
+DuckDB file), DBOS Transact on the same server when ``dbos`` is installed, and the
+queries over a store of ``--pg-runs`` runs written on the server. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -251,6 +251,25 @@ def through_dbos(python: str, tmp: Path, runs: list[dict[str, Any]]) -> dict[str
     return dict(json.loads(out.stdout))
 
 
+def commit_cost(location: Path | str, events: int = 200) -> float:
+    """Median ms of one commit of ``events`` step events (30 commits)."""
+    from orbits_nb.store import open_store
+
+    store: Any = open_store(location)
+    try:
+        times = []
+        for n in range(31):
+            batch = Batch(events=[Event(f"commit-{n}", "step.succeeded", f"s{i}", 1,
+                                        {"result": {"pos": i}}, ts=1.7e9 + i)
+                                  for i in range(events)])
+            started = time.perf_counter()
+            store.write(batch)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times[1:]) * 1000
+    finally:
+        store.close()
+
+
 def concurrent(location: Path | str, runs: int = 200) -> float:
     """Steps per second of ``runs`` concurrent runs of 5 no-op steps."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -314,6 +333,8 @@ def team_store(args: argparse.Namespace, tmp: Path, python: str | None) -> None:
         cost, cpu, select_one = step_cost(database())
         print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms "
               f"({cpu:.3f} ms CPU per step); ob.sql('SELECT 1') {select_one:.2f} ms")
+        print(f"PostgreSQL commit of 200 events (median of 30): "
+              f"{commit_cost(database()):.2f} ms")
         if python:
             dbos = subprocess.run([python, "-c", DBOS_PG_SCRIPT, database()],
                                   capture_output=True, text=True)
