@@ -10,11 +10,13 @@ Builds a state file of ``--runs`` runs of 100 steps (one in ten failed at its la
 step, after a retry) through the store's own write path, then prints, in one run:
 
 * how long the build and the first fold of the history tables took;
-* "the 10 slowest steps of failed runs" and "count steps by status" through
-  ``ob.sql`` (median of 7, after a warm-up), and the same two queries through the
-  views of the earlier schema, which folded ``events`` at every query;
+* "the 10 slowest steps of failed runs" (both ways: a join with ``runs``, and
+  ``steps.run_status`` alone) and "count steps by status" through ``ob.sql`` (median
+  of 7, after a warm-up), and the same queries through the views of the earlier
+  schema, which folded ``events`` at every query;
 * the durable cost of a sequential no-op step (1,000 steps), on a new file and on
-  the big one;
+  the big one, with the CPU it costs per step, and the fixed cost of
+  ``ob.sql("SELECT 1")``;
 * the same two queries on DBOS Transact's SQLite system database, built with the same
   shape by DBOS's own migrations, in a Python where ``dbos`` is installed
   (``--dbos-python``, else a throwaway virtualenv made with ``pip install dbos``; the
@@ -22,9 +24,9 @@ step, after a retry) through the store's own write path, then prints, in one run
 
 Then, on PostgreSQL (``--postgres URL``, else a server started for the bench, as the
 tests start one; ``--no-postgres`` skips it): the durable cost of a sequential no-op
-step, 200 concurrent runs of 5 steps (steps/s, beside the DuckDB file), DBOS Transact
-on the same server when ``dbos`` is installed, and the two queries over a store of
-``--pg-runs`` runs written on the server. Asserts nothing.
+step, one commit of 200 events, 200 concurrent runs of 5 steps (steps/s, beside the
+DuckDB file), DBOS Transact on the same server when ``dbos`` is installed, and the
+queries over a store of ``--pg-runs`` runs written on the server. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ QUERIES = {
         "WHERE r.status = 'failed' ORDER BY s.duration_s DESC LIMIT 10"),
     "count steps by status": "SELECT status, count(*) FROM steps GROUP BY status",
 }
+#: The same question asked of the tables alone (the old views have no such column).
+SLOWEST_ONE_TABLE = ("10 slowest, via steps.run_status",
+                     "SELECT run_id, step, duration_s FROM steps WHERE run_status = "
+                     "'failed' ORDER BY duration_s DESC LIMIT 10")
 DBOS_QUERIES = {
     "10 slowest steps of failed runs": (
         "SELECT o.workflow_uuid, o.function_name, "
@@ -137,7 +143,7 @@ def through_sql(path: Path | str) -> dict[str, float]:
     engine = ob.Engine(path)
     try:
         return {name: median_ms(lambda q=query: ob.sql(q, engine=engine).fetchall())
-                for name, query in QUERIES.items()}
+                for name, query in (*QUERIES.items(), SLOWEST_ONE_TABLE)}
     finally:
         engine.close()
 
@@ -161,18 +167,24 @@ def through_old_views(path: Path) -> dict[str, float]:
         con.close()
 
 
-def step_cost(path: Path | str) -> float:
-    """Median durable cost of a sequential no-op step, in ms (1,000 steps)."""
+def step_cost(path: Path | str) -> tuple[float, float, float]:
+    """A sequential no-op step's durable cost: (median wall ms, CPU ms per step of this
+    process, all threads), over 1,000 steps; and ``ob.sql("SELECT 1")``'s fixed cost
+    (median ms of 50) on the same engine."""
     sys.path.insert(0, str(Path(__file__).parent))
     from engine import Timed
 
     engine = ob.Engine(path)
     try:
         engine.start(Timed(steps=50, report=True), run_id="warmup").wait()
+        cpu = time.process_time()
         times = engine.start(Timed(steps=1000, report=True), run_id="timed").wait()
+        cpu = (time.process_time() - cpu) / 1000
+        select_one = median_ms(lambda: ob.sql("SELECT 1", engine=engine).fetchall(),
+                               repeat=50)
     finally:
         engine.close()
-    return statistics.median(times) * 1000
+    return statistics.median(times) * 1000, cpu * 1000, select_one
 
 
 DBOS_SCRIPT = r"""
@@ -239,6 +251,25 @@ def through_dbos(python: str, tmp: Path, runs: list[dict[str, Any]]) -> dict[str
     return dict(json.loads(out.stdout))
 
 
+def commit_cost(location: Path | str, events: int = 200) -> float:
+    """Median ms of one commit of ``events`` step events (30 commits)."""
+    from orbits_nb.store import open_store
+
+    store: Any = open_store(location)
+    try:
+        times = []
+        for n in range(31):
+            batch = Batch(events=[Event(f"commit-{n}", "step.succeeded", f"s{i}", 1,
+                                        {"result": {"pos": i}}, ts=1.7e9 + i)
+                                  for i in range(events)])
+            started = time.perf_counter()
+            store.write(batch)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times[1:]) * 1000
+    finally:
+        store.close()
+
+
 def concurrent(location: Path | str, runs: int = 200) -> float:
     """Steps per second of ``runs`` concurrent runs of 5 no-op steps."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -299,8 +330,11 @@ def team_store(args: argparse.Namespace, tmp: Path, python: str | None) -> None:
             return
         database = server.database
     try:
-        cost = step_cost(database())
-        print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms")
+        cost, cpu, select_one = step_cost(database())
+        print(f"PostgreSQL durable sequential no-op step (median of 1,000): {cost:.3f} ms "
+              f"({cpu:.3f} ms CPU per step); ob.sql('SELECT 1') {select_one:.2f} ms")
+        print(f"PostgreSQL commit of 200 events (median of 30): "
+              f"{commit_cost(database()):.2f} ms")
         if python:
             dbos = subprocess.run([python, "-c", DBOS_PG_SCRIPT, database()],
                                   capture_output=True, text=True)
@@ -360,15 +394,20 @@ def main() -> None:
                     "skipped: dbos could not be installed here (pip install dbos failed)")
         print(f"{'query (median ms)':34} {'ob.sql, tables':>15} {'old views':>10} "
               f"{'DBOS SQLite':>12}")
-        for name in QUERIES:
-            theirs = f"{dbos[name]:12.1f}" if isinstance(dbos, dict) else f"{'-':>12}"
-            print(f"{name:34} {tables[name]:15.1f} {views[name]:10.1f} {theirs}")
+        for name in (*QUERIES, SLOWEST_ONE_TABLE[0]):
+            key = name if name in QUERIES else "10 slowest steps of failed runs"
+            theirs = f"{dbos[key]:12.1f}" if isinstance(dbos, dict) else f"{'-':>12}"
+            old = f"{views[name]:10.1f}" if name in views else f"{'-':>10}"
+            print(f"{name:34} {tables[name]:15.1f} {old} {theirs}")
         if isinstance(dbos, str):
             print(f"DBOS column: {dbos}")
-        fresh = step_cost(tmp / "fresh.duckdb")
-        loaded = step_cost(path)
+        fresh, fresh_cpu, select_one = step_cost(tmp / "fresh.duckdb")
+        loaded, loaded_cpu, _ = step_cost(path)
         print(f"durable sequential no-op step (median of 1,000): {fresh:.3f} ms on a new "
-              f"file, {loaded:.3f} ms on the {args.runs * STEPS:,}-step file")
+              f"file, {loaded:.3f} ms on the {args.runs * STEPS:,}-step file; CPU per "
+              f"step {fresh_cpu:.3f} ms / {loaded_cpu:.3f} ms")
+        print(f"ob.sql('SELECT 1') fixed cost (median of 50, DuckDB file): "
+              f"{select_one:.2f} ms")
         if not args.no_postgres:
             args.pg_runs = args.pg_runs or args.runs
             team_store(args, tmp, python)

@@ -27,9 +27,10 @@ def history(*, workflow: str | None = None, status: str | None = None,
     ``pending``, ``running``, ``succeeded``, ``failed``, ``cancelled``; ``since`` is a
     ``datetime``/``date``, an ISO string (``"2026-11-01"``, ``"2026-11-01 14:00"``) or an
     age (``timedelta(days=7)``, ``"7d"``, ``"12h"``); ``limit`` a positive int or None.
-    ``had_failures=True`` keeps the runs in which any attempt or execution failed, even
-    if a later one succeeded (``status="failed"`` keeps those whose latest execution
-    failed); ``False`` the runs that never failed. A bad value raises
+    ``had_failures=True`` keeps the runs in which any attempt or execution failed (theirs
+    or that of a run nested in them, at any depth), even if a later one succeeded
+    (``status="failed"`` keeps those whose latest execution failed); ``False`` the runs
+    that never failed. A bad value raises
     :class:`~orbits_nb.InvalidArgument` naming it.
 
     >>> ob.history(status="failed", since="7d").df()          # doctest: +SKIP

@@ -172,13 +172,22 @@ def test_the_tables_say_what_the_fold_of_each_run_says(seed: int) -> None:
     for first in range(0, len(events), 5):
         store.write(Batch(events=events[first:first + 5]))
         _fetch(store, "SELECT 1 FROM runs LIMIT 1")
-    for run_id, status, had_failures, duration in _fetch(
-            store, "SELECT run_id, status, had_failures, duration_s FROM runs"):
+    rows = _fetch(store, "SELECT run_id, status, had_failures, duration_s, parent_run_id "
+                         "FROM runs")
+    own = {run_id: fold(run_id, store.load_run(run_id)).had_failures for run_id, *_ in rows}
+    parents = {row[0]: row[4] for row in rows}
+    nested_failed = set()  # a run whose nested run (at any depth) had failures
+    for run_id, failed in own.items():
+        parent = parents[run_id]
+        while failed and parent is not None:
+            nested_failed.add(parent)
+            parent = parents.get(parent)
+    for run_id, status, had_failures, duration, _ in rows:
         mine = store.load_run(run_id)
         state = fold(run_id, mine)
         last = [e.kind for e in mine if e.step is None and e.kind != "run.meta"][-1]
         assert status == ("pending" if last == "run.reset" else state.status)
-        assert had_failures == state.had_failures
+        assert had_failures == (state.had_failures or run_id in nested_failed)
         assert _close([(duration,)], [(_work(state.spans),)])
         assert _close(_fetch(store, "SELECT execution, status, epoch(started_at), "
                                     "epoch(finished_at) FROM executions WHERE run_id = ? "

@@ -160,9 +160,14 @@ class Writer:
     def flush_for_read(self) -> None:
         """Before a read: commit what is queued, so the read sees it. While the store
         cannot be written (a full disk), do not wait: the read shows what is durable,
-        and the failure is reported where a write needs it."""
+        and the failure is reported where a write needs it. Returns at once when
+        nothing is pending."""
         if self.failing is not None:
             return
+        with self._cond:
+            # Nothing queued, and the writer waiting (not in a commit): all is durable.
+            if self._wakes_at != 0.0 and not (self._urgent or self._lazy):
+                return
         with suppress(StoreError):
             self.flush()
 

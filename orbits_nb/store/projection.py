@@ -13,7 +13,11 @@ execution or attempt ends at the first event that closes it (its own end; for an
 attempt the step's next attempt; for both the run's next ``run.started``, which
 closes it as ``interrupted`` at the last moment the run recorded anything before),
 and durations are sums of those ended spans, so a replay adds its own time and never
-zeroes the work done before, and time nobody executed a step is not counted.
+zeroes the work done before, and time nobody executed a step is not counted. Every
+duration is rounded to microseconds (the precision of the timestamps it comes from).
+
+``steps.run_status`` is the run's status copied into its steps' rows, kept current for
+every run a batch touches (a run's status changes only through its own events).
 
 Every column is a merge of a few running aggregates (the latest status, the first
 start, counts, the first closing event), so folding the events in any number of
@@ -148,7 +152,7 @@ FROM _fold_marks WHERE kind = 'run.started' AND step IS NULL
 #: anything before: a reset is only made once nobody executes the run).
 _CLOSE_EXECUTIONS = """
 UPDATE executions SET status = c.status, finished_at = c.finished_at,
-  duration_s = epoch(c.finished_at) - epoch(executions.started_at)
+  duration_s = round(epoch(c.finished_at) - epoch(executions.started_at), 6)
 FROM (
   SELECT x.run_id, x.execution,
     arg_min(CASE WHEN e.kind IN ('run.started', 'run.reset') THEN 'interrupted'
@@ -245,7 +249,7 @@ WHERE attempts.execution IS NULL AND attempts.run_id = m.run_id
 #: execution (interrupted, at the last moment the run recorded anything before it).
 _CLOSE_ATTEMPTS = f"""
 UPDATE attempts SET status = c.status, finished_at = c.finished_at,
-  duration_s = epoch(c.finished_at) - epoch(attempts.started_at)
+  duration_s = round(epoch(c.finished_at) - epoch(attempts.started_at), 6)
 FROM (
   WITH open AS (SELECT run_id, step, attempt, execution, started_at FROM attempts
                 WHERE finished_at IS NULL),
@@ -280,7 +284,7 @@ UPDATE steps SET execution = w.execution, duration_s = w.work FROM (
   WITH touched AS (SELECT DISTINCT run_id FROM _fold_events),
   s AS (SELECT run_id, step FROM steps WHERE run_id IN (SELECT run_id FROM touched))
   SELECT a.run_id, a.step, arg_max(a.execution, a.attempt) AS execution,
-    sum(a.duration_s) AS work
+    round(sum(a.duration_s), 6) AS work
   FROM attempts a JOIN s ON a.run_id = s.run_id AND a.step = s.step
   WHERE a.run_id IN (SELECT run_id FROM touched)
   GROUP BY a.run_id, a.step) w
@@ -294,9 +298,34 @@ UPDATE runs SET duration_s = w.work,
 FROM (
   SELECT e.run_id, bool_or(e.kind IN ('run.failed', 'step.failed', 'step.retrying'))
       AS failed, to_timestamp(max(e.ts)) AS last,
-    (SELECT sum(x.duration_s) FROM executions x WHERE x.run_id = e.run_id) AS work
+    (SELECT round(sum(x.duration_s), 6) FROM executions x
+     WHERE x.run_id = e.run_id) AS work
   FROM _fold_events e GROUP BY e.run_id) w
 WHERE runs.run_id = w.run_id
+"""
+
+#: A run had failures when it or any run nested in it (at any depth) had a failed
+#: attempt or execution: the flag of the runs ``{touched}`` names is carried up their
+#: parent chain (``{touched}``: a query of run ids; the store's own, or the server's).
+CARRY_FAILURES = """
+UPDATE runs SET had_failures = true WHERE NOT coalesce(had_failures, false)
+AND run_id IN (
+  WITH RECURSIVE up(run_id) AS (
+    SELECT parent_run_id FROM runs WHERE had_failures AND parent_run_id IS NOT NULL
+      AND run_id IN ({touched})
+    UNION
+    SELECT r.parent_run_id FROM runs r JOIN up ON r.run_id = up.run_id
+    WHERE r.parent_run_id IS NOT NULL)
+  SELECT run_id FROM up)
+"""
+
+#: The run's status copied into its steps' rows (``steps.run_status``), for the runs
+#: this batch touched (a run's status changes only through its own events).
+_STEP_RUN_STATUS = """
+UPDATE steps SET run_status = runs.status FROM runs
+WHERE steps.run_id = runs.run_id
+  AND runs.run_id IN (SELECT DISTINCT run_id FROM _fold_events)
+  AND steps.run_status IS DISTINCT FROM runs.status
 """
 
 
@@ -325,7 +354,9 @@ def fold(con: duckdb.DuckDBPyConnection, low: int, high: int) -> None:
             con.execute(f"DELETE FROM {table} USING _fold_resets r WHERE "
                         f"{table}.run_id = r.run_id AND {table}.step = r.step")
     for statement in (_RUNS, _EXECUTIONS, _CLOSE_EXECUTIONS, _STEPS, _ATTEMPTS,
-                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK):
+                      _ATTEMPT_EXECUTIONS, _CLOSE_ATTEMPTS, _STEP_WORK, _RUN_WORK,
+                      CARRY_FAILURES.format(touched="SELECT run_id FROM _fold_events"),
+                      _STEP_RUN_STATUS):
         con.execute(statement)
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [WATERMARK, str(int(high))])

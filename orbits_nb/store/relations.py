@@ -10,6 +10,7 @@ date before the query runs.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -55,7 +56,7 @@ class Relations(HistoryTables):
 
         check_query(query, params)
         try:
-            with tempfile.TemporaryDirectory(prefix="orbits_nb_") as tmp:
+            with tempfile.TemporaryDirectory(prefix="orbits_nb_", dir=scratch_dir()) as tmp:
                 target = Path(tmp) / "result.parquet"
                 with self._session("read", query, linger=True) as con:
                     kinds = [s.type.name for s in con.extract_statements(query)]
@@ -100,6 +101,14 @@ class Relations(HistoryTables):
             query += " LIMIT ?"
             params.append(limit)
         return self.relation(query, params)
+
+
+@cache
+def scratch_dir() -> str | None:
+    """Where a result travels: ``/dev/shm`` (memory) when this system has a writable
+    one, so a small result costs no disk write; else the usual temporary folder."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _copy_read_only(con: Any, query: str, params: list[Any] | None, target: Path) -> None:

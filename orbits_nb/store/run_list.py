@@ -17,11 +17,9 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
 #: Whether a run had failures: a step attempt of it, or one of its executions, failed,
-#: or one of a run nested in it did (even if a later attempt or execution succeeded).
-#: Read from the events, which a reset does not rewrite; a ``had_failures`` column of
-#: ``runs`` kept by the projection would replace this expression by ``runs.had_failures``.
-HAD_FAILURES = ("runs.run_id IN (SELECT split_part(run_id, '/', 1) FROM events "
-                "WHERE kind IN ('run.failed', 'step.failed', 'step.retrying'))")
+#: or one of a run nested in it did, at any depth (even if a later attempt or execution
+#: succeeded): the ``had_failures`` column the projection keeps.
+HAD_FAILURES = "coalesce(runs.had_failures, false)"
 
 _ARGS_TEXT = "lower(CAST(runs.args AS VARCHAR))"
 

@@ -100,6 +100,17 @@ FROM step_events WHERE attempt IS NOT NULL
 GROUP BY run_id, step, attempt
 """
 
+_CARRY_FAILURES = """
+UPDATE runs SET had_failures = true WHERE NOT coalesce(had_failures, false)
+AND run_id IN (
+  WITH RECURSIVE up(run_id) AS (
+    SELECT parent_run_id FROM runs WHERE had_failures AND parent_run_id IS NOT NULL
+    UNION
+    SELECT r.parent_run_id FROM runs r JOIN up ON r.run_id = up.run_id
+    WHERE r.parent_run_id IS NOT NULL)
+  SELECT run_id FROM up)
+"""
+
 #: Migration number -> statements. Never edit a released migration: add a new one.
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -248,6 +259,16 @@ FROM resources r LEFT JOIN latest l USING (resource_key)
         "DELETE FROM steps",
         "DELETE FROM runs",
         "DELETE FROM orbits_nb_meta WHERE key = 'history_seq'",
+    ],
+    # A run had failures when it or any run nested in it, at any depth, had a failed
+    # attempt or execution: the flag of a nested run is carried up its parent chain.
+    # ``steps.run_status``: the run's status in its steps' rows, so a query of the steps
+    # of failed runs reads one table ("the 10 slowest steps of failed runs").
+    8: [
+        _CARRY_FAILURES,
+        "ALTER TABLE steps ADD COLUMN run_status VARCHAR",
+        "UPDATE steps SET run_status = runs.status FROM runs "
+        "WHERE steps.run_id = runs.run_id",
     ],
 }
 

@@ -73,6 +73,8 @@ def catch_up(con: PgConnection, mem: duckdb.DuckDBPyConnection, *,
         con.execute(f"DELETE FROM {table} WHERE run_id IN ({touched})")
     for table in HISTORY:
         push(mem, table, con)
+    # the runs these are nested in may not be among the runs folded here
+    con.execute(projection.CARRY_FAILURES.format(touched=touched))
     con.execute("INSERT OR REPLACE INTO orbits_nb_meta VALUES (?, ?)",
                 [projection.WATERMARK, str(high)])
 
