@@ -56,7 +56,7 @@ def test_two_workers_drain_fifty_runs_within_the_limits(engine: Engine, state: P
         run = Steps(n=n, steps=2, pause=0.02, side=str(side)).submit(
             queue=queue, key=f"tenant{n % 5}", engine=engine)
         keys[run.run_id] = f"tenant{n % 5}"
-        assert run.status == "pending"
+        assert run.status == "queued"
     engine.close()
     workers = [start_worker(state, "--concurrency", "3") for _ in range(2)]
     found = drain(state, keys, workers)

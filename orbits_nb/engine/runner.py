@@ -166,8 +166,10 @@ class RunExecution:
                 await self._settle(cancel=self._cancel_requested())
                 raise
             await self._settle(cancel=self._cancel_requested())
-        except RunParked:
-            raise  # it stops without ending: a worker executes it again
+        except RunParked as parked:
+            # It stops without ending, its slot free: a worker executes it again.
+            await self.commit("run.parked", **parked.parked())
+            raise
         except asyncio.CancelledError:
             await self.commit("run.cancelled", error={
                 "type": "RunCancelled", "message": "the run was cancelled"})
@@ -236,7 +238,7 @@ class RunExecution:
             raise asyncio.CancelledError
         if self.engine.draining and self.parent is None:
             raise RunParked("the worker stops: the run continues on another",
-                            run_id=self.run_id)
+                            run_id=self.run_id, until=None, reason="drain", watcher=None)
         key = self._key(name, action)
         ordinal = self.calls
         self.calls += 1
@@ -355,6 +357,12 @@ class RunExecution:
             except asyncio.CancelledError:
                 await self.commit("step.cancelled", key, attempt, **placed(flight),
                                   **abandoned(flight))
+                raise
+            except RunParked as parked:
+                # Not an end of the step: its run (and the runs above) give up the slot.
+                parked.fields["watcher"] = "/".join(
+                    p for p in (key, parked.fields.get("watcher")) if p) \
+                    if parked.fields.get("reason") != "drain" else None
                 raise
             except Exception as err:
                 delay = retry_delay(type(action).retry, err, retries, deadline, flight)

@@ -56,6 +56,7 @@ def submit(engine: Engine, workflow: Workflow, *, queue: str | Queue = "default"
         events.append(Event(run_id, "run.created", data={
             "workflow": workflow.type_name(), "args": workflow.args, "parent_run_id": None,
             "parent_step": None, "meta": meta}))
+    events.append(Event(run_id, "run.queued", data={"queue": name, "key": key}))
     engine.store.enqueue(QueuedRun(run_id, name, key, priority), events,
                          declared.row() if declared else None)
     return Run(engine, run_id, workflow=workflow)

@@ -27,5 +27,5 @@ async def wait_due(execution: RunExecution, name: str, due: float) -> None:
         await asyncio.get_running_loop().run_in_executor(
             None, engine.store.park_run, execution.run_id, due)
         raise RunParked(f"timer {name!r} is due at {due:.3f}", run_id=execution.run_id,
-                        step=name)
+                        step=name, until=due, reason="timer", watcher=name)
     await asyncio.sleep(remaining)
