@@ -122,7 +122,7 @@ def test_sigterm_drains_finishes_the_step_and_leaves_the_run_queued(
     found = [e for e in events(state) if e.run_id == run.run_id]
     assert [(e.kind, e.step) for e in found if e.step] == [("step.started", "s0"),
                                                             ("step.succeeded", "s0")]
-    assert status(state, run.run_id) == "running"  # not ended: it continues elsewhere
+    assert status(state, run.run_id) == "queued"  # not ended: it continues elsewhere
     assert _leases(state) == []
     run_worker(state)
     assert status(state, run.run_id) == "succeeded"
