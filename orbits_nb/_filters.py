@@ -25,7 +25,7 @@ from orbits_nb.core.errors import InvalidArgument
 if TYPE_CHECKING:
     from orbits_nb.core.rows import RunQuery
 
-RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+RUN_STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
 #: Where a run can be started (``meta["source"]``).
 RUN_SOURCES = ("kernel", "script", "cli", "runbook", "schedule", "worker")
 #: The largest page of the run list.

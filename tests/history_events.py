@@ -1,10 +1,11 @@
 """Event logs shaped like the engine's, for the history tables: generated and compared.
 
-``random_history`` follows the engine's grammar: runs created then started (again after
-a failure, a cancel, a crash or a reset), steps whose incarnations start with their
-static data and go through retries, waiting watchers with bags, success, failure or
-cancellation (or stay running: a crash), nested runs under workflow steps, and resets
-that discard a step and what followed it. ``ts`` grows with every event.
+``random_history`` follows the engine's grammar: runs (top-level ones maybe queued first)
+created then started (again after a failure, a cancel, a crash, parking or a reset),
+steps whose incarnations start with their static data and go through retries, waiting
+watchers with bags, success, failure or cancellation (or stay running: a crash), nested
+runs under workflow steps, and resets that discard a step and what followed it. ``ts``
+grows with every event.
 
 ``old_views`` are the views of migrations 1 to 4 (the history before it was kept as
 tables), evaluated over the same events: the reference the tables must equal.
@@ -62,6 +63,8 @@ def _run(log: _Log, run_id: str, parent: str | None, depth: int) -> None:
     log.add(run_id, "run.created", workflow=f"flows:Flow{depth}", args={"n": len(run_id)},
             parent_run_id=parent, parent_step=run_id.rsplit("/", 1)[-1] if parent else None,
             meta={"notebook": "nb.ipynb"} if rng.random() < 0.3 else {})
+    if parent is None and rng.random() < 0.3:
+        log.add(run_id, "run.queued", queue="q", key=None)
     steps = [f"s{i}" for i in range(rng.randint(1, 5))]
     state: dict[str, dict[str, Any]] = {}
     for execution in range(rng.randint(1, 3)):
@@ -83,6 +86,11 @@ def _run(log: _Log, run_id: str, parent: str | None, depth: int) -> None:
                 break
         elif outcome == "failed":
             log.add(run_id, "run.failed", error={"type": "StepFailed", "message": "boom"})
+        elif outcome == "crash" and rng.random() < 0.5:
+            # It gave up its slot (a timer, a watcher's pause, a draining worker).
+            reason = rng.choice(("timer", "watcher", "drain"))
+            log.add(run_id, "run.parked", until=log.ts + 60, reason=reason,
+                    watcher=None if reason == "drain" else key)
         elif outcome == "cancelled":
             log.add(run_id, "run.cancelled", error={"type": "RunCancelled",
                                                     "message": "the run was cancelled"})

@@ -165,7 +165,8 @@ def test_only_events_past_the_watermark_are_read() -> None:
     store.write(Batch(events=[Event("another", "run.created", data={"workflow": "m:W"})]))
     after = _tables(store)
     assert after["runs"][0] == before["runs"][0]  # the earlier run was not folded again
-    assert [r[0] for r in after["runs"]] == [before["runs"][0][0], "another"]
+    assert [r[0] for r in after["runs"] if "/" not in r[0]] == [before["runs"][0][0],
+                                                               "another"]
     store.rebuild_history()
     assert _tables(store)["runs"][0][1] == "x:Changed"
 

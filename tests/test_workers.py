@@ -56,7 +56,7 @@ def test_two_workers_drain_fifty_runs_within_the_limits(engine: Engine, state: P
         run = Steps(n=n, steps=2, pause=0.02, side=str(side)).submit(
             queue=queue, key=f"tenant{n % 5}", engine=engine)
         keys[run.run_id] = f"tenant{n % 5}"
-        assert run.status == "pending"
+        assert run.status == "queued"
     engine.close()
     workers = [start_worker(state, "--concurrency", "3") for _ in range(2)]
     found = drain(state, keys, workers)
@@ -122,7 +122,7 @@ def test_sigterm_drains_finishes_the_step_and_leaves_the_run_queued(
     found = [e for e in events(state) if e.run_id == run.run_id]
     assert [(e.kind, e.step) for e in found if e.step] == [("step.started", "s0"),
                                                             ("step.succeeded", "s0")]
-    assert status(state, run.run_id) == "running"  # not ended: it continues elsewhere
+    assert status(state, run.run_id) == "queued"  # not ended: it continues elsewhere
     assert _leases(state) == []
     run_worker(state)
     assert status(state, run.run_id) == "succeeded"

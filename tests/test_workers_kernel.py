@@ -22,7 +22,7 @@ def test_a_kernel_submits_shuts_down_and_a_new_kernel_sees_the_result(
         first.run("from worker_flows import Steps")
         out = first.run(f"run = {make}.submit(queue='nb'); print(run.run_id, run.status)")
         run_id, status = out.split()
-        assert status == "pending"
+        assert status == "queued"
     finally:
         first.shutdown()
     assert not side.exists()  # nothing executed in the kernel

@@ -65,3 +65,39 @@ class NoopSteps(ob.Workflow):
     async def define(self) -> Any:
         for i in range(self.args.get("steps", 3)):
             await self.do(f"s{i}", Noop(i=i))
+
+
+class Poller(ob.Action):
+    """A watcher: main() says IN_PROGRESS, each watch() counts a poll in its bag (and
+    writes it to ``side``) until ``polls`` polls were made."""
+
+    poll_interval = 2.0
+
+    def main(self) -> Any:
+        with open(self.args["side"], "a") as f:
+            f.write("poller main\n")
+        self.bag["polls"] = 0
+        return ob.IN_PROGRESS
+
+    def watch(self) -> Any:
+        self.bag["polls"] += 1
+        with open(self.args["side"], "a") as f:
+            f.write(f"poller watch {self.bag['polls']}\n")
+        return self.bag["polls"] if self.bag["polls"] >= self.args["polls"] else \
+            ob.IN_PROGRESS
+
+
+class Watching(ob.Workflow):
+    """One watcher step."""
+
+    async def define(self) -> Any:
+        return await self.do("poll", Poller(side=self.args["side"],
+                                            polls=self.args.get("polls", 3)))
+
+
+class Nested(ob.Workflow):
+    """Runs the workflow ``inner`` (Watching, Sleeper or Steps, with ``args``) nested."""
+
+    async def define(self) -> Any:
+        inner = {"Watching": Watching, "Sleeper": Sleeper, "Steps": Steps}[self.args["inner"]]
+        return await self.do("inner", inner(**self.args["args"]))

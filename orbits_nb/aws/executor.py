@@ -115,6 +115,14 @@ class AccountExecutor:
 
         return interruptible(self.inner or LocalExecutor(), action, method)
 
+    def abandons(self, action: Action, method: Method) -> bool:
+        """As the executor the work runs in: a call in a thread of this process that a
+        cancel cannot stop is left to run on its own, as there."""
+        from orbits_nb.engine.flight import abandons
+        from orbits_nb.executors.local import LocalExecutor
+
+        return abandons(self.inner or LocalExecutor(), action, method)
+
     async def call(self, action: Action, method: Method) -> Outcome:
         loop = asyncio.get_running_loop()
         context = await loop.run_in_executor(None, self.context)

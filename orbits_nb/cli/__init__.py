@@ -3,6 +3,9 @@
 Each command family lives in its own module with a ``register(subparsers)`` function
 that adds its sub-commands; :data:`MODULES` lists them in help order.
 
+Every engine a command opened is closed as it returns (:func:`close_engines`), so a
+command never leaves a lease, a writer or the state file open behind it.
+
 A user mistake never ends in a traceback: an :class:`~orbits_nb.OrbitsError`, or an
 OS or value error (a missing file, a folder that may not be written), prints one line
 and exits with code 2. ``ORBITS_NB_DEBUG=1`` prints the traceback too.
@@ -72,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.state is not None:
             _use_state(args.state)
-        code: int = args.handler(args)
+        try:
+            code: int = args.handler(args)
+        finally:
+            close_engines()
     except OrbitsError as err:
         return _fail(error_line(err), err)
     except KeyboardInterrupt:
@@ -87,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, UnicodeError) as err:
         return _fail(f"{type(err).__name__}: {err}", err)
     return code
+
+
+def close_engines() -> None:
+    """Close the engines the command opened (none if it never imported the engine)."""
+    module = sys.modules.get("orbits_nb.engine.engine")
+    if module is not None:
+        module.close_engines()
 
 
 def _use_state(path: str) -> None:

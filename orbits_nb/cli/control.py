@@ -15,9 +15,7 @@ elsewhere).
 from __future__ import annotations
 
 import argparse
-import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 from orbits_nb.cli import arguments
@@ -75,22 +73,6 @@ def _run(run_id: str) -> Any:
     return recorded(run_id)
 
 
-def _closing(command: Callable[[argparse.Namespace], int]
-             ) -> Callable[[argparse.Namespace], int]:
-    """Run ``command``, then close the engine it used: its writer thread (and a team
-    store's idle work) must be done before the interpreter exits."""
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from orbits_nb.engine.engine import default_engine
-
-        try:
-            return command(args)
-        finally:
-            default_engine().close()
-    return run
-
-
-@_closing
 def cmd_cancel(args: argparse.Namespace) -> int:
     run = _run(args.run_id)
     outcome = run.cancel(via="cli")
@@ -123,7 +105,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1
 
 
-@_closing
 def cmd_reset(args: argparse.Namespace) -> int:
     if bool(args.step) == bool(args.all):
         raise InvalidArgument("name the STEP to discard from, or pass --all to discard "
@@ -148,7 +129,6 @@ def _reset(run: Any, step: str) -> list[str]:
     return [s.key for s in steps if s.pos >= start]
 
 
-@_closing
 def cmd_retry(args: argparse.Namespace) -> int:
     from orbits_nb.engine.control import live_owner, owned
 

@@ -8,7 +8,7 @@ from typing import Any
 from orbits_nb._filters import RUN_STATUSES
 from orbits_nb.cli import arguments
 from orbits_nb.cli.hints import recorded_fields, swap_hint
-from orbits_nb.cli.output import print_relation
+from orbits_nb.cli.output import print_relation, print_rows
 from orbits_nb.cli.state import existing_state, missing
 from orbits_nb.core.errors import RunNotFound
 
@@ -67,8 +67,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
         "run_id, split_part(workflow, ':', 2) AS workflow, status, "
         "strftime(created_at, '%Y-%m-%d %H:%M:%S') AS created, round(duration_s, 3) AS "
         f"duration_s, executions, had_failures, {_ERROR} AS error")
-    print_relation(relation, as_json=args.json)
+    columns = list(relation.columns)
+    rows = [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+    notes = _executing(rows)
+    if notes:
+        columns.append("executing_in")
+        for row in rows:
+            row["executing_in"] = notes.get(row["run_id"], "")
+    print_rows(columns, rows, as_json=args.json)
     return 0
+
+
+def _executing(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """For the runs not ended: who executes it (``worker w1, pid 4 on h``), or what
+    a queued run waits for (``waiting for a worker``, ``sleeping until 14:05:09``)."""
+    from orbits_nb.core.state import fold
+    from orbits_nb.engine.engine import default_engine
+    from orbits_nb.views.status import waiting_text, where_text
+
+    store = default_engine().store
+    notes = {}
+    for row in rows:
+        if row["status"] not in ("queued", "running"):
+            continue
+        state = fold(row["run_id"], store.load_run(row["run_id"]))
+        if state.status == "queued":
+            notes[state.run_id] = waiting_text(state.not_before, state.parked_for)
+        elif state.spans:
+            notes[state.run_id] = where_text({"owner": state.owner,
+                                              "worker": state.spans[-1].worker})
+    return notes
 
 
 def _run(run_id: str) -> Any:

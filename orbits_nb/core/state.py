@@ -8,12 +8,14 @@ engine appends them.
 from __future__ import annotations
 
 import time
-import traceback as tb
 from dataclasses import dataclass, field
 from typing import Any
 
-from orbits_nb.core.errors import OrbitsError, RemoteError
-from orbits_nb.core.masking import mask
+from orbits_nb.core.failure import error_info, short_error, user_traceback
+
+__all__ = ["RUN_STATUS", "RUN_TERMINAL", "STEP_STATUS", "AttemptSpan", "Event",
+           "ExecutionSpan", "RunState", "StepState", "apply", "error_info", "fold",
+           "short_error", "user_traceback"]
 
 RUN_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STEP_STATUS = {
@@ -28,6 +30,9 @@ STEP_STATUS = {
 RUN_STATUS = {
     "run.created": "pending",
     "run.started": "running",
+    # Waiting for a worker: submitted, or given up its slot until ``not_before``.
+    "run.queued": "queued",
+    "run.parked": "queued",
     "run.succeeded": "succeeded",
     "run.failed": "failed",
     "run.cancelled": "cancelled",
@@ -56,7 +61,8 @@ class AttemptSpan:
     ``cancelled``, ``abandoned`` (cancelled while its call ran in a thread that could
     not be stopped: the thread may still run, its outcome is discarded), or
     ``interrupted`` (its process went away: closed when the run
-    executed again, at the last moment anything of the run was recorded).
+    executed again, at the last moment anything of the run was recorded), or ``parked``
+    (a watcher that gave up its worker slot until its next poll).
     """
 
     attempt: int
@@ -79,7 +85,8 @@ class AttemptSpan:
 @dataclass(slots=True)
 class ExecutionSpan:
     """One execution of a run (a ``run.started``): who executed it and how it ended
-    (``running``, ``succeeded``, ``failed``, ``cancelled`` or ``interrupted``)."""
+    (``running``, ``succeeded``, ``failed``, ``cancelled``, ``interrupted``, or
+    ``parked``: it gave up its worker slot and waits in its queue)."""
 
     execution: int
     started_at: float
@@ -175,6 +182,13 @@ class RunState:
     #: After ``run.reset`` (until the run starts again): the step it re-executes from.
     #: The run's status is then ``pending``: it will execute again.
     reset_from: str | None = None
+    #: The queue it was submitted to (``run.queued``), None for a run started in place.
+    queue: str | None = None
+    #: While ``queued`` after ``run.parked``: no worker takes it before this epoch.
+    not_before: float | None = None
+    #: While parked, what it waits for: ``{"reason": "timer" | "watcher" | "drain",
+    #: "watcher": the step that waits (a timer or a watcher) or None}``.
+    parked_for: dict[str, Any] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -228,6 +242,9 @@ def _apply_run(state: RunState, event: Event) -> None:
         state.finished_at = None
         state.error = None
         state.reset_from = None
+        state.not_before = state.parked_for = None
+    elif kind in ("run.queued", "run.parked"):
+        _queued(state, event)
     elif kind == "run.reset":
         _reset(state, data)
     elif kind == "run.meta":
@@ -248,6 +265,26 @@ def _apply_run(state: RunState, event: Event) -> None:
         if state.spans and state.spans[-1].finished_at is None:
             state.spans[-1].finished_at = event.ts
             state.spans[-1].status = status
+
+
+def _queued(state: RunState, event: Event) -> None:
+    """The run waits for a worker: submitted (``run.queued``), or parked by the one
+    that executed it until ``until`` (its execution, and attempts left open at a
+    watcher's pause, end there as ``parked``)."""
+    data = event.data
+    if event.kind == "run.queued":
+        state.queue = data.get("queue") or state.queue
+        state.not_before = state.parked_for = None
+        state.result = state.error = state.finished_at = None
+        return
+    state.not_before = data.get("until")
+    state.parked_for = {"reason": data.get("reason"), "watcher": data.get("watcher")}
+    if state.spans and state.spans[-1].finished_at is None:
+        state.spans[-1].finished_at, state.spans[-1].status = event.ts, "parked"
+    for step in state.steps.values():
+        if step.spans and step.spans[-1].open:
+            step.spans[-1].finished_at = max(event.ts, step.spans[-1].started_at)
+            step.spans[-1].status = "parked"
 
 
 def _reset(state: RunState, data: dict[str, Any]) -> None:
@@ -349,47 +386,3 @@ def _span(state: RunState, step: StepState, event: Event) -> None:
             state.had_failures = True
     if event.data.get("worker"):
         span.worker = event.data["worker"]
-
-
-def error_info(error: BaseException) -> dict[str, Any]:
-    """A JSON description of an exception: type, message, traceback, fields.
-
-    Known secret values are masked in every text of it (the message of an exception
-    the user raised may well hold a revealed secret).
-    """
-    if isinstance(error, RemoteError):
-        return {"type": error.type_name, "message": mask(error.message),
-                "traceback": mask(error.traceback)}
-    info: dict[str, Any] = {
-        "type": f"{type(error).__module__}.{type(error).__qualname__}".removeprefix(
-            "builtins.").removeprefix("orbits_nb.core.errors."),
-        "message": mask(str(error)),
-        "traceback": mask(user_traceback(error)),
-    }
-    if isinstance(error, OrbitsError):
-        info["fields"] = {k: mask(v) if isinstance(v, str) else v
-                          for k, v in error.fields.items()
-                          if isinstance(v, (str, int, float, bool))}
-    return info
-
-
-_MACHINERY = ("/orbits_nb/engine/", "/orbits_nb/executors/", "/orbits_nb/core/workflow.py",
-              "/concurrent/futures/",
-              "/asyncio/")
-
-
-def user_traceback(error: BaseException) -> str:
-    """The formatted traceback without the engine's own frames (they say nothing
-    about the user's code)."""
-    frames = [f for f in tb.extract_tb(error.__traceback__)
-              if not any(part in f.filename.replace("\\", "/") for part in _MACHINERY)]
-    lines = ["Traceback (most recent call last):\n", *tb.format_list(frames),
-             *tb.format_exception_only(error)]
-    return "".join(lines)
-
-
-def short_error(info: dict[str, Any] | None) -> str:
-    if not info:
-        return ""
-    name = str(info.get("type", "Error")).rsplit(".", 1)[-1]
-    return f"{name}: {info.get('message', '')}"

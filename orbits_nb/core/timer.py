@@ -26,7 +26,15 @@ class Due(Action):
 
 class RunParked(OrbitsError):
     """The run stops here without ending, to be executed again from ``until`` (a
-    durable timer on a worker, or a worker that drains): nothing ends it."""
+    durable timer or a watcher's pause on a worker, or a worker that drains): nothing
+    ends it. Its fields ``until`` (epoch, None: at once), ``reason`` (``timer``,
+    ``watcher``, ``drain``) and ``watcher`` (the step that waits) are recorded with
+    ``run.parked``."""
+
+    def parked(self) -> dict[str, Any]:
+        """What ``run.parked`` records of it."""
+        return {"until": self.fields.get("until"), "reason": self.fields.get("reason"),
+                "watcher": self.fields.get("watcher")}
 
 
 def seconds_of(value: Any) -> float:

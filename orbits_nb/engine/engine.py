@@ -169,6 +169,11 @@ class Engine:
             if ids:
                 self.writer.defer(Batch(heartbeats=[(i, self.owner.token) for i in ids]))
 
+    def leave(self) -> None:
+        """Close as the process's exit does (see ``_exit``): runs still in flight are
+        left resumable rather than cancelled."""
+        self._exit()
+
     def _exit(self) -> None:
         """The interpreter exits (a kernel restart or shutdown, a script's end) while
         runs are in flight: they are left as a killed process leaves them, not recorded
@@ -473,6 +478,19 @@ def _engine_of(path: Path | str) -> Engine:
         if engine is None:
             engine = _engines[path] = Engine(path)
         return engine
+
+
+def close_engines() -> None:
+    """Close every engine this process made through :func:`default_engine` or
+    :func:`engine_for`, as the process's exit would (runs still in flight are left
+    resumable, their leases given back; see ``Engine.leave``), and forget them: a
+    later call makes a fresh engine."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        with contextlib.suppress(Exception):  # closing: nobody is left to tell
+            engine.leave()
 
 
 def default_engine() -> Engine:

@@ -38,7 +38,7 @@ from orbits_nb.engine.flight import (
     result_of,
     retry_delay,
 )
-from orbits_nb.engine.timers import wait_due
+from orbits_nb.engine.timers import park, wait_due
 from orbits_nb.executors._boundary import aborted, contained
 
 if TYPE_CHECKING:
@@ -86,6 +86,11 @@ class RunExecution:
         #: The execution is over and keeps only what the run's handle shows (which
         #: steps it replayed); the rest is read from the store.
         self.released = False
+        #: A watcher the run parked at (its step, its next poll): it polls then.
+        parked = state.parked_for or {}
+        self.parked_at: tuple[str, float] | None = (
+            (parked["watcher"], state.not_before) if parked.get("reason") == "watcher"
+            and parked.get("watcher") and state.not_before is not None else None)
 
     @classmethod
     def returned(cls, engine: Engine, workflow: Workflow, state: RunState,
@@ -118,6 +123,17 @@ class RunExecution:
         self.cancelling = True
         if self.task is not None:
             self.task.cancel()
+
+    def solo(self, own: int) -> bool:
+        """Whether only ``own`` steps of this run are in flight and, in each run above
+        it, only the step that executes the run below (a run that waits for nothing
+        else may park)."""
+        run: RunExecution | None = self
+        while run is not None:
+            if len(run.inflight) != own:
+                return False
+            run, own = run.parent, 1
+        return True
 
     def _cancel_requested(self) -> bool:
         task = asyncio.current_task()
@@ -167,8 +183,10 @@ class RunExecution:
                 await self._settle(cancel=self._cancel_requested())
                 raise
             await self._settle(cancel=self._cancel_requested())
-        except RunParked:
-            raise  # it stops without ending: a worker executes it again
+        except RunParked as parked:
+            # It stops without ending, its slot free: a worker executes it again.
+            await self.commit("run.parked", **parked.parked())
+            raise
         except asyncio.CancelledError:
             await self.commit("run.cancelled", error={
                 "type": "RunCancelled", "message": "the run was cancelled"})
@@ -240,9 +258,9 @@ class RunExecution:
             # The run is ending (a sibling failed, or it was cancelled): this step does
             # not start, and nothing is recorded for it.
             raise asyncio.CancelledError
-        if self.engine.draining and self.parent is None:
+        if self.engine.draining:
             raise RunParked("the worker stops: the run continues on another",
-                            run_id=self.run_id)
+                            run_id=self.run_id, until=None, reason="drain", watcher=None)
         key = self._key(name, action)
         ordinal = self.calls
         self.calls += 1
@@ -363,6 +381,12 @@ class RunExecution:
                 await self.commit("step.cancelled", key, attempt, **placed(flight),
                                   **abandoned(flight))
                 raise
+            except RunParked as parked:
+                # Not an end of the step: its run (and the runs above) give up the slot.
+                parked.fields["watcher"] = "/".join(
+                    p for p in (key, parked.fields.get("watcher")) if p) \
+                    if parked.fields.get("reason") != "drain" else None
+                raise
             except Exception as err:
                 delay = retry_delay(type(action).retry, err, retries, deadline, flight)
                 if delay is None:
@@ -411,9 +435,15 @@ class RunExecution:
             flight.watching = True
         saved = dict(action.bag)
         while True:
-            pause = type(action).poll_interval
+            pause = self._next_poll(key, type(action).poll_interval)
             if deadline is not None:
                 pause = min(pause, max(0.0, deadline - time.time()))
+            if self.engine.draining:
+                raise RunParked("the worker stops: the watcher polls again on another",
+                                run_id=self.run_id, until=None, reason="drain",
+                                watcher=None)
+            # Its bag is recorded: a worker resumes watch() with it at the next poll.
+            await park(self, time.time() + pause, own=1, reason="watcher", watcher=None)
             await self._pause(flight, pause)
             value = await self._call(key, attempt, action, executor, "watch", deadline, flight)
             if action.bag != saved:
@@ -423,6 +453,15 @@ class RunExecution:
                                   **placed(flight))
             if value is not IN_PROGRESS:
                 return check_json(value, f"result of step {key!r} ({name})")
+
+    def _next_poll(self, key: str, interval: float) -> float:
+        """Seconds before the watcher of step ``key`` polls: its interval, or what is
+        left of it when the run parked at this watcher."""
+        if self.parked_at is None or self.parked_at[0] != key:
+            return interval
+        left = self.parked_at[1] - time.time()
+        self.parked_at = None
+        return max(0.0, min(interval, left))
 
     async def _call(self, key: str, attempt: int, action: Action, executor: Executor,
                     method: Method, deadline: float | None, flight: Flight) -> Any:

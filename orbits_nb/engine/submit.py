@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from orbits_nb.core.errors import InvalidArgument, NondeterminismError
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from orbits_nb.core.workflow import Workflow
     from orbits_nb.engine.engine import Engine
 
+#: Set by a worker that re-executes a runbook headlessly to execute run ``<run id>``
+#: (a run the runbook submitted): there, submitting that run executes it in place,
+#: instead of queueing it again and waiting for the worker that waits for it.
+EXECUTES_ENV = "ORBITS_NB_EXECUTES_RUN"
+
 
 def submit(engine: Engine, workflow: Workflow, *, queue: str | Queue = "default",
            key: str | None = None, run_id: str | None = None, fresh: bool = False,
@@ -24,6 +30,8 @@ def submit(engine: Engine, workflow: Workflow, *, queue: str | Queue = "default"
     The run id rules are those of ``start()``. A run that waits in a queue or executes
     already is returned as it is; a run that completed returns its recorded result as
     ``start()`` does; a failed or cancelled one is queued again (completed steps replay).
+    In the runbook a worker re-executes to execute this run (``EXECUTES_ENV``), the run
+    executes in place, as ``start()`` would.
     """
     from orbits_nb.engine.engine import run_id_for
 
@@ -38,6 +46,8 @@ def submit(engine: Engine, workflow: Workflow, *, queue: str | Queue = "default"
     if run_id is not None and run_id != "":
         check_run_id(run_id)
     run_id = run_id or run_id_for(workflow, fresh)
+    if os.environ.get(EXECUTES_ENV) == run_id:
+        return engine.start(workflow, run_id=run_id)
     live = engine.active.get(run_id)
     if live is not None and not live.done:
         return live
@@ -56,6 +66,7 @@ def submit(engine: Engine, workflow: Workflow, *, queue: str | Queue = "default"
         events.append(Event(run_id, "run.created", data={
             "workflow": workflow.type_name(), "args": workflow.args, "parent_run_id": None,
             "parent_step": None, "meta": meta}))
+    events.append(Event(run_id, "run.queued", data={"queue": name, "key": key}))
     engine.store.enqueue(QueuedRun(run_id, name, key, priority), events,
                          declared.row() if declared else None)
     return Run(engine, run_id, workflow=workflow)

@@ -66,7 +66,7 @@ FROM (
   WINDOW w AS (PARTITION BY e.run_id ORDER BY e.seq
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))
 WHERE kind IN ('run.started', 'run.reset', 'run.succeeded', 'run.failed', 'run.cancelled',
-               'step.started', 'step.succeeded', 'step.failed', 'step.cancelled',
+               'run.parked', 'step.started', 'step.succeeded', 'step.failed', 'step.cancelled',
                'step.retrying')
 """
 
@@ -92,7 +92,8 @@ WHERE m.step IS NULL OR r.reset_seq IS NULL OR m.seq > r.reset_seq
 """
 
 _RUN_STATUS = ("CASE kind WHEN 'run.created' THEN 'pending' WHEN 'run.reset' THEN 'pending' "
-               "WHEN 'run.started' THEN 'running' ELSE replace(kind, 'run.', '') END")
+               "WHEN 'run.started' THEN 'running' WHEN 'run.queued' THEN 'queued' "
+               "WHEN 'run.parked' THEN 'queued' ELSE replace(kind, 'run.', '') END")
 
 _RUNS = f"""
 INSERT INTO runs (run_id, workflow, status, args, result, error, created_at, started_at,
@@ -106,7 +107,8 @@ WITH r AS (
     arg_min_null(data->'meta', seq) FILTER (WHERE kind = 'run.created') AS meta,
     arg_max({_RUN_STATUS}, seq)
       FILTER (WHERE kind IN ('run.created', 'run.started', 'run.succeeded', 'run.failed',
-                             'run.cancelled', 'run.reset')) AS status,
+                             'run.cancelled', 'run.reset', 'run.queued', 'run.parked'))
+      AS status,
     min(ts) AS created,
     arg_max(ts, seq) FILTER (WHERE kind = 'run.started') AS started,
     arg_max(ts, seq) FILTER (WHERE kind IN ('run.succeeded', 'run.failed', 'run.cancelled'))
@@ -147,15 +149,17 @@ SELECT run_id, execution, 'running', to_timestamp(ts), host, pid, worker
 FROM _fold_marks WHERE kind = 'run.started' AND step IS NULL
 """
 
-#: An open execution ends at the first of: the run's end (its status), a ``run.reset``
-#: or the next ``run.started`` (interrupted, at the last moment the run recorded
-#: anything before: a reset is only made once nobody executes the run).
+#: An open execution ends at the first of: the run's end (its status), a ``run.parked``
+#: (parked: it gave up its worker slot), a ``run.reset`` or the next ``run.started``
+#: (interrupted, at the last moment the run recorded anything before: a reset is only
+#: made once nobody executes the run).
 _CLOSE_EXECUTIONS = """
 UPDATE executions SET status = c.status, finished_at = c.finished_at,
   duration_s = round(epoch(c.finished_at) - epoch(executions.started_at), 6)
 FROM (
   SELECT x.run_id, x.execution,
     arg_min(CASE WHEN e.kind IN ('run.started', 'run.reset') THEN 'interrupted'
+            WHEN e.kind = 'run.parked' THEN 'parked'
             ELSE replace(e.kind, 'run.', '') END, e.seq) AS status,
     arg_min(CASE WHEN e.kind IN ('run.started', 'run.reset')
             THEN to_timestamp(greatest(e.before, epoch(x.started_at)))
@@ -163,7 +167,7 @@ FROM (
   FROM executions x JOIN _fold_marks e ON e.run_id = x.run_id AND e.step IS NULL
     AND ((e.kind = 'run.started' AND e.execution > x.execution)
          OR (e.kind = 'run.reset' AND e.execution >= x.execution)
-         OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled')
+         OR (e.kind IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.parked')
              AND e.execution >= x.execution))
   WHERE x.finished_at IS NULL
   GROUP BY x.run_id, x.execution) c
@@ -245,8 +249,9 @@ WHERE attempts.execution IS NULL AND attempts.run_id = m.run_id
 """
 
 #: An open attempt ends at the first of: its own end (``abandoned`` when a cancelled
-#: attempt's code was left running), the step's next attempt, or the run's next
-#: execution (interrupted, at the last moment the run recorded anything before it).
+#: attempt's code was left running), the step's next attempt, the run's parking
+#: (parked), or the run's next execution (interrupted, at the last moment the run
+#: recorded anything before it).
 _CLOSE_ATTEMPTS = f"""
 UPDATE attempts SET status = c.status, finished_at = c.finished_at,
   duration_s = round(epoch(c.finished_at) - epoch(attempts.started_at), 6)
@@ -270,7 +275,12 @@ FROM (
       to_timestamp(greatest(e.before, epoch(a.started_at)))
     FROM open a JOIN _fold_marks e ON e.run_id = a.run_id AND e.step IS NULL
       AND ((e.kind = 'run.started' AND e.execution > a.execution)
-           OR (e.kind = 'run.reset' AND e.execution >= a.execution)))
+           OR (e.kind = 'run.reset' AND e.execution >= a.execution))
+    UNION ALL
+    SELECT a.run_id, a.step, a.attempt, e.seq, 'parked',
+      to_timestamp(greatest(e.ts, epoch(a.started_at)))
+    FROM open a JOIN _fold_marks e ON e.run_id = a.run_id AND e.step IS NULL
+      AND e.kind = 'run.parked' AND e.execution >= a.execution)
   SELECT run_id, step, attempt, arg_min(status, seq) AS status,
     arg_min(finished_at, seq) AS finished_at
   FROM closers GROUP BY run_id, step, attempt) c

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 #: Run states (besides the one it was said in) in which an action's notice stays true;
 #: "*" for a fact that stays true whatever the run does next.
 LASTS: dict[str, tuple[str, ...]] = {
-    "retry": ("pending", "running"),
-    "cancel": ("pending", "running"),
+    "retry": ("pending", "queued", "running"),
+    "cancel": ("pending", "queued", "running"),
     "approve": ("*",),
     "reject": ("*",),
 }

@@ -38,6 +38,7 @@ from orbits_nb.engine.table import Table
 from orbits_nb.views import inspector
 from orbits_nb.views.monitor import Monitor, asset, widget_module
 from orbits_nb.views.pump import Pump
+from orbits_nb.views.status import waiting_text
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
@@ -133,6 +134,11 @@ def _row(store: Store, r: RunSummary, now: float) -> dict[str, Any]:
     executing = ""
     if live and owner is not None:
         executing = "this kernel" if here else f"pid {owner.pid} on {owner.host}"
+        if not here and r.executed_by and ":" not in r.executed_by:
+            executing = f"{r.executed_by} ({executing})"  # a worker, by its name
+    elif r.status == "queued":
+        entry = store.queued(r.run_id)
+        executing = waiting_text(entry.not_before if entry else None, now=now)
     return {"run_id": r.run_id, "workflow": short_action(r.workflow or ""),
             "workflow_path": r.workflow, "status": shown, "created_at": r.created_at,
             "finished_at": r.finished_at, "duration": work, "error": error[:200],
@@ -222,7 +228,8 @@ class Dashboard:
         store = self.engine.store
         with self._lock, store.keep_open():  # every read below on one opening of the file
             fingerprint = store.events_mark()
-            live = any(r["status"] in ("pending", "running") for r in self.list.runs)
+            live = any(r["status"] in ("pending", "running", "queued")
+                       for r in self.list.runs)
             stale = time.monotonic() - self._queried_at > _REQUERY_EVERY
             if not force and fingerprint == self._fingerprint and not (stale and live):
                 return

@@ -231,6 +231,9 @@ def header(picture: Picture, redact: Callable[[str], str] | None = None) -> dict
         "error": "" if shown in ("reset", "pending") else
         (redact(error) if redact is not None else error),
         "owner": state.owner, "notebook": state.meta.get("notebook"),
+        # Who executes it (a worker), and while queued what it waits for.
+        "worker": state.spans[-1].worker if state.spans else None,
+        "not_before": state.not_before, "parked_for": state.parked_for,
         "previous_run_id": picture.previous.run_id if picture.previous else None,
     }
     head["note"] = status.status_line(head)

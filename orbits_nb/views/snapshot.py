@@ -182,7 +182,9 @@ class Snapshotter:
         # After a reset the run is pending (it will execute again), not abandoned.
         settled = recorded in RUN_TERMINAL or state.reset_from is not None
         if not where and not settled:
-            where = ELSEWHERE if owner_lives(self.engine.store, run_id) else GONE
+            # A queued run nobody holds waits for a worker: it was not interrupted.
+            where = ELSEWHERE if owner_lives(self.engine.store, run_id) else \
+                "" if recorded == "queued" else GONE
         replayed = self._replayed(state)
         shown = copy_state(state, self._redact)
         if settled and (where == HERE or discarded):

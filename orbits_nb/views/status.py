@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,31 @@ def run_status(picture: Picture) -> str:
 
 def where_text(head: dict[str, Any]) -> str:
     owner = head.get("owner") or {}
+    worker = f"worker {head['worker']}, " if head.get("worker") else ""
     if owner.get("pid"):
-        return f"pid {owner['pid']} on {owner.get('host') or 'another host'}"
-    return "another process"
+        return f"{worker}pid {owner['pid']} on {owner.get('host') or 'another host'}"
+    return worker.removesuffix(", ") or "another process"
+
+
+def waiting_text(not_before: float | None, parked_for: dict[str, Any] | None = None,
+                 now: float | None = None) -> str:
+    """What a queued run waits for: ``sleeping until 14:05:09`` (a timer, or a watcher's
+    next poll: ``... (then polls deploy/poll)``) while it is held back, else ``waiting
+    for a worker``.
+
+    >>> waiting_text(None)
+    'waiting for a worker'
+    """
+    now = time.time() if now is None else now
+    if not_before is None or not_before <= now:
+        return "waiting for a worker"
+    at = time.strftime("%H:%M:%S", time.localtime(not_before))
+    parked = parked_for or {}
+    if parked.get("reason") == "watcher" and parked.get("watcher"):
+        return f"sleeping until {at} (then polls {parked['watcher']})"
+    if parked.get("watcher"):
+        return f"sleeping until {at} ({parked['watcher']})"
+    return f"sleeping until {at}"
 
 
 def status_line(head: dict[str, Any]) -> str:
@@ -93,6 +116,8 @@ def status_line(head: dict[str, Any]) -> str:
                 "discarded, its output kept with its attempt)")
     if where == HERE and status == "pending":
         return "starting…"
+    if status == "queued" and where != ELSEWHERE:
+        return waiting_text(head.get("not_before"), head.get("parked_for"), head.get("now"))
     if where == ELSEWHERE:
         return f"executing in {where_text(head)}"
     return ""
@@ -164,6 +189,9 @@ def _cancel(head: dict[str, Any]) -> dict[str, Any]:
     if where == ELSEWHERE:
         return _button(False, "■ Cancel", f"{run} is being cancelled in "
                        f"{where_text(head)}")
+    if status == "queued" and not head.get("cancel_requested"):
+        return _button(True, "■ Cancel", "Cancel it: it waits for a worker, so it is "
+                       "recorded cancelled here and executes no further")
     if status == "interrupted":
         return _button(False, "■ Cancel", f"nothing executes {run}: its process "
                        f"({where_text(head)}) is gone")

@@ -191,15 +191,21 @@ def _runbook(engine: Engine, run_id: str, where: Any) -> int:
     """A run started by a runbook: re-execute its notebook headlessly, as
     ``orbits-nb resume`` does. Its kernel takes the run lease, so the entry is held
     back meanwhile (nobody else takes it while the lease changes hands)."""
+    from orbits_nb.engine.submit import EXECUTES_ENV
     from orbits_nb.runbooks.resume import resume
 
     engine.store.park_run(run_id, time.time() + 24 * 3600)
     engine.store.release_lease("run", run_id, engine.owner.token)
+    # The runbook's own submit() of this run must execute it there, not queue it again
+    # (its kernel inherits this process's environment).
+    os.environ[EXECUTES_ENV] = run_id
     try:
         done = resume(run_id, state=where)
     except OrbitsError as err:
         print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
         return FAILED
+    finally:
+        os.environ.pop(EXECUTES_ENV, None)
     return ENDED if done.run_status in RUN_TERMINAL else FAILED
 
 
