@@ -1,7 +1,8 @@
 """Workflows that worker processes import by module in the worker tests.
 
 Each step appends ``<run> <step>`` to the file ``side`` when it executes, so a test
-counts side effects (a completed step must never execute twice).
+counts side effects (a completed step must never execute twice), and the same with the
+time to ``<side>.at``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ class Mark(ob.Action):
     def main(self) -> Any:
         with open(self.args["side"], "a") as f:
             f.write(f"{self.args['run']} {self.args['step']}\n")
+        with open(f"{self.args['side']}.at", "a") as f:  # when, for the tests' order checks
+            f.write(f"{self.args['run']} {self.args['step']} {time.time():.6f}\n")
         time.sleep(self.args.get("pause", 0.0))
         return self.args["step"]
 
