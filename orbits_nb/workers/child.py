@@ -37,7 +37,7 @@ WORKER_ENV = "ORBITS_NB_WORKER_ID"
 PARK_ENV = "ORBITS_NB_PARK_AFTER"
 REPORT_ENV = "ORBITS_NB_WORKER_FD"
 #: Seconds between two looks for a cancel requested from another process.
-CANCEL_POLL = 0.1
+CANCEL_POLL = 0.05
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,10 +157,10 @@ def _watch_cancel(engine: Engine, run: Run, stop: threading.Event,
                   report: Callable[[str], Any]) -> None:
     """Cancel the run here when a cancel is requested from anywhere, and tell the
     worker (it terminates this process if the run does not stop in time). The run's
-    events are read again only when another process wrote since the last look."""
+    events are read again only when a command was recorded since the last look."""
     seen: Any = object()
     while not stop.wait(CANCEL_POLL):
-        mark = engine.store.write_mark()
+        mark = engine.store.command_mark()
         if mark is not None and mark == seen:
             continue
         try:

@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 CANCEL_GRACE = 5.0
 #: Timers at least this long park the run instead of holding the worker's slot.
 PARK_AFTER = 30.0
-#: Seconds between two looks at the queue while idle, and at the children.
-POLL = 0.05
-#: Seconds between two full claims while nobody writes the state: timers fall due and
-#: leases expire without a write, everything else shows as one (see ``write_mark``).
-FULL_CLAIM = 1.0
+#: Seconds between two looks at the queue's mark while idle, and at the children.
+LOOK = 0.01
+#: Seconds between two claims while the queue's mark does not move: timers fall due and
+#: leases expire unsignalled; a submit or a run leaving its queue moves the mark
+#: (``queue_mark``), and the next look claims at once.
+POLL = 1.0
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Worker:
     def __init__(self, store: Store, state: str, *, queues: Sequence[str] = (),
                  concurrency: int = 4, once: bool = False, name: str | None = None,
                  park_after: float = PARK_AFTER, cancel_grace: float = CANCEL_GRACE,
-                 say: Callable[[str], None] = print) -> None:
+                 poll: float = POLL, say: Callable[[str], None] = print) -> None:
         self.store = store
         self.state = state
         self.queues = list(queues)
@@ -67,6 +68,7 @@ class Worker:
         self.name = name or f"worker-{store.host}-{os.getpid()}"
         self.park_after = park_after
         self.cancel_grace = cancel_grace
+        self.poll = poll
         self.say = say
         self.children: dict[str, Child] = {}
         self.draining = False
@@ -102,7 +104,7 @@ class Worker:
                     return 0
                 if not took:
                     self.store.tick()
-                    time.sleep(POLL)
+                    time.sleep(LOOK)
         finally:
             self._release_all()
             self.store.close()
@@ -112,13 +114,13 @@ class Worker:
         if free <= 0:
             return 0
         self.pool.ready(self.concurrency + 1)
-        mark, now = self.store.write_mark(), time.monotonic()
+        # Taken before the claim: a run queued meanwhile moves it, and is claimed next.
+        mark, now = self.store.queue_mark(), time.monotonic()
         if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
-                now - self._quiet[1] < FULL_CLAIM:
-            return 0  # nothing written since the last claim found nothing
+                now - self._quiet[1] < self.poll:
+            return 0  # nothing queued nor dequeued since the last claim found nothing
         entries = self.store.claim_runs(self.owner, free, self.queues)
-        # The claim itself wrote; what others write from now on changes the mark.
-        self._quiet = None if entries else (self.store.write_mark(), now)
+        self._quiet = None if entries else (mark, now)
         for entry in entries:
             if entry.cancel:
                 self._cancel_unstarted(entry)
