@@ -34,7 +34,7 @@ def test_an_idle_worker_takes_a_submitted_run_without_waiting_for_its_poll(
     engine = Engine(state)
     try:
         delays = []
-        for n in range(3):
+        for n in range(4):  # the first shows the worker up and idle: not counted
             run = NoopSteps(idle=n).submit(queue="idle", engine=engine)
             entry = engine.store.queued(run.run_id)
             assert entry is not None
@@ -49,13 +49,13 @@ def test_an_idle_worker_takes_a_submitted_run_without_waiting_for_its_poll(
             engine.close()
             time.sleep(1.0)  # idle for a while: only the mark can wake it before 30 s
         # Without the mark, the worker would claim ~29 s after its last empty claim.
-        assert all(0 <= d < POLL / 2 for d in delays), delays
+        assert all(0 <= d < POLL / 2 for d in delays[1:]), delays
     finally:
         engine.close()
         worker.terminate()
         out, _ = worker.communicate(timeout=120)
     assert worker.returncode == 0, out
-    assert out.count(" succeeded after ") == 3, out
+    assert out.count(" succeeded after ") == 4, out
 
 
 def _created(run_id: str) -> list[Event]:

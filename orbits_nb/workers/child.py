@@ -36,6 +36,10 @@ TOKEN_ENV = "ORBITS_NB_WORKER_TOKEN"
 WORKER_ENV = "ORBITS_NB_WORKER_ID"
 PARK_ENV = "ORBITS_NB_PARK_AFTER"
 REPORT_ENV = "ORBITS_NB_WORKER_FD"
+#: What the worker writes instead of a run id: claim a run here and execute it.
+CLAIM = "+"
+#: The worker's queues, one per line (none: every queue).
+QUEUES_ENV = "ORBITS_NB_WORKER_QUEUES"
 #: Seconds between two looks for a cancel requested from another process.
 CANCEL_POLL = 0.05
 
@@ -67,27 +71,79 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(engine: Engine, where: Any) -> int:
-    """Execute the runs named on stdin until it closes (or the worker drains)."""
+    """Execute the runs named on stdin until it closes (or the worker drains); a
+    line ``+`` asks this process to claim a run itself and execute it.
+
+    A run that ended here is dequeued here, where the file is held already, and the
+    next runnable run is claimed in the same hold (under the worker's token, within
+    the queues' limits): the report ``0 RUN_ID STATUS NEXT_ID TAKES`` tells the worker
+    that this process goes on with ``NEXT_ID``, so a busy queue never waits for the
+    worker to take the file, claim and hand the run over.
+    """
     report = os.fdopen(int(os.environ[REPORT_ENV]), "w", buffering=1)
     _ = engine.loop  # ready before a run is known: it begins at once
+    queues = [q for q in os.environ.get(QUEUES_ENV, "").splitlines() if q]
     for line in sys.stdin:
         run_id = line.strip()
-        if not run_id:
-            continue
-        try:
-            code, status = _execute(engine, run_id, where, report.write)
-            if code == ENDED:
-                # Here, where the file is held already: the worker need not open it.
-                engine.store.dequeue(run_id)
-        except OrbitsError as err:
-            print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
-            code, status = FAILED, "unknown"
-        report.write(f"{code} {run_id} {status}\n")
-        if engine.draining or (status == "cancelled" and _left_running(engine, run_id)):
-            # A cancel abandoned a step's thread, which may still be at work: ending
-            # this process stops it (the worker starts a fresh one for the next run).
-            break
+        # Held from run to run while it goes on claiming: handed over only to a
+        # process that waits for it (closing an idle file folds the history).
+        with engine.store.keep_open():
+            if run_id == CLAIM:
+                # The worker saw something queued: claim here, where the run
+                # executes, so the file is opened once (not by the worker, then here).
+                run_id = _claim(engine, queues, report)
+            while run_id:
+                run_id, stop = _one(engine, run_id, where, report, queues)
+                if stop:
+                    return ENDED
     return ENDED
+
+
+def _claim(engine: Engine, queues: list[str], report: Any) -> str:
+    """Claim a run for this process, reporting ``claimed RUN_ID TAKES`` (``- 0``: none)."""
+    try:
+        following = _next(engine, queues)
+    except OrbitsError as err:
+        print(f"orbits-nb worker: claim: {err}", file=sys.stderr)
+        following = ""
+    report.write(f"claimed {following.strip() or '- 0'}\n")
+    return following.split()[0] if following else ""
+
+
+def _one(engine: Engine, run_id: str, where: Any, report: Any, queues: list[str]
+         ) -> tuple[str, bool]:
+    """Execute ``run_id`` and report it: the run claimed to go on with ("" for none),
+    and whether this process must end now."""
+    following = ""
+    try:
+        code, status = _execute(engine, run_id, where, report.write)
+        stop = engine.draining or (status == "cancelled" and _left_running(engine, run_id))
+        if code == ENDED:
+            engine.store.dequeue(run_id)
+            following = "" if stop else _next(engine, queues)
+    except OrbitsError as err:
+        print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
+        code, status, stop = FAILED, "unknown", engine.draining
+    report.write(f"{code} {run_id} {status}{following}\n")
+    # A cancel that abandoned a step's thread, which may still be at work, ends this
+    # process to stop it (the worker starts a fresh one for the next run).
+    return (following.split()[0] if following else ""), stop
+
+
+def _next(engine: Engine, queues: list[str]) -> str:
+    """Claim the next run for this process: ``" NEXT_ID TAKES"``, or ``""``. A run
+    whose cancel was requested before it began is ended here, and the claim goes on."""
+    from orbits_nb.workers.claims import cancel_unstarted
+
+    while not engine.draining:
+        claimed = engine.store.claim_runs(engine.owner, 1, queues)
+        if not claimed:
+            return ""
+        if not claimed[0].cancel:
+            return f" {claimed[0].run_id} {claimed[0].takes}"
+        cancel_unstarted(engine.store, claimed[0], engine.owner.token)
+        print(f"{engine.worker}: {claimed[0].run_id} cancelled before it began", flush=True)
+    return ""
 
 
 def _left_running(engine: Engine, run_id: str) -> bool:
