@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import OrbitsError
-from orbits_nb.core.rows import Batch, Owner
+from orbits_nb.core.rows import Batch, Owner, QueuedRun
 from orbits_nb.core.state import RUN_TERMINAL, Event, error_info, fold
 from orbits_nb.core.timer import RunParked
 
@@ -88,10 +88,10 @@ def _serve(engine: Engine, where: Any) -> int:
         # Held from run to run while it goes on claiming: handed over only to a
         # process that waits for it (closing an idle file folds the history).
         with engine.store.keep_open():
-            if run_id == CLAIM:
+            if run_id.startswith(CLAIM):
                 # The worker saw something queued: claim here, where the run
                 # executes, so the file is opened once (not by the worker, then here).
-                run_id = _claim(engine, queues, report)
+                run_id = _claim(engine, queues, report, int(run_id[1:] or 1))
             while run_id:
                 run_id, stop = _one(engine, run_id, where, report, queues)
                 if stop:
@@ -99,15 +99,18 @@ def _serve(engine: Engine, where: Any) -> int:
     return ENDED
 
 
-def _claim(engine: Engine, queues: list[str], report: Any) -> str:
-    """Claim a run for this process, reporting ``claimed RUN_ID TAKES`` (``- 0``: none)."""
+def _claim(engine: Engine, queues: list[str], report: Any, most: int) -> str:
+    """Claim up to ``most`` runs in one claim, reporting ``claimed ID TAKES ...``
+    (``- 0``: none); this process executes the first, the worker hands the others to
+    its other processes, so that runs claimed together begin together."""
     try:
-        following = _next(engine, queues)
+        taken = _next(engine, queues, most)
     except OrbitsError as err:
         print(f"orbits-nb worker: claim: {err}", file=sys.stderr)
-        following = ""
-    report.write(f"claimed {following.strip() or '- 0'}\n")
-    return following.split()[0] if following else ""
+        taken = []
+    words = " ".join(f"{e.run_id} {e.takes}" for e in taken) or "- 0"
+    report.write(f"claimed {words}\n")
+    return taken[0].run_id if taken else ""
 
 
 def _one(engine: Engine, run_id: str, where: Any, report: Any, queues: list[str]
@@ -120,7 +123,8 @@ def _one(engine: Engine, run_id: str, where: Any, report: Any, queues: list[str]
         stop = engine.draining or (status == "cancelled" and _left_running(engine, run_id))
         if code == ENDED:
             engine.store.dequeue(run_id)
-            following = "" if stop else _next(engine, queues)
+            following = "" if stop else "".join(
+                f" {e.run_id} {e.takes}" for e in _next(engine, queues, 1))
     except OrbitsError as err:
         print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
         code, status, stop = FAILED, "unknown", engine.draining
@@ -130,20 +134,24 @@ def _one(engine: Engine, run_id: str, where: Any, report: Any, queues: list[str]
     return (following.split()[0] if following else ""), stop
 
 
-def _next(engine: Engine, queues: list[str]) -> str:
-    """Claim the next run for this process: ``" NEXT_ID TAKES"``, or ``""``. A run
-    whose cancel was requested before it began is ended here, and the claim goes on."""
+def _next(engine: Engine, queues: list[str], most: int) -> list[QueuedRun]:
+    """Claim up to ``most`` runs for this worker. A run whose cancel was requested
+    before it began is ended here, and the claim goes on."""
     from orbits_nb.workers.claims import cancel_unstarted
 
     while not engine.draining:
-        claimed = engine.store.claim_runs(engine.owner, 1, queues)
+        claimed = engine.store.claim_runs(engine.owner, most, queues)
         if not claimed:
-            return ""
-        if not claimed[0].cancel:
-            return f" {claimed[0].run_id} {claimed[0].takes}"
-        cancel_unstarted(engine.store, claimed[0], engine.owner.token)
-        print(f"{engine.worker}: {claimed[0].run_id} cancelled before it began", flush=True)
-    return ""
+            return []
+        kept = [e for e in claimed if not e.cancel]
+        for entry in claimed:
+            if entry.cancel:
+                cancel_unstarted(engine.store, entry, engine.owner.token)
+                print(f"{engine.worker}: {entry.run_id} cancelled before it began",
+                      flush=True)
+        if kept:
+            return kept
+    return []
 
 
 def _left_running(engine: Engine, run_id: str) -> bool:

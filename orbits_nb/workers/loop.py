@@ -48,6 +48,8 @@ LOOK = 0.01
 #: leases expire unsignalled; a submit or a run leaving its queue moves the mark
 #: (``queue_mark``), and the next look claims at once.
 POLL = 1.0
+#: Seconds between two claims that found nothing on a store without a queue mark.
+BLIND = 0.05
 
 
 @dataclass
@@ -128,14 +130,17 @@ class Worker:
         self.pool.ready(self.concurrency + 1)
         # Taken before the claim: a run queued meanwhile moves it, and is claimed next.
         mark, now = self.store.queue_mark(), time.monotonic()
-        if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
-                now - self._quiet[1] < self.poll:
-            return 0  # nothing queued nor dequeued since the last claim found nothing
+        if self._quiet is not None:
+            since = now - self._quiet[1]
+            if mark is None and since < BLIND:
+                return 0  # a store that cannot tell (a server): claim now and then
+            if mark is not None and mark == self._quiet[0] and since < self.poll:
+                return 0  # nothing queued nor dequeued since the last claim found nothing
         idle = self.pool.idle()
         if idle is not None:
             # The ready process claims for itself and begins at once: the file is
             # opened once per run taken, by the process that executes it.
-            self.pool.claim(idle)
+            self.pool.claim(idle, free)
             self._asked = (idle, mark, now)
             return 1
         entries = self.store.claim_runs(self.owner, free, self.queues)
@@ -164,7 +169,7 @@ class Worker:
         while not self.pool.reports.empty():
             slot, code, run_id, status, following = self.pool.reports.get()
             if code == CLAIMED:
-                self._claimed(slot, run_id, int(status or 0))
+                self._claimed(slot, run_id, status.split())
                 continue
             child = self.children.get(run_id)
             if child is None or child.slot is not slot:
@@ -203,8 +208,10 @@ class Worker:
             self.pool.kill(child.slot)
             self._ended(child, died)
 
-    def _claimed(self, slot: Slot, run_id: str, takes: int) -> None:
-        """The process asked to claim took ``run_id`` ("-": nothing was runnable)."""
+    def _claimed(self, slot: Slot, run_id: str, rest: list[str]) -> None:
+        """The process asked to claim took ``run_id`` ("-": nothing was runnable) and
+        executes it; the runs after it in ``rest`` (``TAKES [ID TAKES ...]``) go to
+        other processes at once."""
         asked, self._asked = self._asked, None
         if run_id == "-":
             self.pool.done(slot)
@@ -213,7 +220,9 @@ class Worker:
             return
         slot.run_id = run_id
         self._quiet = None  # more may be runnable: the next look asks again
-        self._took(Child(QueuedRun(run_id, "", takes=takes), slot))
+        self._took(Child(QueuedRun(run_id, "", takes=int(rest[0])), slot))
+        for other, takes in zip(rest[1::2], rest[2::2], strict=False):
+            self._spawn(QueuedRun(other, "", takes=int(takes)))
 
     def _ended(self, child: Child, code: int) -> None:
         """A run stopped otherwise than by ending in its child (parked, drained, the

@@ -75,6 +75,9 @@ class Pool:
                 what, run_id, *rest = line.split()
                 following = (rest[1], int(rest[2])) if len(rest) >= 3 else None
                 code = {"cancel": CANCEL, "claimed": CLAIMED}.get(what)
+                if code == CLAIMED:  # every "ID TAKES" pair after the first's id
+                    self.reports.put((slot, code, run_id, " ".join(rest), None))
+                    continue
                 self.reports.put((slot, int(what) if code is None else code, run_id,
                                   rest[0] if rest else "", following))
 
@@ -99,11 +102,11 @@ class Pool:
         """A process ready for a run, if one is."""
         return next((s for s in self.slots if s.run_id is None and s.alive()), None)
 
-    def claim(self, slot: Slot) -> None:
-        """Ask the idle process of ``slot`` to claim a run itself (see CLAIMED)."""
+    def claim(self, slot: Slot, most: int) -> None:
+        """Ask the idle process of ``slot`` to claim up to ``most`` runs (see CLAIMED)."""
         slot.run_id = CLAIMING
         assert slot.process.stdin is not None
-        slot.process.stdin.write(CLAIMING.encode() + b"\n")
+        slot.process.stdin.write(f"{CLAIMING}{most}\n".encode())
         slot.process.stdin.flush()
 
     def done(self, slot: Slot) -> None:
