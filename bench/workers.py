@@ -41,18 +41,32 @@ from worker_flows import NoopSteps  # noqa: E402
 import orbits_nb as ob  # noqa: E402
 from orbits_nb.store import open_store  # noqa: E402
 
+#: Where worker output goes (the bench's temporary folder).
+OUT: Path | None = None
+
 
 def _workers(state: str, n: int, *args: str) -> list[subprocess.Popen[str]]:
-    from worker_helpers import start_worker
+    """``n`` workers whose output goes to files beside the state (a pipe nobody reads
+    while they work would block them once full)."""
+    from worker_helpers import environment
 
-    return [start_worker(state, "--concurrency", "4", *args) for _ in range(n)]
+    where = OUT or Path(tempfile.gettempdir())
+    procs = []
+    for _ in range(n):
+        with tempfile.NamedTemporaryFile("w", dir=where, prefix="worker-", suffix=".out",
+                                         delete=False) as out:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "orbits_nb.cli", "worker", "--concurrency", "4",
+                 *args], env=environment(state), stdout=out, stderr=subprocess.STDOUT,
+                text=True))
+    return procs
 
 
 def _stop(workers: list[subprocess.Popen[str]]) -> None:
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
-        worker.communicate(timeout=300)
+        worker.wait(timeout=300)
 
 
 def _first(store: Any, run_id: str, kind: str) -> float | None:
@@ -74,8 +88,9 @@ def _poll(check: Callable[[], Any], limit: float = 900.0) -> Any:
 
 def throughput(state: str, runs: int, workers: int) -> float:
     engine = ob.Engine(state)
-    ids = [NoopSteps(batch=workers, n=n).submit(queue="bench", engine=engine).run_id
-           for n in range(runs)]
+    with engine.store.keep_open():  # one opening of the file for all the submits
+        ids = [NoopSteps(batch=workers, n=n).submit(queue="bench", engine=engine).run_id
+               for n in range(runs)]
     engine.close()
     procs = _workers(state, workers)
     store = open_store(state)
@@ -166,7 +181,9 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB file")
     args = parser.parse_args()
+    global OUT
     with tempfile.TemporaryDirectory(prefix="orbits_nb_bench_") as tmp:
+        OUT = Path(tmp)
         made = iter(range(1_000_000))
         if not args.no_duckdb:
             figures("DuckDB file", lambda: str(Path(tmp) / f"w{next(made)}.duckdb"), args)

@@ -37,6 +37,10 @@ def register(commands: Any) -> None:
                         default=5.0,
                         help="seconds a cancelled run has to stop before its process "
                              "is terminated (default: 5)")
+    worker.add_argument("--poll", type=arguments.seconds, metavar="S", default=1.0,
+                        help="seconds between two looks at the queues while nothing "
+                             "is submitted, for timers that fell due and runs whose "
+                             "owner died (default: 1); a submit is seen at once")
     worker.add_argument("--name", type=arguments.text,
                         help="the worker's name in the records (default: "
                              "worker-HOST-PID)")
@@ -60,7 +64,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     store = open_store(state)
     worker = Worker(store, str(state), queues=args.queue, concurrency=args.concurrency,
                     once=args.once, name=args.name, park_after=args.park_after,
-                    cancel_grace=args.cancel_grace,
+                    cancel_grace=args.cancel_grace, poll=args.poll,
                     say=lambda line: print(line, flush=True))
     signal.signal(signal.SIGTERM, worker.on_signal)
     signal.signal(signal.SIGINT, worker.on_signal)

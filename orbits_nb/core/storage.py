@@ -299,6 +299,11 @@ class ControlRecords(Protocol):
         was recorded since ``after``: the owner of runs calls it several times a
         second."""
 
+    def command_mark(self) -> Any:
+        """A cheap value (nothing is opened) that changes whenever a command was
+        recorded by any process since it was taken; None when the store cannot tell
+        (then call :meth:`commands` at every look)."""
+
 
 class QueueRecords(Protocol):
     """Queues of submitted runs, drained by workers within each queue's limits."""
@@ -317,6 +322,12 @@ class QueueRecords(Protocol):
                 queue: QueueRow | None = None) -> bool:
         """Record ``events`` and put the run in its queue, atomically (declaring the
         queue if needed); False when the run waits in a queue already (nothing done)."""
+
+    def queue_mark(self) -> Any:
+        """A cheap value (nothing is opened) that changes whenever a run was queued,
+        or one left its queue, by any process since it was taken; None when the store
+        cannot tell (then claim at every look). Timers falling due and leases expiring
+        do not change it: a worker claims now and then all the same."""
 
     def queued(self, run_id: str) -> QueuedRun | None:
         """The queue entry of ``run_id``, if it is in a queue."""

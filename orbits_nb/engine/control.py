@@ -33,9 +33,10 @@ from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
 if TYPE_CHECKING:
     from orbits_nb.engine.engine import Engine
 
-#: Seconds between two looks for requests while runs execute here. When nothing was
-#: written since (a DuckDB file nobody else held), a look costs no query at all.
-POLL_SECONDS = 0.1
+#: Seconds between two looks for requests while runs execute here. A look costs no
+#: query at all unless a command was recorded since the last one (``command_mark``: a
+#: sidecar of a DuckDB file that every command moves), so it is frequent.
+POLL_SECONDS = 0.05
 
 #: What a cancel that ends a run nobody executes records as its error.
 CANCELLED = {"type": "RunCancelled", "message": "the run was cancelled"}
@@ -60,7 +61,7 @@ class CommandWatch:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        #: The newest seq looked at, and the store's write mark at that look.
+        #: The newest seq looked at, and the store's command mark at that look.
         self.after = 0
         self.mark: Any = object()
 
@@ -77,9 +78,9 @@ class CommandWatch:
         ids = [run_id for run_id, run in list(engine.active.items()) if not run.done]
         if not ids:
             return
-        mark = engine.store.write_mark()
+        mark = engine.store.command_mark()
         if mark is not None and mark == self.mark:
-            return  # nobody else has written the state since the last look
+            return  # no command was recorded anywhere since the last look
         loop = asyncio.get_running_loop()
         events, after = await loop.run_in_executor(None, engine.store.commands, ids,
                                                    self.after)

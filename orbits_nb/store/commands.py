@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.serde import loads_record
 from orbits_nb.core.state import Event
+from orbits_nb.store.marks import Marks
 from orbits_nb.store.statefile import StateFile
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ _COMMANDS = (
     "ORDER BY seq")
 
 
-class CommandTables(StateFile):
+class CommandTables(StateFile, Marks):
     """The command verbs of the store (see the module)."""
 
     def commands(self, run_ids: Sequence[str], after: int) -> tuple[list[Event], int]:

@@ -3,7 +3,8 @@
 A queued run is *running* while its run lease (``leases``) has a live holder, whoever
 that is (a worker, or a kernel that started the run itself), so a queue's
 ``concurrency`` and ``per_key`` count every holder on every host. A claim reads the
-queue and the leases and takes the leases inside one transaction; the DuckDB file's
+queue and the leases and takes the leases inside one transaction (the executing
+entries and one page of the waiting ones at a time: :mod:`.queue_claims`); the DuckDB file's
 hand-over serializes the processes of a host, the server store adds an advisory lock
 (:meth:`_claim_lock`), so two workers never take the same run or overrun a limit. A
 lease whose holder died is free again under the lease rules (pid on this host,
@@ -20,6 +21,8 @@ from orbits_nb.core.errors import InvalidArgument
 from orbits_nb.core.rows import Owner, QueuedRun, QueueRow, QueueStats
 from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.leases import LeaseTables
+from orbits_nb.store.marks import Marks
+from orbits_nb.store.queue_claims import Tally, candidates
 
 if TYPE_CHECKING:
     import duckdb
@@ -45,7 +48,7 @@ def _limit(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-class QueueTables(LeaseTables):
+class QueueTables(LeaseTables, Marks):
     """The queue verbs of the store (see the module)."""
 
     _stale: bool
@@ -125,6 +128,7 @@ class QueueTables(LeaseTables):
                         "submitted_at, not_before, takes) VALUES (?, ?, ?, ?, ?, ?, 0)",
                         [entry.run_id, entry.queue, entry.key, entry.priority,
                          entry.submitted_at, entry.not_before])
+        self._queued()  # committed: idle workers look now
         return True
 
     def queued(self, run_id: str) -> QueuedRun | None:
@@ -140,6 +144,7 @@ class QueueTables(LeaseTables):
     def dequeue(self, run_id: str) -> None:
         with self.connection() as con:
             con.execute("DELETE FROM queued_runs WHERE run_id = ?", [run_id])
+        self._queued()  # a queue's slot may be free: workers waiting for one look now
 
     # -- claims -------------------------------------------------------------------------
     def _held(self, row: tuple[Any, ...]) -> bool:
@@ -153,41 +158,26 @@ class QueueTables(LeaseTables):
         now = time.time()
         with self.transaction() as con:
             self._claim_lock(con)
-            where, params = ("", []) if not queues else (
-                " WHERE q.queue IN (SELECT unnest($1::VARCHAR[]))", [list(queues)])
-            rows = con.execute(_ENTRY + where, params).fetchall()
-            limits = {str(n): (_limit(c), _limit(k)) for n, c, k in con.execute(
-                "SELECT name, concurrency, per_key FROM queues").fetchall()}
-            running: dict[str, int] = {}
-            per_key: dict[tuple[str, Any], int] = {}
-            waiting = []
-            for row in rows:
-                if self._held(row):
-                    running[row[1]] = running.get(row[1], 0) + 1
-                    per_key[row[1], row[2]] = per_key.get((row[1], row[2]), 0) + 1
-                elif row[5] is None or row[5] <= now:
-                    waiting.append(row)
-            waiting.sort(key=lambda r: (-int(r[3] or 0), r[4], r[0]))
-            ends = self._ends(con, [row[0] for row in waiting])
+            tally = Tally({str(n): (_limit(c), _limit(k)) for n, c, k in con.execute(
+                "SELECT name, concurrency, per_key FROM queues").fetchall()})
             chosen: list[QueuedRun] = []
             dropped: list[str] = []
-            for row in waiting:
+            for batch in candidates(con, queues, now, self._held, tally):
+                ends = self._ends(con, [row[0] for row in batch])
+                for row in batch:
+                    if len(chosen) >= limit:
+                        break
+                    end = ends.get(row[0])
+                    if end is not None and end[1] > row[4] and end[0] in _TERMINAL:
+                        dropped.append(row[0])  # it ended (executed elsewhere) since queued
+                        continue
+                    if not tally.room(row):
+                        continue
+                    tally.count(row)
+                    cancel = end is not None and end[0] == "run.cancel_requested"
+                    chosen.append(_entry(row, cancel))
                 if len(chosen) >= limit:
                     break
-                end = ends.get(row[0])
-                if end is not None and end[1] > row[4] and end[0] in _TERMINAL:
-                    dropped.append(row[0])  # it ended (executed elsewhere) since queued
-                    continue
-                bound, key_bound = limits.get(row[1], (None, None))
-                if bound is not None and running.get(row[1], 0) >= bound:
-                    continue
-                if row[2] is not None and key_bound is not None and \
-                        per_key.get((row[1], row[2]), 0) >= key_bound:
-                    continue
-                running[row[1]] = running.get(row[1], 0) + 1
-                per_key[row[1], row[2]] = per_key.get((row[1], row[2]), 0) + 1
-                cancel = end is not None and end[0] == "run.cancel_requested"
-                chosen.append(_entry(row, cancel))
             kept = self._take(con, "run", [(e.run_id, owner, {}) for e in chosen])
             chosen = [e for e in chosen if e.run_id not in kept]
             if dropped:

@@ -11,9 +11,11 @@ from orbits_nb.core.errors import RunOwned
 from orbits_nb.core.rows import Batch, Lease, Owner, RunQuery, RunSummary
 from orbits_nb.core.serde import dumps_record, loads, loads_record, mask_json
 from orbits_nb.core.state import Event
+from orbits_nb.store.commands import COMMAND_KINDS
 from orbits_nb.store.guard import check_run_id
 from orbits_nb.store.leases import LeaseTables
 from orbits_nb.store.logs import LogTables, insert_logs
+from orbits_nb.store.marks import Marks
 from orbits_nb.store.relations import Relations
 from orbits_nb.store.run_list import RunListTables
 
@@ -50,11 +52,16 @@ def _insert_events(con: duckdb.DuckDBPyConnection, events: Sequence[Event]) -> N
         con.execute(_UNNEST_EVENTS, [list(column) for column in zip(*rows, strict=True)])
 
 
-class RunTables(Relations, LeaseTables, LogTables, RunListTables):
+class RunTables(Relations, LeaseTables, LogTables, RunListTables, Marks):
     """The run verbs of the store: writes, leases at start, reads of the history."""
 
     # -- writes ---------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
+        self._write_events(batch)
+        if any(event.kind in COMMAND_KINDS for event in batch.events):
+            self._commanded()  # committed: the owner of the run looks now
+
+    def _write_events(self, batch: Batch) -> None:
         if not (batch.logs or batch.release_leases or batch.heartbeats) and \
                 len(batch.events) <= _CHUNK:
             with self.connection() as con:

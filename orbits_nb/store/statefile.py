@@ -80,6 +80,9 @@ class StateFile:
         self._linger_until = 0.0
         #: Set by the engine while it has runs in flight; idle stores close at once.
         self.busy = False
+        #: Holds of ``keep_open`` (nested, from any thread): the file stays open as
+        #: while ``busy``, whatever the engine sets.
+        self._holds = 0
 
     # -- the file -------------------------------------------------------------------
     @property
@@ -117,15 +120,22 @@ class StateFile:
 
     @contextmanager
     def keep_open(self) -> Iterator[None]:
-        """Keep the file open for a few operations in a row, then hand it over."""
-        was = self.busy
-        self.busy = True
+        """Keep the file open for a few operations in a row, then hand it over (it is
+        handed over meanwhile only to a process waiting for it, as while ``busy``)."""
+        with self._lock:
+            self._holds += 1
         try:
             yield
         finally:
-            self.busy = was
-            if not was and not self.memory:  # closing a store in memory would drop it
+            with self._lock:
+                self._holds -= 1
+                last = not self._holds and not self.busy
+            if last and not self.memory:  # closing a store in memory would drop it
                 self.close()
+
+    @property
+    def _held_open(self) -> bool:
+        return self.busy or self._holds > 0
 
     @contextmanager
     def _session(self, mode: Mode, query: str | None = None, *, linger: bool = False
@@ -149,7 +159,7 @@ class StateFile:
                 if held:
                     self._users -= 1
                     self._last_used = time.monotonic()
-                    if not self.busy and not self.memory and not self._users:
+                    if not self._held_open and not self.memory and not self._users:
                         if linger and self.query_linger > 0:
                             self._keep_for(self.query_linger)
                         else:
@@ -223,13 +233,13 @@ class StateFile:
         with self._lock:
             if self._con is None or self._users:
                 return
-            if self._linger is not None and not self.busy:
+            if self._linger is not None and not self._held_open:
                 # Kept for the next query (its timer closes it), unless somebody waits.
                 if self._waiter():
                     self._close()
                 return
             now = time.monotonic()
-            if not self.busy or now - self._last_used > self.busy_idle_release:
+            if not self._held_open or now - self._last_used > self.busy_idle_release:
                 self._close()
             elif now - self._opened_at > self.time_slice and now >= self._next_check:
                 self._next_check = now + self.wait_check
@@ -252,7 +262,7 @@ class StateFile:
         with self._lock:
             if self._linger is None:
                 return
-            if self._users or self.busy:  # in use again: its owner lets go of it
+            if self._users or self._held_open:  # in use again: its owner lets go of it
                 self._linger = None
                 return
             if time.monotonic() < self._linger_until and not self._waiter():

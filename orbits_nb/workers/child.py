@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orbits_nb.core.errors import OrbitsError
-from orbits_nb.core.rows import Batch, Owner
+from orbits_nb.core.rows import Batch, Owner, QueuedRun
 from orbits_nb.core.state import RUN_TERMINAL, Event, error_info, fold
 from orbits_nb.core.timer import RunParked
 
@@ -36,8 +36,12 @@ TOKEN_ENV = "ORBITS_NB_WORKER_TOKEN"
 WORKER_ENV = "ORBITS_NB_WORKER_ID"
 PARK_ENV = "ORBITS_NB_PARK_AFTER"
 REPORT_ENV = "ORBITS_NB_WORKER_FD"
+#: What the worker writes instead of a run id: claim a run here and execute it.
+CLAIM = "+"
+#: The worker's queues, one per line (none: every queue).
+QUEUES_ENV = "ORBITS_NB_WORKER_QUEUES"
 #: Seconds between two looks for a cancel requested from another process.
-CANCEL_POLL = 0.1
+CANCEL_POLL = 0.05
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,27 +71,87 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(engine: Engine, where: Any) -> int:
-    """Execute the runs named on stdin until it closes (or the worker drains)."""
+    """Execute the runs named on stdin until it closes (or the worker drains); a
+    line ``+`` asks this process to claim a run itself and execute it.
+
+    A run that ended here is dequeued here, where the file is held already, and the
+    next runnable run is claimed in the same hold (under the worker's token, within
+    the queues' limits): the report ``0 RUN_ID STATUS NEXT_ID TAKES`` tells the worker
+    that this process goes on with ``NEXT_ID``, so a busy queue never waits for the
+    worker to take the file, claim and hand the run over.
+    """
     report = os.fdopen(int(os.environ[REPORT_ENV]), "w", buffering=1)
     _ = engine.loop  # ready before a run is known: it begins at once
+    queues = [q for q in os.environ.get(QUEUES_ENV, "").splitlines() if q]
     for line in sys.stdin:
         run_id = line.strip()
-        if not run_id:
-            continue
-        try:
-            code, status = _execute(engine, run_id, where, report.write)
-            if code == ENDED:
-                # Here, where the file is held already: the worker need not open it.
-                engine.store.dequeue(run_id)
-        except OrbitsError as err:
-            print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
-            code, status = FAILED, "unknown"
-        report.write(f"{code} {run_id} {status}\n")
-        if engine.draining or (status == "cancelled" and _left_running(engine, run_id)):
-            # A cancel abandoned a step's thread, which may still be at work: ending
-            # this process stops it (the worker starts a fresh one for the next run).
-            break
+        # Held from run to run while it goes on claiming: handed over only to a
+        # process that waits for it (closing an idle file folds the history).
+        with engine.store.keep_open():
+            if run_id.startswith(CLAIM):
+                # The worker saw something queued: claim here, where the run
+                # executes, so the file is opened once (not by the worker, then here).
+                run_id = _claim(engine, queues, report, int(run_id[1:] or 1))
+            while run_id:
+                run_id, stop = _one(engine, run_id, where, report, queues)
+                if stop:
+                    return ENDED
     return ENDED
+
+
+def _claim(engine: Engine, queues: list[str], report: Any, most: int) -> str:
+    """Claim up to ``most`` runs in one claim, reporting ``claimed ID TAKES ...``
+    (``- 0``: none); this process executes the first, the worker hands the others to
+    its other processes, so that runs claimed together begin together."""
+    try:
+        taken = _next(engine, queues, most)
+    except OrbitsError as err:
+        print(f"orbits-nb worker: claim: {err}", file=sys.stderr)
+        taken = []
+    words = " ".join(f"{e.run_id} {e.takes}" for e in taken) or "- 0"
+    report.write(f"claimed {words}\n")
+    return taken[0].run_id if taken else ""
+
+
+def _one(engine: Engine, run_id: str, where: Any, report: Any, queues: list[str]
+         ) -> tuple[str, bool]:
+    """Execute ``run_id`` and report it: the run claimed to go on with ("" for none),
+    and whether this process must end now."""
+    following = ""
+    try:
+        code, status = _execute(engine, run_id, where, report.write)
+        stop = engine.draining or (status == "cancelled" and _left_running(engine, run_id))
+        if code == ENDED:
+            engine.store.dequeue(run_id)
+            following = "" if stop else "".join(
+                f" {e.run_id} {e.takes}" for e in _next(engine, queues, 1))
+    except OrbitsError as err:
+        print(f"orbits-nb worker: run {run_id}: {err}", file=sys.stderr)
+        code, status, stop = FAILED, "unknown", engine.draining
+    report.write(f"{code} {run_id} {status}{following}\n")
+    # A cancel that abandoned a step's thread, which may still be at work, ends this
+    # process to stop it (the worker starts a fresh one for the next run).
+    return (following.split()[0] if following else ""), stop
+
+
+def _next(engine: Engine, queues: list[str], most: int) -> list[QueuedRun]:
+    """Claim up to ``most`` runs for this worker. A run whose cancel was requested
+    before it began is ended here, and the claim goes on."""
+    from orbits_nb.workers.claims import cancel_unstarted
+
+    while not engine.draining:
+        claimed = engine.store.claim_runs(engine.owner, most, queues)
+        if not claimed:
+            return []
+        kept = [e for e in claimed if not e.cancel]
+        for entry in claimed:
+            if entry.cancel:
+                cancel_unstarted(engine.store, entry, engine.owner.token)
+                print(f"{engine.worker}: {entry.run_id} cancelled before it began",
+                      flush=True)
+        if kept:
+            return kept
+    return []
 
 
 def _left_running(engine: Engine, run_id: str) -> bool:
@@ -157,10 +221,10 @@ def _watch_cancel(engine: Engine, run: Run, stop: threading.Event,
                   report: Callable[[str], Any]) -> None:
     """Cancel the run here when a cancel is requested from anywhere, and tell the
     worker (it terminates this process if the run does not stop in time). The run's
-    events are read again only when another process wrote since the last look."""
+    events are read again only when a command was recorded since the last look."""
     seen: Any = object()
     while not stop.wait(CANCEL_POLL):
-        mark = engine.store.write_mark()
+        mark = engine.store.command_mark()
         if mark is not None and mark == seen:
             continue
         try:

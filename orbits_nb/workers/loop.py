@@ -22,10 +22,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orbits_nb.core.rows import Batch, Owner, QueuedRun
-from orbits_nb.core.state import RUN_TERMINAL, Event, RunState, fold
-from orbits_nb.workers.child import ENDED, PARK_ENV, PARKED, TOKEN_ENV, WORKER_ENV
-from orbits_nb.workers.pool import CANCEL, Pool, Slot
+from orbits_nb.core.rows import Owner, QueuedRun
+from orbits_nb.core.state import RUN_TERMINAL, RunState, fold
+from orbits_nb.workers.child import (
+    ENDED,
+    PARK_ENV,
+    PARKED,
+    QUEUES_ENV,
+    TOKEN_ENV,
+    WORKER_ENV,
+)
+from orbits_nb.workers.claims import cancel_unstarted, record_cancelled
+from orbits_nb.workers.pool import CANCEL, CLAIMED, Pool, Slot
 
 if TYPE_CHECKING:
     from orbits_nb.core.storage import Store
@@ -34,11 +42,14 @@ if TYPE_CHECKING:
 CANCEL_GRACE = 5.0
 #: Timers at least this long park the run instead of holding the worker's slot.
 PARK_AFTER = 30.0
-#: Seconds between two looks at the queue while idle, and at the children.
-POLL = 0.05
-#: Seconds between two full claims while nobody writes the state: timers fall due and
-#: leases expire without a write, everything else shows as one (see ``write_mark``).
-FULL_CLAIM = 1.0
+#: Seconds between two looks at the queue's mark while idle, and at the children.
+LOOK = 0.01
+#: Seconds between two claims while the queue's mark does not move: timers fall due and
+#: leases expire unsignalled; a submit or a run leaving its queue moves the mark
+#: (``queue_mark``), and the next look claims at once.
+POLL = 1.0
+#: Seconds between two claims that found nothing on a store without a queue mark.
+BLIND = 0.05
 
 
 @dataclass
@@ -57,7 +68,7 @@ class Worker:
     def __init__(self, store: Store, state: str, *, queues: Sequence[str] = (),
                  concurrency: int = 4, once: bool = False, name: str | None = None,
                  park_after: float = PARK_AFTER, cancel_grace: float = CANCEL_GRACE,
-                 say: Callable[[str], None] = print) -> None:
+                 poll: float = POLL, say: Callable[[str], None] = print) -> None:
         self.store = store
         self.state = state
         self.queues = list(queues)
@@ -67,14 +78,18 @@ class Worker:
         self.name = name or f"worker-{store.host}-{os.getpid()}"
         self.park_after = park_after
         self.cancel_grace = cancel_grace
+        self.poll = poll
         self.say = say
         self.children: dict[str, Child] = {}
         self.draining = False
         self._beat = 0.0
         self.pool = Pool({**os.environ, TOKEN_ENV: self.owner.token, WORKER_ENV: self.name,
                           PARK_ENV: str(park_after), "ORBITS_NB_STATE": state,
+                          QUEUES_ENV: "\n".join(self.queues),
                           "ORBITS_NB_HOST": store.host, "ORBITS_NB_PROGRESS": "0"})
         self._quiet: tuple[object, float] | None = None
+        #: The process asked to claim a run for itself, with the mark and time then.
+        self._asked: tuple[Slot, object, float] | None = None
 
     # -- signals ------------------------------------------------------------------------
     def on_signal(self, *_: Any) -> None:
@@ -98,27 +113,38 @@ class Worker:
                 self._watch()
                 took = 0 if self.draining else self._claim()
                 self._heartbeat()
-                if (self.draining or (self.once and not took)) and not self.children:
+                if (self.draining or (self.once and not took)) and not self.children \
+                        and self._asked is None:
                     return 0
                 if not took:
                     self.store.tick()
-                    time.sleep(POLL)
+                    time.sleep(LOOK)
         finally:
             self._release_all()
             self.store.close()
 
     def _claim(self) -> int:
         free = self.concurrency - len(self.children)
-        if free <= 0:
+        if free <= 0 or self._asked is not None:
             return 0
         self.pool.ready(self.concurrency + 1)
-        mark, now = self.store.write_mark(), time.monotonic()
-        if self._quiet is not None and mark is not None and self._quiet[0] == mark and \
-                now - self._quiet[1] < FULL_CLAIM:
-            return 0  # nothing written since the last claim found nothing
+        # Taken before the claim: a run queued meanwhile moves it, and is claimed next.
+        mark, now = self.store.queue_mark(), time.monotonic()
+        if self._quiet is not None:
+            since = now - self._quiet[1]
+            if mark is None and since < BLIND:
+                return 0  # a store that cannot tell (a server): claim now and then
+            if mark is not None and mark == self._quiet[0] and since < self.poll:
+                return 0  # nothing queued nor dequeued since the last claim found nothing
+        idle = self.pool.idle()
+        if idle is not None:
+            # The ready process claims for itself and begins at once: the file is
+            # opened once per run taken, by the process that executes it.
+            self.pool.claim(idle, free)
+            self._asked = (idle, mark, now)
+            return 1
         entries = self.store.claim_runs(self.owner, free, self.queues)
-        # The claim itself wrote; what others write from now on changes the mark.
-        self._quiet = None if entries else (self.store.write_mark(), now)
+        self._quiet = None if entries else (mark, now)
         for entry in entries:
             if entry.cancel:
                 self._cancel_unstarted(entry)
@@ -129,14 +155,22 @@ class Worker:
         return len(entries)
 
     def _spawn(self, entry: QueuedRun) -> None:
-        self.children[entry.run_id] = Child(entry, self.pool.send(entry.run_id))
-        where = f"{entry.queue}" + (f", key {entry.key}" if entry.key else "")
-        again = f", take {entry.takes + 1}" if entry.takes else ""
-        self.say(f"{self.name}: took {entry.run_id} ({where}{again})")
+        self._took(Child(entry, self.pool.send(entry.run_id)))
+
+    def _took(self, child: Child) -> None:
+        entry = child.entry
+        self.children[entry.run_id] = child
+        where = ", ".join([entry.queue] * bool(entry.queue) +
+                          [f"key {entry.key}"] * bool(entry.key) +
+                          [f"take {entry.takes + 1}"] * bool(entry.takes))
+        self.say(f"{self.name}: took {entry.run_id}" + (f" ({where})" if where else ""))
 
     def _watch(self) -> None:
         while not self.pool.reports.empty():
-            slot, code, run_id, status = self.pool.reports.get()
+            slot, code, run_id, status, following = self.pool.reports.get()
+            if code == CLAIMED:
+                self._claimed(slot, run_id, status.split())
+                continue
             child = self.children.get(run_id)
             if child is None or child.slot is not slot:
                 continue
@@ -150,8 +184,17 @@ class Worker:
                 self._quiet = None
                 self.say(f"{self.name}: {run_id} {status} after "
                          f"{time.monotonic() - child.started:.2f}s")
+                if following is not None:
+                    # It claimed its next run itself, in the same hold of the file.
+                    next_id, takes = following
+                    slot.run_id = next_id
+                    self._took(Child(QueuedRun(next_id, "", takes=takes), slot))
             else:
                 self._ended(child, code)
+        if self._asked is not None and not self._asked[0].alive() and \
+                self.pool.reports.empty():
+            self.pool.kill(self._asked[0])  # it died claiming: another one is asked
+            self._asked = None
         for run_id, child in list(self.children.items()):
             died = child.slot.process.poll()
             if died is None:
@@ -164,6 +207,22 @@ class Worker:
             del self.children[run_id]
             self.pool.kill(child.slot)
             self._ended(child, died)
+
+    def _claimed(self, slot: Slot, run_id: str, rest: list[str]) -> None:
+        """The process asked to claim took ``run_id`` ("-": nothing was runnable) and
+        executes it; the runs after it in ``rest`` (``TAKES [ID TAKES ...]``) go to
+        other processes at once."""
+        asked, self._asked = self._asked, None
+        if run_id == "-":
+            self.pool.done(slot)
+            if asked is not None:
+                self._quiet = asked[1:]
+            return
+        slot.run_id = run_id
+        self._quiet = None  # more may be runnable: the next look asks again
+        self._took(Child(QueuedRun(run_id, "", takes=int(rest[0])), slot))
+        for other, takes in zip(rest[1::2], rest[2::2], strict=False):
+            self._spawn(QueuedRun(other, "", takes=int(takes)))
 
     def _ended(self, child: Child, code: int) -> None:
         """A run stopped otherwise than by ending in its child (parked, drained, the
@@ -202,26 +261,13 @@ class Worker:
         del self.children[child.entry.run_id]
         state = self._state(child.entry.run_id)
         if state is not None and state.status not in RUN_TERMINAL:
-            self._record_cancelled(state, "the worker terminated the process executing "
+            record_cancelled(self.store, state, "the worker terminated the process executing "
                                           "it after the cancel was not honoured")
         self._ended(child, -9)
 
     def _cancel_unstarted(self, entry: QueuedRun) -> None:
-        state = self._state(entry.run_id)
-        if state is not None and state.status not in RUN_TERMINAL:
-            self._record_cancelled(state, "the run was cancelled before it began")
-        self.store.dequeue(entry.run_id)
-        self.store.release_lease("run", entry.run_id, self.owner.token)
+        cancel_unstarted(self.store, entry, self.owner.token)
         self.say(f"{self.name}: {entry.run_id} cancelled before it began")
-
-    def _record_cancelled(self, state: RunState, message: str) -> None:
-        events = [Event(state.run_id, "step.cancelled", step.key, step.attempts,
-                        data={"error": {"type": "RunCancelled", "message": message}})
-                  for step in state.steps.values()
-                  if step.status in ("running", "waiting", "retrying")]
-        events.append(Event(state.run_id, "run.cancelled", data={
-            "error": {"type": "RunCancelled", "message": message}}))
-        self.store.write(Batch(events=events))
 
     # -- leases -------------------------------------------------------------------------
     def _heartbeat(self) -> None:

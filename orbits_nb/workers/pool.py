@@ -1,7 +1,8 @@
 """The worker's child processes: started ahead, each executing one run at a time.
 
 Each process (:mod:`orbits_nb.workers.child` with ``-``) reads run ids on its stdin
-and reports ``CODE RUN_ID`` on a pipe of its own once a run stopped; a thread per
+and reports ``CODE RUN_ID STATUS [NEXT_ID TAKES]`` on a pipe of its own once a run
+stopped (with the run it claimed to go on with); a thread per
 process turns the reports into a queue the worker reads without blocking. A process
 that a cancel must stop is killed and replaced: the others keep their runs.
 """
@@ -16,10 +17,17 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from orbits_nb.workers.child import REPORT_ENV
+from orbits_nb.workers.child import CLAIM, REPORT_ENV
 
 #: What a report says when the run got a cancel request (not an exit code).
 CANCEL = -1
+#: What a report says when the process claimed a run asked by ``claim`` (its id, "-"
+#: for none; the takes in the status).
+CLAIMED = -2
+#: What a slot's run is while its process claims one.
+CLAIMING = CLAIM
+#: One report of a process: see ``Pool.reports``.
+Report = tuple["Slot", int, str, str, "tuple[str, int] | None"]
 
 
 @dataclass(eq=False)
@@ -40,9 +48,10 @@ class Pool:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.slots: list[Slot] = []
-        #: (slot, what, run id, status): what is an exit code, or -1 for "the run got a
-        #: cancel request".
-        self.reports: queue.SimpleQueue[tuple[Slot, int, str, str]] = queue.SimpleQueue()
+        #: (slot, what, run id, status, following): what is an exit code, or -1 for
+        #: "the run got a cancel request"; following is (run id, takes) of the run the
+        #: process claimed and goes on with, or None.
+        self.reports: queue.SimpleQueue[Report] = queue.SimpleQueue()
 
     def _start(self) -> Slot:
         read, write = os.pipe()
@@ -63,13 +72,19 @@ class Pool:
     def _read(self, slot: Slot, fd: int) -> None:
         with os.fdopen(fd, "r") as lines:
             for line in lines:
-                what, run_id, *status = line.split()
-                self.reports.put((slot, CANCEL if what == "cancel" else int(what), run_id,
-                                  status[0] if status else ""))
+                what, run_id, *rest = line.split()
+                following = (rest[1], int(rest[2])) if len(rest) >= 3 else None
+                code = {"cancel": CANCEL, "claimed": CLAIMED}.get(what)
+                if code == CLAIMED:  # every "ID TAKES" pair after the first's id
+                    self.reports.put((slot, code, run_id, " ".join(rest), None))
+                    continue
+                self.reports.put((slot, int(what) if code is None else code, run_id,
+                                  rest[0] if rest else "", following))
 
     def ready(self, most: int) -> None:
         """Have one idle process ready, while fewer than ``most`` exist."""
-        self.slots = [s for s in self.slots if s.alive() or s.run_id is not None]
+        self.slots = [s for s in self.slots
+                      if s.alive() or s.run_id not in (None, CLAIMING)]
         if not any(s.run_id is None for s in self.slots) and len(self.slots) < most:
             self._start()
 
@@ -82,6 +97,17 @@ class Pool:
         slot.process.stdin.write(run_id.encode() + b"\n")
         slot.process.stdin.flush()
         return slot
+
+    def idle(self) -> Slot | None:
+        """A process ready for a run, if one is."""
+        return next((s for s in self.slots if s.run_id is None and s.alive()), None)
+
+    def claim(self, slot: Slot, most: int) -> None:
+        """Ask the idle process of ``slot`` to claim up to ``most`` runs (see CLAIMED)."""
+        slot.run_id = CLAIMING
+        assert slot.process.stdin is not None
+        slot.process.stdin.write(f"{CLAIMING}{most}\n".encode())
+        slot.process.stdin.flush()
 
     def done(self, slot: Slot) -> None:
         slot.run_id = None

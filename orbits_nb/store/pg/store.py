@@ -151,6 +151,12 @@ class PostgresStore(PgLink, RunTables, ResourceTables,  # type: ignore[misc]
         return super().take_lease(family, key, owner, detail)
 
     # -- queues ----------------------------------------------------------------------------
+    def queue_mark(self) -> None:
+        """Other hosts queue runs unseen: a worker claims at every look."""
+
+    def command_mark(self) -> None:
+        """Other hosts record commands unseen: the owner reads them at every look."""
+
     def _claim_lock(self, con: Any) -> None:
         # Claims read the queue and the leases, then take leases: one host at a time.
         con.execute("SELECT pg_advisory_xact_lock(?)", [_LEASE_LOCKS["run"]])
