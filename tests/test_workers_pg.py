@@ -54,7 +54,7 @@ def test_a_killed_hosts_runs_are_taken_over_by_the_other_host(
     side = tmp_path / "side.txt"
     engine = Engine(pg_location.open())
     try:
-        runs = [Steps(n=n, steps=3, pause=0.5, side=str(side)).submit(
+        runs = [Steps(n=n, steps=3, pause=2.0, side=str(side)).submit(
             queue="team", engine=engine).run_id for n in range(3)]
     finally:
         engine.close()
@@ -63,6 +63,9 @@ def test_a_killed_hosts_runs_are_taken_over_by_the_other_host(
     wait_for(lambda: all(side_counts(side)[f"{n} s1"] for n in range(3)), "step s1")
     first.kill()
     first.communicate(timeout=60)
+    # A loaded machine may let a run end before the kill lands: only the others are cut.
+    cut = [r for r in runs if status(url, r) != "succeeded"]
+    assert cut, "the kill came after every run had ended"
     # Host b sees host a's leases by their heartbeat: it takes the runs over once
     # they are older than the lease timeout.
     second = start_worker(url, "--concurrency", "3", ORBITS_NB_HOST="host-b", **env)
@@ -76,5 +79,5 @@ def test_a_killed_hosts_runs_are_taken_over_by_the_other_host(
     for n, run_id in enumerate(runs):
         mine = [e for e in found if e.run_id == run_id]
         hosts = [e.data.get("host") for e in mine if e.kind == "run.started"]
-        assert hosts == ["host-a", "host-b"], (run_id, hosts)
+        assert hosts == (["host-a", "host-b"] if run_id in cut else ["host-a"]), (run_id, hosts)
         check_no_completed_step_again(side, str(n), mine, ["s0", "s1", "s2"])

@@ -260,6 +260,10 @@ def _runbook(engine: Engine, run_id: str, where: Any) -> int:
 
     engine.store.park_run(run_id, time.time() + 24 * 3600)
     engine.store.release_lease("run", run_id, engine.owner.token)
+    # The runbook's kernel opens the state itself: let go of it now, though this process
+    # holds it from run to run (it is handed over only when somebody waits, and nothing
+    # here looks for a waiter while the notebook executes).
+    engine.store.close()
     # The runbook's own submit() of this run must execute it there, not queue it again
     # (its kernel inherits this process's environment).
     os.environ[EXECUTES_ENV] = run_id
