@@ -29,26 +29,28 @@ class Nothing(ob.Action):
 _ENGINE_THREADS = ("orbits-nb-engine", "orbits-nb-writer")
 
 
-def _engine_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name in _ENGINE_THREADS]
+def _engine_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name in _ENGINE_THREADS}
 
 
 @pytest.mark.parametrize("command", [["show", "two-run"], ["cancel", "two-run"],
                                      ["runs"], ["reset", "two-run", "one"]])
 def test_a_command_leaves_no_engine_open(state: Path, command: list[str],
                                          capsys: pytest.CaptureFixture[str]) -> None:
+    others = _engine_threads()  # engines of other tests in this process: not ours
     engine = Engine(state)
     try:
         assert engine.start(Two(), run_id="two-run").wait(60) == 1
     finally:
         engine.close()
-    until(lambda: not _engine_threads())
+    until(lambda: not _engine_threads() - others)
     before = default_engine()
     _ = before.loop  # the process's engine runs its loop now
-    assert _engine_threads()
+    assert _engine_threads() - others
     main(["--state", str(state), *command])
     capsys.readouterr()
-    until(lambda: not _engine_threads())  # AssertionError if the command left them
+    # AssertionError if the command left them
+    until(lambda: not _engine_threads() - others)
     after = default_engine()  # the closed engine was forgotten: a fresh one
     assert after is not before
     after.close()
