@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from orbits_nb._optional import needs
 from orbits_nb.aws.session import AWSError, aws_errors
 
 #: Endpoints (URLs) that answered DetectStackDrift with "not implemented".
@@ -84,8 +85,9 @@ def _finished(cf: Any, detection: str, poll: float) -> bool:
 
 
 def _not_implemented(err: BaseException) -> bool:
-    from botocore.exceptions import ClientError
-    from botocore.parsers import ResponseParserError
+    with needs("aws", "drift checks of CloudFormation stacks"):
+        from botocore.exceptions import ClientError
+        from botocore.parsers import ResponseParserError
 
     if isinstance(err, ResponseParserError):  # an answer not in the API's language
         return True
