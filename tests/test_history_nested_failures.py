@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 from stores import Location, any_store, location, pg_server, shared_location  # noqa: F401
+from test_history_executions import Flaky, Steady
 
 import orbits_nb as ob
 from orbits_nb.core.rows import Batch, RunQuery
@@ -23,23 +24,9 @@ from orbits_nb.core.storage import Store
 from orbits_nb.store import migrate
 
 
-class FailsOnce(ob.Action):
-    retry = ob.Retry(attempts=2, delay=0.01)
-
-    def main(self) -> Any:
-        if self.attempt < 2:
-            raise ValueError("first try")
-        return self.attempt
-
-
-class Steady(ob.Action):
-    def main(self) -> Any:
-        return 1
-
-
 class Inner(ob.Workflow):
     async def define(self) -> Any:
-        return await self.do("flaky", FailsOnce()) if self.args["flaky"] else 0
+        return await self.do("flaky", Flaky()) if self.args["flaky"] else 0
 
 
 class Middle(ob.Workflow):

@@ -61,24 +61,26 @@ class SharedFuture(concurrent.futures.Future[T]):
         return True
 
     def set_result(self, result: T) -> None:
-        with _SHARED:
-            if self._state in _ENDED:
-                raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
-            self._result = result
-            self._state = FINISHED
-            for waiter in self._waiters:
-                waiter.add_result(self)
-            self._wake()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._finish(result, None)
 
     def set_exception(self, exception: BaseException | None) -> None:
+        self._finish(None, exception)
+
+    def _finish(self, result: T | None, exception: BaseException | None) -> None:
+        """End the future with its result, or with ``exception`` when one is given."""
         with _SHARED:
             if self._state in _ENDED:
                 raise concurrent.futures.InvalidStateError(f"{self._state}: {self!r}")
-            self._exception = exception
+            if exception is None:
+                self._result = result
+            else:
+                self._exception = exception
             self._state = FINISHED
             for waiter in self._waiters:
-                waiter.add_exception(self)
+                if exception is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
             self._wake()
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
