@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orbits_nb.core.errors import InvalidArgument
-from orbits_nb.core.rows import QueueRow
 
 if TYPE_CHECKING:
+    from orbits_nb.core.rows import QueueRow
     from orbits_nb.engine.engine import Engine
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -57,6 +57,8 @@ class Queue:
         check_limit("per_key", self.per_key)
 
     def row(self) -> QueueRow:
+        from orbits_nb.core.rows import QueueRow  # the store's row types load with a store
+
         return QueueRow(self.name, self.concurrency, self.per_key)
 
     def declare(self, engine: Engine | None = None) -> Queue:
