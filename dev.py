@@ -53,6 +53,9 @@ def setup(extra: str) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
         f".[{extra}]")
+    # Byte-compile the package once: where PYTHONDONTWRITEBYTECODE is set, every kernel,
+    # worker and CLI process the tests start would otherwise compile it from source.
+    run(PY, "-m", "compileall", "-q", "orbits_nb")
 
 
 def cdk_setup() -> None:
